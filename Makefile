@@ -1,0 +1,27 @@
+# clinical-backbone: two commands matter, `make run` and `make test`.
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+PACKAGES := events projections services
+
+.PHONY: setup run test lint down infra-up
+
+setup:
+	bash infra/setup.sh
+
+infra-up: setup
+	$(BIN)/backbone infra up
+
+run: infra-up
+	$(BIN)/backbone infra status
+
+test: infra-up
+	$(BIN)/pytest -q tests
+
+lint: setup
+	$(BIN)/ruff check $(PACKAGES) tests
+	$(BIN)/ruff format --check $(PACKAGES) tests
+	$(BIN)/mypy $(PACKAGES)
+
+down:
+	@if [ -x $(BIN)/backbone ]; then $(BIN)/backbone infra down; else echo "nothing to stop (no .venv)"; fi

@@ -1,0 +1,1 @@
+"""The read side: projections consuming Kafka into PostgreSQL read tables."""

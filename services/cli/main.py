@@ -1,0 +1,21 @@
+"""The ``backbone`` command: one entry point for every process and tool of the backbone."""
+
+from __future__ import annotations
+
+import typer
+
+from services.cli import infra
+from services.observability.logs import configure_logging
+from services.settings import get_settings
+
+app = typer.Typer(help="clinical-backbone: event-sourced clinical data.", no_args_is_help=True)
+app.add_typer(infra.app, name="infra")
+
+
+@app.callback()
+def _setup() -> None:
+    configure_logging(get_settings().log_level)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,1 @@
+"""Start, stop and check the local PostgreSQL cluster and Kafka broker."""
