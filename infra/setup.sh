@@ -36,3 +36,5 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
 fi
 
 .venv/bin/backbone infra fetch
+
+.venv/bin/backbone keys init

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import typer
 
-from services.cli import infra
+from services.cli import infra, keys
 from services.observability.logs import configure_logging
 from services.settings import get_settings
 
 app = typer.Typer(help="clinical-backbone: event-sourced clinical data.", no_args_is_help=True)
 app.add_typer(infra.app, name="infra")
+app.add_typer(keys.app, name="keys")
 
 
 @app.callback()

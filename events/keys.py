@@ -1,0 +1,226 @@
+"""Per-patient data keys, wrapped by a master key; destroying a key erases the patient.
+
+Each patient (and the non-patient "operations" stream) has its own random AES-256 data
+key. Data keys are stored wrapped (AES-256-GCM under the master key, the key id as
+associated data) in ``patient_data_keys``; the master key is read from
+``BACKBONE_MASTER_KEY_FILE``. ``destroy`` deletes the wrapped key: ciphertext under it can
+never be decrypted again.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Protocol
+from uuid import UUID
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from psycopg_pool import ConnectionPool
+
+from events.errors import PatientErasedError
+
+OPERATIONS_KEY_ID = UUID(int=0)
+KEY_BYTES = 32
+NONCE_BYTES = 12
+
+
+class MasterKeyMissing(RuntimeError):
+    """The master key file does not exist or is unusable."""
+
+
+def create_master_key(path: Path) -> bool:
+    """Write a new random master key with 0600 permissions unless one exists."""
+    if path.exists():
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(base64.b64encode(secrets.token_bytes(KEY_BYTES)).decode() + "\n")
+    return True
+
+
+def load_master_key(path: Path) -> bytes:
+    try:
+        key = base64.b64decode(path.read_text().strip(), validate=True)
+    except FileNotFoundError as exc:
+        raise MasterKeyMissing(
+            f"master key file {path} not found: run `make setup` or `backbone keys init`"
+        ) from exc
+    except ValueError as exc:
+        raise MasterKeyMissing(f"master key file {path} is not base64") from exc
+    if len(key) != KEY_BYTES:
+        raise MasterKeyMissing(f"master key in {path} must be {KEY_BYTES} bytes")
+    return key
+
+
+def derive_key(master: bytes, purpose: bytes) -> bytes:
+    """A subkey of the master key for one purpose (e.g. the MRN index)."""
+    return HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=None, info=purpose).derive(master)
+
+
+class KeyStore(Protocol):
+    """Where wrapped data keys live: PostgreSQL in production, a dict in unit tests."""
+
+    def load(self, key_ids: Iterable[UUID]) -> dict[UUID, bytes | None]:
+        """Wrapped keys by id; ``None`` for a destroyed key; absent ids are missing."""
+
+    def insert(self, key_id: UUID, wrapped: bytes) -> None:
+        """Store a wrapped key unless one exists for the id (first writer wins)."""
+
+    def destroy(self, key_id: UUID) -> bool:
+        """Forget the wrapped key; True if there was a live key."""
+
+
+class MemoryKeyStore:
+    """Wrapped keys in a dict, for unit tests."""
+
+    def __init__(self) -> None:
+        self._keys: dict[UUID, bytes | None] = {}
+        self._lock = threading.Lock()
+
+    def load(self, key_ids: Iterable[UUID]) -> dict[UUID, bytes | None]:
+        with self._lock:
+            return {k: self._keys[k] for k in key_ids if k in self._keys}
+
+    def insert(self, key_id: UUID, wrapped: bytes) -> None:
+        with self._lock:
+            self._keys.setdefault(key_id, wrapped)
+
+    def destroy(self, key_id: UUID) -> bool:
+        with self._lock:
+            live = self._keys.get(key_id) is not None
+            self._keys[key_id] = None
+            return live
+
+
+class PostgresKeyStore:
+    """Wrapped keys in the ``patient_data_keys`` table."""
+
+    CREATE = """
+        CREATE TABLE IF NOT EXISTS patient_data_keys (
+            key_id uuid PRIMARY KEY,
+            wrapped_key bytea,
+            created_at timestamptz NOT NULL DEFAULT now(),
+            destroyed_at timestamptz
+        )"""
+
+    def __init__(self, pool: ConnectionPool) -> None:
+        self.pool = pool
+        with self.pool.connection() as conn:
+            conn.execute(self.CREATE)
+
+    def load(self, key_ids: Iterable[UUID]) -> dict[UUID, bytes | None]:
+        ids = list(key_ids)
+        with self.pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT key_id, wrapped_key FROM patient_data_keys WHERE key_id = ANY(%s)", (ids,)
+            ).fetchall()
+        return {row[0]: (bytes(row[1]) if row[1] is not None else None) for row in rows}
+
+    def insert(self, key_id: UUID, wrapped: bytes) -> None:
+        with self.pool.connection() as conn:
+            conn.execute(
+                "INSERT INTO patient_data_keys (key_id, wrapped_key) VALUES (%s, %s) "
+                "ON CONFLICT (key_id) DO NOTHING",
+                (key_id, wrapped),
+            )
+
+    def destroy(self, key_id: UUID) -> bool:
+        with self.pool.connection() as conn:
+            cur = conn.execute(
+                "UPDATE patient_data_keys SET wrapped_key = NULL, destroyed_at = now() "
+                "WHERE key_id = %s AND wrapped_key IS NOT NULL",
+                (key_id,),
+            )
+            if cur.rowcount == 0:
+                conn.execute(
+                    "INSERT INTO patient_data_keys (key_id, wrapped_key, destroyed_at) "
+                    "VALUES (%s, NULL, now()) ON CONFLICT (key_id) DO NOTHING",
+                    (key_id,),
+                )
+            return cur.rowcount > 0
+
+
+class Keyring:
+    """Unwrapped data keys by id, created on first use and cached for ``cache_ttl_s``.
+
+    The cache is short-lived so that a key destroyed by another process stops decrypting
+    here soon after; ``refresh`` drops it at once (the relay does so before each batch).
+    """
+
+    def __init__(self, master_key: bytes, store: KeyStore, cache_ttl_s: float = 60.0) -> None:
+        self._wrapper = AESGCM(master_key)
+        self.store = store
+        self.cache_ttl_s = cache_ttl_s
+        self._cache: dict[UUID, tuple[float, bytes]] = {}
+        self._lock = threading.Lock()
+
+    def _unwrap(self, key_id: UUID, wrapped: bytes) -> bytes:
+        return self._wrapper.decrypt(wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:], key_id.bytes)
+
+    def _wrap(self, key_id: UUID, key: bytes) -> bytes:
+        nonce = secrets.token_bytes(NONCE_BYTES)
+        return nonce + self._wrapper.encrypt(nonce, key, key_id.bytes)
+
+    def _cached(self, key_id: UUID) -> bytes | None:
+        with self._lock:
+            entry = self._cache.get(key_id)
+        if entry is None or time.monotonic() - entry[0] > self.cache_ttl_s:
+            return None
+        return entry[1]
+
+    def _remember(self, key_id: UUID, key: bytes) -> None:
+        with self._lock:
+            if len(self._cache) > 100_000:
+                self._cache.clear()
+            self._cache[key_id] = (time.monotonic(), key)
+
+    def key_for_writing(self, key_id: UUID) -> bytes:
+        """The data key, created if the id has none yet; erased ids refuse."""
+        cached = self._cached(key_id)
+        if cached is not None:
+            return cached
+        found = self.store.load([key_id])
+        if key_id not in found:
+            self.store.insert(key_id, self._wrap(key_id, secrets.token_bytes(KEY_BYTES)))
+            found = self.store.load([key_id])
+        return self._resolve(key_id, found.get(key_id))
+
+    def key_for_reading(self, key_id: UUID) -> bytes:
+        """The data key; PatientErasedError if it was destroyed or never existed."""
+        cached = self._cached(key_id)
+        if cached is not None:
+            return cached
+        return self._resolve(key_id, self.store.load([key_id]).get(key_id))
+
+    def prefetch(self, key_ids: Iterable[UUID]) -> None:
+        """Load many keys in one round trip (the relay calls this per batch)."""
+        wanted = {k for k in key_ids if self._cached(k) is None}
+        if not wanted:
+            return
+        for key_id, wrapped in self.store.load(wanted).items():
+            if wrapped is not None:
+                self._remember(key_id, self._unwrap(key_id, wrapped))
+
+    def _resolve(self, key_id: UUID, wrapped: bytes | None) -> bytes:
+        if wrapped is None:
+            raise PatientErasedError(key_id)
+        key = self._unwrap(key_id, wrapped)
+        self._remember(key_id, key)
+        return key
+
+    def destroy(self, key_id: UUID) -> bool:
+        with self._lock:
+            self._cache.pop(key_id, None)
+        return self.store.destroy(key_id)
+
+    def refresh(self) -> None:
+        with self._lock:
+            self._cache.clear()

@@ -1,0 +1,1 @@
+"""Pure clinical rules (units, result flags, vital signs, medication alerts) over packaged data."""

@@ -1,0 +1,31 @@
+"""Settings of the write side, read from ``BACKBONE_*`` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class StoreSettings(BaseSettings):
+    """Where the event store lives and how its payloads are encrypted."""
+
+    model_config = SettingsConfigDict(env_prefix="BACKBONE_", extra="ignore")
+
+    environment: str = "development"
+    database_url: str = "postgresql://backbone:backbone@127.0.0.1:55432/backbone"
+    master_key_file: Path = REPO_ROOT / ".data" / "keys" / "master.key"
+    store_name: str = "clinical"
+    store_pool_size: int = 5
+    store_pool_overflow: int = 10
+    store_lock_timeout_s: int = 5
+    key_cache_ttl_s: float = 60.0
+
+
+@lru_cache(maxsize=1)
+def get_store_settings() -> StoreSettings:
+    """The process-wide store settings, read once."""
+    return StoreSettings()

@@ -1,0 +1,535 @@
+"""The clinical event store: the only write API of the backbone.
+
+``ClinicalStore`` is an ``eventsourcing`` application. Each command loads the aggregates it
+needs, asks the pure decision functions of ``events.aggregates`` what happened, wraps the
+payloads in envelopes (actor, both times, reason, correlation and causation ids) and saves
+them in one transaction. Commands return the new id and the store position.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+from uuid import UUID, uuid4
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import ApplicationRecorder, IntegrityError, Mapper
+from eventsourcing.utils import get_topic
+
+from events.aggregates import medications, observations, orders, patients
+from events.aggregates.common import Evolve, fold, require_reason
+from events.contract import spec_of
+from events.envelope import Actor, ClinicalEvent
+from events.errors import (
+    ClinicalRuleViolation,
+    ConflictError,
+    DomainError,
+    DuplicateMRN,
+    NotFound,
+    PatientErasedError,
+)
+from events.keys import Keyring, derive_key
+from events.mapper import ClinicalMapper, ErasedEventError
+from events.payloads import access as acc
+from events.payloads import medications as m
+from events.payloads import patients as p
+from events.payloads.base import Payload
+from events.recorders import (
+    ClinicalMemoryRecorder,
+    ClinicalPostgresRecorder,
+    IdempotencyClaim,
+    JsonDict,
+)
+
+S = TypeVar("S")
+Clock = Callable[[], datetime]
+IdFactory = Callable[[], UUID]
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+def utc_now() -> datetime:
+    return datetime.now(tz=UTC)
+
+
+@dataclass(frozen=True)
+class CommandContext:
+    """Who sends a command, why, when it happened clinically, and how it relates to others."""
+
+    actor: Actor
+    reason: str | None = None
+    occurred_at: datetime | None = None
+    correlation_id: UUID | None = None
+    causation_id: UUID | None = None
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """What a command answers: the id it created or changed, and the store position."""
+
+    id: UUID
+    position: int
+    detail: JsonDict = field(default_factory=dict)
+    replayed: bool = False
+
+    def to_json(self) -> JsonDict:
+        return {"id": str(self.id), "detail": self.detail}
+
+    @classmethod
+    def from_claim(cls, claim: JsonDict) -> CommandResult:
+        return cls(UUID(claim["id"]), int(claim["position"]), claim.get("detail", {}), True)
+
+
+@dataclass(frozen=True)
+class Pending:
+    """An event a decision produced, before it gets its envelope."""
+
+    stream_id: UUID
+    version: int
+    patient_id: UUID | None
+    payload: Payload
+
+
+@dataclass
+class Outcome:
+    """What a command decided: the events, the id to answer with, and extra detail."""
+
+    result_id: UUID
+    pending: list[Pending]
+    detail: JsonDict = field(default_factory=dict)
+    on_conflict: DomainError | None = None
+
+
+class ClinicalStore(Application[UUID]):
+    """The event-sourced application every write goes through."""
+
+    name = "clinical"
+
+    def __init__(
+        self,
+        env: dict[str, str],
+        keyring: Keyring,
+        master_key: bytes,
+        clock: Clock = utc_now,
+        new_id: IdFactory = uuid4,
+        name: str = "clinical",
+    ) -> None:
+        self.name = name  # names the PostgreSQL table: <name>_events
+        self.keyring = keyring
+        self.clock = clock
+        self.new_id = new_id
+        self._mrn_key = derive_key(master_key, b"clinical-backbone/mrn-index")
+        super().__init__(env)
+
+    # -- library extension points ----------------------------------------------------------
+    def construct_mapper(self) -> Mapper[UUID]:
+        return ClinicalMapper(self.keyring)
+
+    def construct_recorder(self) -> ApplicationRecorder:
+        if self.env.get("PERSISTENCE_MODULE", "") == "eventsourcing.postgres":
+            self.env["APPLICATION_RECORDER_TOPIC"] = get_topic(ClinicalPostgresRecorder)
+            return self.factory.application_recorder()
+        return ClinicalMemoryRecorder()
+
+    @property
+    def clinical_recorder(self) -> ClinicalPostgresRecorder | ClinicalMemoryRecorder:
+        recorder = self.recorder
+        if not isinstance(recorder, ClinicalPostgresRecorder | ClinicalMemoryRecorder):
+            raise TypeError(f"unexpected recorder {type(recorder).__name__}")
+        return recorder
+
+    # -- plumbing --------------------------------------------------------------------------
+    def patient_id_for_mrn(self, mrn: str) -> UUID:
+        """A stable, non-reversible patient id for an MRN: the store's uniqueness key."""
+        digest = hmac.new(self._mrn_key, mrn.strip().upper().encode(), hashlib.sha256).digest()
+        raw = bytearray(digest[:16])
+        raw[6] = (raw[6] & 0x0F) | 0x80  # RFC 9562 version 8 (custom)
+        raw[8] = (raw[8] & 0x3F) | 0x80
+        return UUID(bytes=bytes(raw))
+
+    def load(self, stream_id: UUID, evolve: Evolve[S]) -> S | None:
+        """The current state of a stream, or None if it has no events."""
+        try:
+            state: S = self.repository.get(  # type: ignore[type-var,assignment]
+                stream_id, projector_func=fold(evolve)
+            )
+        except AggregateNotFoundError:
+            return None
+        except ErasedEventError as exc:
+            raise PatientErasedError(exc.header.patient_id or stream_id) from exc
+        return state
+
+    def _patient(self, patient_id: UUID) -> patients.Patient:
+        return patients.require_patient(self.load(patient_id, patients.evolve), patient_id)
+
+    def _order(self, order_id: UUID) -> orders.LabOrder:
+        state = self.load(order_id, orders.evolve)
+        if state is None:
+            raise NotFound("lab order", order_id)
+        return state
+
+    def _medication(self, medication_id: UUID) -> medications.MedicationOrder:
+        state = self.load(medication_id, medications.evolve)
+        if state is None:
+            raise NotFound("medication order", medication_id)
+        return state
+
+    def _idempotency_key(self, ctx: CommandContext) -> str | None:
+        if ctx.idempotency_key is None:
+            return None
+        return f"{ctx.actor.user_id}:{ctx.idempotency_key}"
+
+    def _envelope(
+        self, item: Pending, ctx: CommandContext, now: datetime, correlation_id: UUID
+    ) -> ClinicalEvent:
+        occurred_at = ctx.occurred_at or now
+        if occurred_at.tzinfo is None:
+            raise ClinicalRuleViolation("occurred_at needs a time zone", field="occurred_at")
+        if occurred_at > now + CLOCK_SKEW:
+            raise ClinicalRuleViolation("occurred_at is in the future", field="occurred_at")
+        payload_type = type(item.payload)
+        spec = spec_of(payload_type.event_type)
+        if payload_type is not spec.current:
+            raise TypeError(f"{payload_type.__name__} is not the current payload version")
+        return ClinicalEvent(
+            originator_id=item.stream_id,
+            originator_version=item.version,
+            timestamp=now,
+            event_id=self.new_id(),
+            event_type=payload_type.event_type,
+            schema_version=payload_type.schema_version,
+            patient_id=item.patient_id,
+            occurred_at=occurred_at.astimezone(UTC),
+            actor=ctx.actor,
+            reason=ctx.reason.strip() if ctx.reason and ctx.reason.strip() else None,
+            correlation_id=correlation_id,
+            causation_id=ctx.causation_id,
+            payload=item.payload,
+        )
+
+    def execute(self, ctx: CommandContext, decide: Callable[[datetime], Outcome]) -> CommandResult:
+        """Run a command: replay an idempotent repeat, or decide, wrap and save atomically."""
+        key = self._idempotency_key(ctx)
+        if key is not None and (prior := self.clinical_recorder.claimed_result(key)) is not None:
+            return CommandResult.from_claim(prior)
+        now = self.clock()
+        outcome = decide(now)
+        correlation_id = ctx.correlation_id or self.new_id()
+        events = [self._envelope(item, ctx, now, correlation_id) for item in outcome.pending]
+        result = CommandResult(outcome.result_id, 0, outcome.detail)
+        claim = IdempotencyClaim(key, result.to_json()) if key is not None else None
+        try:
+            recordings = self.save(*events, idempotency=claim)
+        except IntegrityError as exc:
+            if key is not None and (prior := self.clinical_recorder.claimed_result(key)):
+                return CommandResult.from_claim(prior)
+            raise outcome.on_conflict or ConflictError(
+                "another change to the same record was saved first; reload and retry"
+            ) from exc
+        position = max(r.notification.id for r in recordings)
+        return CommandResult(outcome.result_id, position, outcome.detail)
+
+    def _one(
+        self,
+        ctx: CommandContext,
+        decide: Callable[[datetime], Pending],
+        result_id: UUID | None = None,
+    ) -> CommandResult:
+        def outcome(now: datetime) -> Outcome:
+            item = decide(now)
+            return Outcome(result_id or item.stream_id, [item])
+
+        return self.execute(ctx, outcome)
+
+    # -- patients --------------------------------------------------------------------------
+    def register_patient(
+        self, ctx: CommandContext, registration: p.PatientRegistered
+    ) -> CommandResult:
+        patient_id = self.patient_id_for_mrn(registration.mrn)
+
+        def decide(now: datetime) -> Outcome:
+            existing = self._existing(patient_id)
+            payload = patients.register(patient_id, existing, registration, now.date())
+            return Outcome(
+                patient_id,
+                [Pending(patient_id, 1, patient_id, payload)],
+                on_conflict=DuplicateMRN(patient_id),
+            )
+
+        return self.execute(ctx, decide)
+
+    def _existing(self, patient_id: UUID) -> patients.Patient | None:
+        try:
+            return self.load(patient_id, patients.evolve)
+        except PatientErasedError:
+            raise DuplicateMRN(patient_id) from None
+
+    def update_demographics(
+        self, ctx: CommandContext, patient_id: UUID, changes: p.DemographicsUpdated
+    ) -> CommandResult:
+        def decide(now: datetime) -> Pending:
+            patient = self._patient(patient_id)
+            payload = patients.update_demographics(patient, changes, now.date())
+            return Pending(patient_id, patient.version + 1, patient_id, payload)
+
+        return self._one(ctx, decide)
+
+    def record_allergy(
+        self,
+        ctx: CommandContext,
+        patient_id: UUID,
+        substance: str,
+        reaction: str,
+        severity: str,
+        substance_code: str | None = None,
+    ) -> CommandResult:
+        allergy_id = self.new_id()
+
+        def decide(_: datetime) -> Pending:
+            patient = self._patient(patient_id)
+            allergy = p.AllergyRecorded.model_validate(
+                {
+                    "allergy_id": allergy_id,
+                    "substance": substance,
+                    "substance_code": substance_code,
+                    "reaction": reaction,
+                    "severity": severity,
+                }
+            )
+            payload = patients.record_allergy(patient, allergy)
+            return Pending(patient_id, patient.version + 1, patient_id, payload)
+
+        return self._one(ctx, decide, result_id=allergy_id)
+
+    def refute_allergy(
+        self, ctx: CommandContext, patient_id: UUID, allergy_id: UUID
+    ) -> CommandResult:
+        def decide(_: datetime) -> Pending:
+            patient = self._patient(patient_id)
+            payload = patients.refute_allergy(patient, allergy_id, ctx.reason)
+            return Pending(patient_id, patient.version + 1, patient_id, payload)
+
+        return self._one(ctx, decide, result_id=allergy_id)
+
+    def forget(self, ctx: CommandContext, patient_id: UUID, legal_basis: str) -> CommandResult:
+        """Erase a patient: record ``patient.erased``, then destroy their data key."""
+        require_reason(ctx.reason, "erase a patient")
+
+        def decide(_: datetime) -> Pending:
+            patient = self._patient(patient_id)
+            payload = p.PatientErased(legal_basis=legal_basis)
+            return Pending(patient_id, patient.version + 1, patient_id, payload)
+
+        result = self._one(ctx, decide)
+        self.keyring.destroy(patient_id)
+        return result
+
+    # -- lab orders ------------------------------------------------------------------------
+    def place_order(
+        self,
+        ctx: CommandContext,
+        patient_id: UUID,
+        test_code: str,
+        test_name: str,
+        priority: str,
+    ) -> CommandResult:
+        order_id = self.new_id()
+
+        def decide(_: datetime) -> Pending:
+            self._patient(patient_id)
+            payload = orders.place(test_code, test_name, priority, ctx.actor.user_id)
+            return Pending(order_id, 1, patient_id, payload)
+
+        return self._one(ctx, decide)
+
+    def collect_specimen(
+        self,
+        ctx: CommandContext,
+        order_id: UUID,
+        collected_at: datetime | None = None,
+        specimen_type: str | None = None,
+    ) -> CommandResult:
+        def decide(now: datetime) -> Pending:
+            order = self._order(order_id)
+            payload = orders.collect_specimen(order, collected_at or now, now, specimen_type)
+            return Pending(order_id, order.version + 1, order.patient_id, payload)
+
+        return self._one(ctx, decide)
+
+    def receive_results(
+        self, ctx: CommandContext, order_id: UUID, analytes: list[orders.AnalyteInput]
+    ) -> CommandResult:
+        result_ids = [self.new_id() for _ in analytes]
+
+        def decide(_: datetime) -> Outcome:
+            order = self._order(order_id)
+            payload = orders.receive_results(order, analytes, result_ids)
+            detail = {
+                "results": [
+                    {"result_id": str(r.result_id), "code": r.code, "flag": r.flag}
+                    for r in payload.results
+                ]
+            }
+            return Outcome(
+                order_id, [Pending(order_id, order.version + 1, order.patient_id, payload)], detail
+            )
+
+        return self.execute(ctx, decide)
+
+    def amend_result(
+        self, ctx: CommandContext, order_id: UUID, result_id: UUID, corrected: orders.AnalyteInput
+    ) -> CommandResult:
+        def decide(_: datetime) -> Outcome:
+            order = self._order(order_id)
+            payload = orders.amend_result(order, result_id, corrected, ctx.reason)
+            item = Pending(order_id, order.version + 1, order.patient_id, payload)
+            return Outcome(result_id, [item], {"flag": payload.flag})
+
+        return self.execute(ctx, decide)
+
+    def cancel_order(self, ctx: CommandContext, order_id: UUID) -> CommandResult:
+        def decide(_: datetime) -> Pending:
+            order = self._order(order_id)
+            payload = orders.cancel(order, ctx.reason)
+            return Pending(order_id, order.version + 1, order.patient_id, payload)
+
+        return self._one(ctx, decide)
+
+    # -- medications -----------------------------------------------------------------------
+    def prescribe(
+        self, ctx: CommandContext, patient_id: UUID, request: dict[str, Any]
+    ) -> CommandResult:
+        medication_id = self.new_id()
+
+        def decide(_: datetime) -> Outcome:
+            patient = self._patient(patient_id)
+            wanted = m.MedicationPrescribed.model_validate(
+                {**request, "prescriber": ctx.actor.user_id}
+            )
+            payload = medications.prescribe(patient, wanted)
+            item = Pending(medication_id, 1, patient_id, payload)
+            return Outcome(
+                medication_id, [item], {"alerts_overridden": list(payload.alerts_overridden)}
+            )
+
+        return self.execute(ctx, decide)
+
+    def change_medication(
+        self, ctx: CommandContext, medication_id: UUID, request: dict[str, Any]
+    ) -> CommandResult:
+        def decide(_: datetime) -> Pending:
+            order = self._medication(medication_id)
+            self._patient(order.patient_id)
+            wanted = m.MedicationChanged.model_validate(request)
+            payload = medications.change(order, wanted, ctx.reason)
+            return Pending(medication_id, order.version + 1, order.patient_id, payload)
+
+        return self._one(ctx, decide)
+
+    def discontinue_medication(self, ctx: CommandContext, medication_id: UUID) -> CommandResult:
+        def decide(_: datetime) -> Pending:
+            order = self._medication(medication_id)
+            payload = medications.discontinue(order, ctx.reason)
+            return Pending(medication_id, order.version + 1, order.patient_id, payload)
+
+        return self._one(ctx, decide)
+
+    def record_administration(
+        self, ctx: CommandContext, medication_id: UUID, request: dict[str, Any]
+    ) -> CommandResult:
+        administration_id = self.new_id()
+
+        def decide(now: datetime) -> Pending:
+            order = self._medication(medication_id)
+            given = m.MedicationAdministered.model_validate(
+                {
+                    "route": order.route,
+                    "dose_unit": order.dose_unit,
+                    "administered_at": now,
+                    **request,
+                    "administration_id": administration_id,
+                }
+            )
+            payload = medications.administer(order, given, now)
+            return Pending(medication_id, order.version + 1, order.patient_id, payload)
+
+        return self._one(ctx, decide, result_id=administration_id)
+
+    def pharmacy_decision(
+        self,
+        ctx: CommandContext,
+        medication_id: UUID,
+        item_id: UUID,
+        order_version: int,
+        verified: bool,
+    ) -> CommandResult:
+        def decide(_: datetime) -> Pending:
+            order = self._medication(medication_id)
+            decision: m.PharmacyVerified | m.PharmacyRejected
+            if verified:
+                decision = m.PharmacyVerified(item_id=item_id, order_version=order_version)
+            else:
+                require_reason(ctx.reason, "reject a prescription")
+                decision = m.PharmacyRejected(item_id=item_id, order_version=order_version)
+            payload = medications.pharmacy_decision(order, order_version, decision)
+            return Pending(medication_id, order.version + 1, order.patient_id, payload)
+
+        return self._one(ctx, decide, result_id=item_id)
+
+    # -- observations and access -----------------------------------------------------------
+    def record_vitals(
+        self, ctx: CommandContext, patient_id: UUID, values: dict[str, float | None]
+    ) -> CommandResult:
+        vitals_id = self.new_id()
+
+        def decide(_: datetime) -> Outcome:
+            self._patient(patient_id)
+            payload = observations.record_vitals(values)
+            return Outcome(
+                vitals_id, [Pending(vitals_id, 1, patient_id, payload)], {"flags": payload.flags}
+            )
+
+        return self.execute(ctx, decide)
+
+    def record_chart_view(
+        self, ctx: CommandContext, patient_id: UUID, section: str, purpose: str, break_glass: bool
+    ) -> CommandResult:
+        view_id = self.new_id()
+        payload = acc.ChartViewed.model_validate(
+            {"section": section, "purpose": purpose, "break_glass": break_glass}
+        )
+        return self._one(ctx, lambda _: Pending(view_id, 1, patient_id, payload))
+
+    def grant_break_glass(
+        self, ctx: CommandContext, patient_id: UUID, duration: timedelta
+    ) -> CommandResult:
+        require_reason(ctx.reason, "break the glass")
+        grant_id = self.new_id()
+
+        def decide(now: datetime) -> Pending:
+            self._patient(patient_id)
+            payload = acc.BreakGlassGranted(expires_at=now + duration)
+            return Pending(grant_id, 1, patient_id, payload)
+
+        return self._one(ctx, decide)
+
+    def change_care_team(
+        self, ctx: CommandContext, patient_id: UUID, user_id: UUID, change: str
+    ) -> CommandResult:
+        change_id = self.new_id()
+
+        def decide(_: datetime) -> Pending:
+            self._patient(patient_id)
+            payload = p.CareTeamChanged.model_validate({"user_id": user_id, "change": change})
+            return Pending(change_id, 1, patient_id, payload)
+
+        return self._one(ctx, decide)
+
+    # -- reading the log -------------------------------------------------------------------
+    def events_of(self, stream_id: UUID) -> Iterable[ClinicalEvent]:
+        """Every event of one stream, oldest first (decrypted, upcast)."""
+        return self.events.get(stream_id)  # type: ignore[return-value]

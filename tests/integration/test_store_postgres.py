@@ -1,0 +1,191 @@
+"""The clinical store on the real PostgreSQL: races, idempotency, encryption at rest, upcasting."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from events.aggregates import medications, patients
+from events.aggregates.orders import AnalyteInput
+from events.errors import ConflictError, PatientErasedError
+from events.keys import create_master_key
+from events.payloads.observations import VitalsRecorded
+from events.payloads.patients import PatientRegistered
+from events.settings import StoreSettings
+from events.store import ClinicalStore, CommandResult
+from services.bootstrap import build_store
+from services.infra.postgres import find_bin_dir
+from services.infra.stack import LocalStack
+from tests.unit.conftest import LAB, NURSE, FakeClock, ctx
+from tests.unit.test_upcasting import store_v1_vitals
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def store_settings(stack: LocalStack, tmp_path: Path) -> StoreSettings:
+    key_file = tmp_path / "master.key"
+    create_master_key(key_file)
+    return StoreSettings(
+        master_key_file=key_file, store_name=f"t{uuid.uuid4().hex[:12]}", key_cache_ttl_s=0
+    )
+
+
+@pytest.fixture
+def pg_store(store_settings: StoreSettings) -> Iterator[ClinicalStore]:
+    store = build_store(store_settings)
+    yield store
+    store.close()
+
+
+def register(store: ClinicalStore, mrn: str, family: str = "Okonkwo") -> uuid.UUID:
+    registration = PatientRegistered(
+        mrn=mrn, family_name=family, given_names=("Ada",), birth_date=date(1961, 4, 2), sex="female"
+    )
+    return store.register_patient(ctx(), registration).id
+
+
+def amoxicillin() -> dict[str, Any]:
+    return {
+        "drug_code": "723",
+        "drug_name": "amoxicillin",
+        "dose": 500,
+        "dose_unit": "mg",
+        "route": "oral",
+        "frequency": "tid",
+    }
+
+
+def race(*commands: Callable[[], CommandResult]) -> list[CommandResult | Exception]:
+    """Run the commands at the same moment on separate threads."""
+    barrier = threading.Barrier(len(commands))
+
+    def attempt(command: Callable[[], CommandResult]) -> CommandResult | Exception:
+        barrier.wait()
+        try:
+            return command()
+        except Exception as exc:
+            return exc
+
+    with ThreadPoolExecutor(len(commands)) as pool:
+        return list(pool.map(attempt, commands))
+
+
+def test_two_concurrent_changes_to_one_medication_order_one_wins_one_conflicts(
+    pg_store: ClinicalStore,
+) -> None:
+    medication_id = pg_store.prescribe(ctx(), register(pg_store, "MRN-C1"), amoxicillin()).id
+    both_loaded = threading.Barrier(2)
+    original_load = pg_store.load
+
+    def load_then_wait(stream_id: uuid.UUID, evolve: Any) -> Any:
+        state = original_load(stream_id, evolve)
+        if stream_id == medication_id:
+            both_loaded.wait(timeout=10)
+        return state
+
+    pg_store.load = load_then_wait  # type: ignore[method-assign]
+    outcomes = race(
+        lambda: pg_store.change_medication(ctx(reason="renal"), medication_id, {"dose": 250}),
+        lambda: pg_store.change_medication(ctx(reason="weight"), medication_id, {"dose": 750}),
+    )
+    pg_store.load = original_load  # type: ignore[method-assign]
+
+    winners = [o for o in outcomes if isinstance(o, CommandResult)]
+    losers = [o for o in outcomes if isinstance(o, Exception)]
+    assert len(winners) == 1 and len(losers) == 1
+    assert isinstance(losers[0], ConflictError)
+    order = pg_store.load(medication_id, medications.evolve)
+    assert order is not None and order.version == 2
+
+
+def test_racing_commands_with_one_idempotency_key_store_once_and_answer_alike(
+    pg_store: ClinicalStore,
+) -> None:
+    patient_id = register(pg_store, "MRN-I1")
+    head = pg_store.recorder.max_notification_id()
+
+    outcomes = race(
+        *[
+            (
+                lambda: pg_store.record_vitals(
+                    ctx(NURSE, idempotency_key="vitals-42"), patient_id, {"heart_rate": 88}
+                )
+            )
+            for _ in range(4)
+        ]
+    )
+
+    assert all(isinstance(o, CommandResult) for o in outcomes), outcomes
+    results = [o for o in outcomes if isinstance(o, CommandResult)]
+    assert len({(r.id, r.position) for r in results}) == 1
+    assert pg_store.recorder.max_notification_id() == results[0].position
+    stored = pg_store.recorder.select_notifications(start=head, limit=100, inclusive_of_start=False)
+    assert len(stored) == 1
+
+
+def test_a_patient_name_and_a_result_value_never_appear_in_a_dump_of_the_store(
+    pg_store: ClinicalStore, store_settings: StoreSettings
+) -> None:
+    patient_id = register(pg_store, "MRN-Z1", family="Zanzibarova")
+    order_id = pg_store.place_order(ctx(), patient_id, "2345-7", "Glucose", "routine").id
+    pg_store.collect_specimen(ctx(NURSE), order_id)
+    pg_store.receive_results(
+        ctx(LAB), order_id, [AnalyteInput("2345-7", "Glucose", 187.654, "mg/dL", 70, 99)]
+    )
+
+    dump = subprocess.run(
+        [
+            str(find_bin_dir() / "pg_dump"),
+            "--data-only",
+            "-t",
+            f"{store_settings.store_name}_*",
+            "-t",
+            "patient_data_keys",
+            store_settings.database_url,
+        ],
+        capture_output=True,
+        check=True,
+        timeout=120,
+    ).stdout
+
+    assert len(dump) > 1000
+    assert b"Zanzibarova" not in dump
+    assert b"187.654" not in dump
+    assert b"MRN-Z1" not in dump
+    assert b"patient.registered" in dump  # the event type is routing metadata, stored clear
+
+
+def test_forgetting_a_patient_on_postgres_is_seen_by_a_second_process(
+    pg_store: ClinicalStore, store_settings: StoreSettings
+) -> None:
+    erased = register(pg_store, "MRN-F1")
+    kept = register(pg_store, "MRN-F2")
+    other_process = build_store(store_settings)
+    assert other_process.load(erased, patients.evolve) is not None
+
+    pg_store.forget(ctx(reason="erasure request"), erased, "GDPR art. 17")
+
+    with pytest.raises(PatientErasedError):
+        other_process.load(erased, patients.evolve)
+    assert other_process.load(kept, patients.evolve) is not None
+    other_process.close()
+
+
+def test_v1_vitals_stored_on_postgres_are_read_as_v2(pg_store: ClinicalStore) -> None:
+    original = store_v1_vitals(pg_store, FakeClock(), "118/76")
+    (read,) = pg_store.events_of(original.originator_id)
+    assert isinstance(read.payload, VitalsRecorded)
+    assert (read.payload.systolic_bp, read.payload.diastolic_bp, read.payload.flags) == (
+        118,
+        76,
+        {},
+    )

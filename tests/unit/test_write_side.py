@@ -1,0 +1,321 @@
+"""The write side's clinical rules as narratives: given events, when a command, then events."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from uuid import UUID, uuid4
+
+import pytest
+from pydantic import ValidationError
+
+from events.aggregates import medications, orders, patients
+from events.aggregates.orders import AnalyteInput
+from events.errors import (
+    ClinicalRuleViolation,
+    DuplicateMRN,
+    ImpossibleValueError,
+    NotFound,
+    OverrideRequired,
+    PatientErasedError,
+    ReasonRequired,
+    UnknownUnitError,
+)
+from events.payloads.patients import DemographicsUpdated, PatientRegistered
+from events.store import ClinicalStore
+from tests.unit.conftest import LAB, NURSE, FakeClock, ctx
+
+
+def registration(mrn: str = "MRN-1001", family: str = "Okonkwo") -> PatientRegistered:
+    return PatientRegistered(
+        mrn=mrn, family_name=family, given_names=("Ada",), birth_date=date(1961, 4, 2), sex="female"
+    )
+
+
+def registered(store: ClinicalStore, mrn: str = "MRN-1001") -> UUID:
+    return store.register_patient(ctx(), registration(mrn)).id
+
+
+def collected_order(store: ClinicalStore, patient_id: UUID, code: str = "2823-3") -> UUID:
+    order_id = store.place_order(ctx(), patient_id, code, "Potassium", "stat").id
+    store.collect_specimen(ctx(NURSE), order_id)
+    return order_id
+
+
+POTASSIUM = AnalyteInput("2823-3", "Potassium", 4.1, "mmol/L", 3.5, 5.1)
+
+
+# -- patients ---------------------------------------------------------------------------
+def test_registering_a_patient_stores_one_event_with_actor_and_both_times(
+    store: ClinicalStore, clock: FakeClock
+) -> None:
+    result = store.register_patient(ctx(), registration())
+
+    events = list(store.events_of(result.id))
+    assert result.id == store.patient_id_for_mrn("MRN-1001")
+    assert result.position == 1
+    assert [e.event_type for e in events] == ["patient.registered"]
+    assert events[0].actor.role == "physician"
+    assert events[0].recorded_at == clock.now
+    assert events[0].occurred_at == clock.now
+    assert events[0].patient_id == result.id
+
+
+def test_a_second_registration_of_the_same_mrn_is_refused_with_the_existing_id(
+    store: ClinicalStore,
+) -> None:
+    first = registered(store)
+
+    with pytest.raises(DuplicateMRN) as refused:
+        store.register_patient(ctx(), registration(family="Someone Else"))
+
+    assert refused.value.existing_id == first
+    assert len(list(store.events_of(first))) == 1
+
+
+def test_payloads_reject_unknown_fields_such_as_an_ssn() -> None:
+    with pytest.raises(ValidationError, match="ssn"):
+        PatientRegistered.model_validate({**registration().model_dump(), "ssn": "123-45-6789"})
+
+
+def test_payloads_are_frozen() -> None:
+    payload = registration()
+    with pytest.raises(ValidationError):
+        payload.family_name = "Changed"  # type: ignore[misc]
+
+
+def test_a_birth_date_in_the_future_is_refused(store: ClinicalStore, clock: FakeClock) -> None:
+    future = clock.now.date() + timedelta(days=1)
+    with pytest.raises(ClinicalRuleViolation, match="future"):
+        store.register_patient(ctx(), registration().model_copy(update={"birth_date": future}))
+
+
+def test_demographics_update_changes_the_patient_and_a_no_op_is_refused(
+    store: ClinicalStore,
+) -> None:
+    patient_id = registered(store)
+    store.update_demographics(ctx(), patient_id, DemographicsUpdated(family_name="Okafor"))
+
+    patient = store.load(patient_id, patients.evolve)
+    assert patient is not None and patient.family_name == "Okafor"
+    with pytest.raises(ClinicalRuleViolation, match="changes nothing"):
+        store.update_demographics(ctx(), patient_id, DemographicsUpdated(family_name="Okafor"))
+
+
+def test_allergies_are_recorded_and_refuted_only_with_a_reason(store: ClinicalStore) -> None:
+    patient_id = registered(store)
+    allergy_id = store.record_allergy(ctx(NURSE), patient_id, "penicillin", "hives", "moderate").id
+
+    with pytest.raises(ReasonRequired):
+        store.refute_allergy(ctx(), patient_id, allergy_id)
+    store.refute_allergy(ctx(reason="tolerated amoxicillin challenge"), patient_id, allergy_id)
+
+    patient = store.load(patient_id, patients.evolve)
+    assert patient is not None
+    assert patient.active_allergies == ()
+    assert patient.allergies[0].refuted
+
+
+def test_nothing_is_recorded_for_an_unknown_patient(store: ClinicalStore) -> None:
+    stranger = uuid4()
+    with pytest.raises(NotFound):
+        store.place_order(ctx(), stranger, "2823-3", "Potassium", "routine")
+    with pytest.raises(NotFound):
+        store.prescribe(ctx(), stranger, _amoxicillin())
+    with pytest.raises(NotFound):
+        store.record_vitals(ctx(NURSE), stranger, {"heart_rate": 80})
+    with pytest.raises(NotFound):
+        store.record_allergy(ctx(NURSE), stranger, "latex", "rash", "mild")
+    assert store.recorder.max_notification_id() is None
+
+
+# -- lab orders -------------------------------------------------------------------------
+def test_results_before_a_specimen_are_refused(store: ClinicalStore) -> None:
+    order_id = store.place_order(ctx(), registered(store), "2823-3", "Potassium", "stat").id
+    with pytest.raises(ClinicalRuleViolation, match="no specimen"):
+        store.receive_results(ctx(LAB), order_id, [POTASSIUM])
+
+
+def test_results_are_flagged_from_their_range_and_critical_limits_after_unit_conversion(
+    store: ClinicalStore,
+) -> None:
+    order_id = collected_order(store, registered(store))
+    high_meq = AnalyteInput("2823-3", "Potassium", 7.0, "mEq/L", 3.5, 5.1)
+
+    result = store.receive_results(ctx(LAB), order_id, [POTASSIUM, high_meq])
+
+    assert [r["flag"] for r in result.detail["results"]] == ["N", "HH"]
+    order = store.load(order_id, orders.evolve)
+    assert order is not None and order.status == "resulted"
+    assert [r.flag for r in order.results] == ["N", "HH"]
+
+
+def test_an_unknown_unit_for_an_analyte_with_critical_limits_is_an_error(
+    store: ClinicalStore,
+) -> None:
+    order_id = collected_order(store, registered(store))
+    with pytest.raises(UnknownUnitError):
+        store.receive_results(
+            ctx(LAB), order_id, [AnalyteInput("2823-3", "Potassium", 4.0, "mg/dL")]
+        )
+
+
+def test_no_specimen_after_a_result_and_amendments_keep_the_original(
+    store: ClinicalStore,
+) -> None:
+    order_id = collected_order(store, registered(store))
+    result_id = UUID(
+        store.receive_results(ctx(LAB), order_id, [POTASSIUM]).detail["results"][0]["result_id"]
+    )
+
+    with pytest.raises(ClinicalRuleViolation, match="no specimen after a result"):
+        store.collect_specimen(ctx(NURSE), order_id)
+    corrected = AnalyteInput("2823-3", "Potassium", 5.9, "mmol/L", 3.5, 5.1)
+    with pytest.raises(ReasonRequired):
+        store.amend_result(ctx(LAB), order_id, result_id, corrected)
+    amended = store.amend_result(
+        ctx(LAB, reason="hemolysed sample re-run"), order_id, result_id, corrected
+    )
+
+    assert amended.detail["flag"] == "H"
+    order = store.load(order_id, orders.evolve)
+    assert order is not None
+    assert order.results[0].value == 5.9 and order.results[0].original_value == 4.1
+    history = [e.event_type for e in store.events_of(order_id)]
+    assert history == ["order.placed", "specimen.collected", "result.received", "result.amended"]
+
+
+def test_cancelling_needs_a_reason_and_a_cancelled_order_takes_no_results(
+    store: ClinicalStore,
+) -> None:
+    order_id = collected_order(store, registered(store))
+    with pytest.raises(ReasonRequired):
+        store.cancel_order(ctx(), order_id)
+    store.cancel_order(ctx(reason="duplicate order"), order_id)
+
+    with pytest.raises(ClinicalRuleViolation, match="cancelled"):
+        store.receive_results(ctx(LAB), order_id, [POTASSIUM])
+
+
+def test_a_resulted_order_cannot_be_cancelled(store: ClinicalStore) -> None:
+    order_id = collected_order(store, registered(store))
+    store.receive_results(ctx(LAB), order_id, [POTASSIUM])
+    with pytest.raises(ClinicalRuleViolation, match="amend"):
+        store.cancel_order(ctx(reason="changed my mind"), order_id)
+
+
+# -- medications ------------------------------------------------------------------------
+def _amoxicillin(dose: float = 500, **extra: object) -> dict[str, object]:
+    return {
+        "drug_code": "723",
+        "drug_name": "amoxicillin",
+        "dose": dose,
+        "dose_unit": "mg",
+        "route": "oral",
+        "frequency": "tid",
+        **extra,
+    }
+
+
+def test_prescribing_records_the_prescriber(store: ClinicalStore) -> None:
+    patient_id = registered(store)
+    medication_id = store.prescribe(ctx(), patient_id, _amoxicillin()).id
+
+    order = store.load(medication_id, medications.evolve)
+    assert order is not None
+    assert order.status == "active" and order.verification == "pending"
+    assert order.prescriber == ctx().actor.user_id
+
+
+def test_a_dose_above_the_maximum_needs_an_override_reason_which_is_recorded(
+    store: ClinicalStore,
+) -> None:
+    patient_id = registered(store)
+    with pytest.raises(OverrideRequired) as refused:
+        store.prescribe(ctx(), patient_id, _amoxicillin(5000))
+    assert "exceeds" in refused.value.alerts[0]
+
+    result = store.prescribe(
+        ctx(), patient_id, _amoxicillin(5000, override_reason="ID consult: high-dose regimen")
+    )
+
+    event = next(iter(store.events_of(result.id)))
+    assert event.payload.override_reason == "ID consult: high-dose regimen"  # type: ignore[attr-defined]
+    assert event.payload.alerts_overridden == tuple(refused.value.alerts)  # type: ignore[attr-defined]
+
+
+def test_a_drug_cross_reacting_with_a_recorded_allergy_is_refused_without_override(
+    store: ClinicalStore,
+) -> None:
+    patient_id = registered(store)
+    store.record_allergy(ctx(NURSE), patient_id, "penicillin", "anaphylaxis", "severe")
+
+    with pytest.raises(OverrideRequired) as refused:
+        store.prescribe(ctx(), patient_id, _amoxicillin())
+    assert any("penicillin" in alert for alert in refused.value.alerts)
+    cephalexin = {**_amoxicillin(), "drug_code": "2231", "drug_name": "cephalexin"}
+    with pytest.raises(OverrideRequired):
+        store.prescribe(ctx(), patient_id, cephalexin)
+
+
+def test_changes_and_discontinuation_need_reasons_and_nothing_follows_discontinuation(
+    store: ClinicalStore,
+) -> None:
+    medication_id = store.prescribe(ctx(), registered(store), _amoxicillin()).id
+    with pytest.raises(ReasonRequired):
+        store.change_medication(ctx(), medication_id, {"dose": 250})
+    store.change_medication(ctx(reason="renal function"), medication_id, {"dose": 250})
+    store.record_administration(ctx(NURSE), medication_id, {"dose": 250})
+    with pytest.raises(ReasonRequired):
+        store.discontinue_medication(ctx(), medication_id)
+    store.discontinue_medication(ctx(reason="course complete"), medication_id)
+
+    with pytest.raises(ClinicalRuleViolation, match="discontinued"):
+        store.change_medication(ctx(reason="again"), medication_id, {"dose": 500})
+    with pytest.raises(ClinicalRuleViolation, match="discontinued"):
+        store.record_administration(ctx(NURSE), medication_id, {"dose": 250})
+    order = store.load(medication_id, medications.evolve)
+    assert order is not None
+    assert (order.status, order.dose, order.administrations) == ("discontinued", 250, 1)
+
+
+# -- vitals -----------------------------------------------------------------------------
+def test_impossible_vitals_are_refused_and_abnormal_ones_flagged(store: ClinicalStore) -> None:
+    patient_id = registered(store)
+    with pytest.raises(ImpossibleValueError):
+        store.record_vitals(ctx(NURSE), patient_id, {"heart_rate": 900})
+    with pytest.raises(ImpossibleValueError):
+        store.record_vitals(ctx(NURSE), patient_id, {"temperature_c": 60})
+
+    result = store.record_vitals(ctx(NURSE), patient_id, {"heart_rate": 128, "spo2": 97})
+
+    assert result.detail["flags"] == {"heart_rate": "H"}
+
+
+# -- idempotency and encryption ---------------------------------------------------------
+def test_a_repeated_idempotency_key_returns_the_original_result_and_stores_nothing(
+    store: ClinicalStore,
+) -> None:
+    patient_id = registered(store)
+    first = store.record_vitals(ctx(NURSE, idempotency_key="k-1"), patient_id, {"heart_rate": 70})
+    head = store.recorder.max_notification_id()
+
+    again = store.record_vitals(ctx(NURSE, idempotency_key="k-1"), patient_id, {"heart_rate": 70})
+
+    assert (again.id, again.position, again.replayed) == (first.id, first.position, True)
+    assert store.recorder.max_notification_id() == head
+
+
+def test_forgetting_a_patient_makes_their_events_unreadable_and_leaves_others_alone(
+    store: ClinicalStore,
+) -> None:
+    erased = registered(store, "MRN-1")
+    kept = registered(store, "MRN-2")
+
+    store.forget(ctx(reason="retention expired"), erased, "retention period ended")
+
+    with pytest.raises(PatientErasedError):
+        store.load(erased, patients.evolve)
+    with pytest.raises(PatientErasedError):
+        store.record_vitals(ctx(NURSE), erased, {"heart_rate": 70})
+    still_there = store.load(kept, patients.evolve)
+    assert still_there is not None and still_there.family_name == "Okonkwo"
