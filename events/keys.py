@@ -2,7 +2,7 @@
 
 Each patient (and the non-patient "operations" stream) has its own random AES-256 data
 key. Data keys are stored wrapped (AES-256-GCM under the master key, the key id as
-associated data) in ``patient_data_keys``; the master key is read from
+associated data) in ``<store name>_data_keys``; the master key is read from
 ``BACKBONE_MASTER_KEY_FILE``. ``destroy`` deletes the wrapped key: ciphertext under it can
 never be decrypted again.
 """
@@ -15,6 +15,7 @@ import secrets
 import threading
 import time
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 from uuid import UUID
@@ -22,6 +23,7 @@ from uuid import UUID
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from psycopg import sql
 from psycopg_pool import ConnectionPool
 
 from events.errors import PatientErasedError
@@ -101,50 +103,44 @@ class MemoryKeyStore:
 
 
 class PostgresKeyStore:
-    """Wrapped keys in the ``patient_data_keys`` table."""
+    """Wrapped keys in the store's ``<store name>_data_keys`` table."""
 
-    CREATE = """
-        CREATE TABLE IF NOT EXISTS patient_data_keys (
-            key_id uuid PRIMARY KEY,
-            wrapped_key bytea,
-            created_at timestamptz NOT NULL DEFAULT now(),
-            destroyed_at timestamptz
-        )"""
-
-    def __init__(self, pool: ConnectionPool) -> None:
+    def __init__(self, pool: ConnectionPool, table: str) -> None:
         self.pool = pool
+        name = sql.Identifier(table)
+        self._create = sql.SQL(
+            "CREATE TABLE IF NOT EXISTS {} (key_id uuid PRIMARY KEY, wrapped_key bytea, "
+            "created_at timestamptz NOT NULL DEFAULT now(), destroyed_at timestamptz)"
+        ).format(name)
+        self._select = sql.SQL("SELECT key_id, wrapped_key FROM {} WHERE key_id = ANY(%s)").format(
+            name
+        )
+        self._insert = sql.SQL(
+            "INSERT INTO {} (key_id, wrapped_key, destroyed_at) VALUES (%s, %s, %s) "
+            "ON CONFLICT (key_id) DO NOTHING"
+        ).format(name)
+        self._destroy = sql.SQL(
+            "UPDATE {} SET wrapped_key = NULL, destroyed_at = now() "
+            "WHERE key_id = %s AND wrapped_key IS NOT NULL"
+        ).format(name)
         with self.pool.connection() as conn:
-            conn.execute(self.CREATE)
+            conn.execute(self._create)
 
     def load(self, key_ids: Iterable[UUID]) -> dict[UUID, bytes | None]:
         ids = list(key_ids)
         with self.pool.connection() as conn:
-            rows = conn.execute(
-                "SELECT key_id, wrapped_key FROM patient_data_keys WHERE key_id = ANY(%s)", (ids,)
-            ).fetchall()
+            rows = conn.execute(self._select, (ids,)).fetchall()
         return {row[0]: (bytes(row[1]) if row[1] is not None else None) for row in rows}
 
     def insert(self, key_id: UUID, wrapped: bytes) -> None:
         with self.pool.connection() as conn:
-            conn.execute(
-                "INSERT INTO patient_data_keys (key_id, wrapped_key) VALUES (%s, %s) "
-                "ON CONFLICT (key_id) DO NOTHING",
-                (key_id, wrapped),
-            )
+            conn.execute(self._insert, (key_id, wrapped, None))
 
     def destroy(self, key_id: UUID) -> bool:
         with self.pool.connection() as conn:
-            cur = conn.execute(
-                "UPDATE patient_data_keys SET wrapped_key = NULL, destroyed_at = now() "
-                "WHERE key_id = %s AND wrapped_key IS NOT NULL",
-                (key_id,),
-            )
-            if cur.rowcount == 0:
-                conn.execute(
-                    "INSERT INTO patient_data_keys (key_id, wrapped_key, destroyed_at) "
-                    "VALUES (%s, NULL, now()) ON CONFLICT (key_id) DO NOTHING",
-                    (key_id,),
-                )
+            cur = conn.execute(self._destroy, (key_id,))
+            if cur.rowcount == 0:  # never used: record the destruction so it is never created
+                conn.execute(self._insert, (key_id, None, datetime.now(tz=UTC)))
             return cur.rowcount > 0
 
 

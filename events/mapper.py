@@ -38,6 +38,8 @@ from events.errors import PatientErasedError
 from events.keys import NONCE_BYTES, OPERATIONS_KEY_ID, Keyring
 
 MAGIC = b"CB1"
+# Events that must stay readable after their patient's key is destroyed.
+OPERATIONS_KEYED = frozenset({"patient.erased"})
 _LEN = struct.Struct(">I")
 
 
@@ -53,10 +55,7 @@ class EventHeader:
     actor: Actor
     correlation_id: UUID
     causation_id: UUID | None
-
-    @property
-    def key_id(self) -> UUID:
-        return self.patient_id or OPERATIONS_KEY_ID
+    key_id: UUID
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -68,6 +67,7 @@ class EventHeader:
             "actor": self.actor.model_dump(mode="json"),
             "correlation_id": str(self.correlation_id),
             "causation_id": str(self.causation_id) if self.causation_id else None,
+            "key_id": str(self.key_id),
         }
 
     @classmethod
@@ -81,7 +81,15 @@ class EventHeader:
             actor=Actor.model_validate(data["actor"]),
             correlation_id=UUID(data["correlation_id"]),
             causation_id=UUID(data["causation_id"]) if data["causation_id"] else None,
+            key_id=UUID(data["key_id"]),
         )
+
+
+def key_id_for(event: ClinicalEvent) -> UUID:
+    """The data key an event is encrypted under: its patient's, or the operations key."""
+    if event.patient_id is None or event.event_type in OPERATIONS_KEYED:
+        return OPERATIONS_KEY_ID
+    return event.patient_id
 
 
 class ErasedEventError(MapperDeserialisationError):
@@ -128,6 +136,7 @@ class ClinicalMapper(Mapper[UUID]):
             actor=event.actor,
             correlation_id=event.correlation_id,
             causation_id=event.causation_id,
+            key_id=key_id_for(event),
         )
         header_bytes = json.dumps(header.to_json(), separators=(",", ":")).encode()
         secret = json.dumps(

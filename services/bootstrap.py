@@ -45,6 +45,8 @@ def build_store(settings: StoreSettings | None = None) -> ClinicalStore:
     settings = settings or get_store_settings()
     master_key = load_master_key(settings.master_key_file)
     keyring = Keyring(
-        master_key, PostgresKeyStore(build_key_pool(settings)), settings.key_cache_ttl_s
+        master_key,
+        PostgresKeyStore(build_key_pool(settings), f"{settings.store_name}_data_keys"),
+        settings.key_cache_ttl_s,
     )
     return ClinicalStore(store_env(settings), keyring, master_key, name=settings.store_name)

@@ -38,6 +38,12 @@ class ServiceSettings(BaseSettings):
 
     log_level: str = Field(default="INFO")
 
+    relay_name: str = "relay"
+    relay_batch_size: int = 500
+    relay_poll_interval_s: float = 0.1
+    relay_flush_timeout_s: float = 8.0
+    relay_max_backoff_s: float = 10.0
+
     @property
     def postgres_dir(self) -> Path:
         return self.data_dir / "postgres"

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import typer
 
-from services.cli import infra, keys
+from services.cli import infra, keys, relay
 from services.observability.logs import configure_logging
 from services.settings import get_settings
 
 app = typer.Typer(help="clinical-backbone: event-sourced clinical data.", no_args_is_help=True)
 app.add_typer(infra.app, name="infra")
 app.add_typer(keys.app, name="keys")
+app.command("relay")(relay.relay)
 
 
 @app.callback()

@@ -5,10 +5,9 @@ from __future__ import annotations
 import subprocess
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,34 +15,16 @@ import pytest
 from events.aggregates import medications, patients
 from events.aggregates.orders import AnalyteInput
 from events.errors import ConflictError, PatientErasedError
-from events.keys import create_master_key
 from events.payloads.observations import VitalsRecorded
 from events.payloads.patients import PatientRegistered
 from events.settings import StoreSettings
 from events.store import ClinicalStore, CommandResult
 from services.bootstrap import build_store
 from services.infra.postgres import find_bin_dir
-from services.infra.stack import LocalStack
 from tests.unit.conftest import LAB, NURSE, FakeClock, ctx
 from tests.unit.test_upcasting import store_v1_vitals
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def store_settings(stack: LocalStack, tmp_path: Path) -> StoreSettings:
-    key_file = tmp_path / "master.key"
-    create_master_key(key_file)
-    return StoreSettings(
-        master_key_file=key_file, store_name=f"t{uuid.uuid4().hex[:12]}", key_cache_ttl_s=0
-    )
-
-
-@pytest.fixture
-def pg_store(store_settings: StoreSettings) -> Iterator[ClinicalStore]:
-    store = build_store(store_settings)
-    yield store
-    store.close()
 
 
 def register(store: ClinicalStore, mrn: str, family: str = "Okonkwo") -> uuid.UUID:
@@ -148,8 +129,6 @@ def test_a_patient_name_and_a_result_value_never_appear_in_a_dump_of_the_store(
             "--data-only",
             "-t",
             f"{store_settings.store_name}_*",
-            "-t",
-            "patient_data_keys",
             store_settings.database_url,
         ],
         capture_output=True,

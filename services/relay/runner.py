@@ -1,0 +1,52 @@
+"""Builds a relay from settings (the CLI and tests call this)."""
+
+from __future__ import annotations
+
+from psycopg import sql
+
+from events.settings import StoreSettings
+from services.bootstrap import build_key_pool, build_store
+from services.relay.checkpoint import Checkpoint, RelayStatus
+from services.relay.publisher import KafkaPublisher
+from services.relay.relay import Relay
+from services.settings import ServiceSettings
+
+
+def build_relay(settings: ServiceSettings, store_settings: StoreSettings) -> Relay:
+    store = build_store(store_settings)
+    checkpoint = Checkpoint(build_key_pool(store_settings), _relay_name(settings, store_settings))
+    publisher = KafkaPublisher(
+        settings.kafka_bootstrap, f"backbone-{settings.relay_name}", settings.relay_flush_timeout_s
+    )
+    return Relay(
+        store,
+        checkpoint,
+        publisher,
+        batch_size=settings.relay_batch_size,
+        poll_interval_s=settings.relay_poll_interval_s,
+        max_backoff_s=settings.relay_max_backoff_s,
+    )
+
+
+def _relay_name(settings: ServiceSettings, store_settings: StoreSettings) -> str:
+    return f"{settings.relay_name}:{store_settings.store_name}"
+
+
+def relay_status(
+    settings: ServiceSettings, store_settings: StoreSettings
+) -> tuple[RelayStatus, int]:
+    """The relay's recorded status and the store's head position (for the lag)."""
+    pool = build_key_pool(store_settings)
+    try:
+        status = Checkpoint(pool, _relay_name(settings, store_settings)).status()
+        with pool.connection() as conn:
+            table = f"{store_settings.store_name}_events"
+            exists = conn.execute("SELECT to_regclass(%s)", (table,)).fetchone()
+            head = 0
+            if exists and exists[0] is not None:
+                query = sql.SQL("SELECT coalesce(max(notification_id), 0) FROM {}")
+                row = conn.execute(query.format(sql.Identifier(table))).fetchone()
+                head = int(row[0]) if row else 0
+    finally:
+        pool.close()
+    return status, head

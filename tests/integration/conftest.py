@@ -1,0 +1,31 @@
+"""Integration fixtures: a fresh, isolated store (its own tables and master key) per test."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from events.keys import create_master_key
+from events.settings import StoreSettings
+from events.store import ClinicalStore
+from services.bootstrap import build_store
+from services.infra.stack import LocalStack
+
+
+@pytest.fixture
+def store_settings(stack: LocalStack, tmp_path: Path) -> StoreSettings:
+    key_file = tmp_path / "master.key"
+    create_master_key(key_file)
+    return StoreSettings(
+        master_key_file=key_file, store_name=f"t{uuid.uuid4().hex[:12]}", key_cache_ttl_s=0
+    )
+
+
+@pytest.fixture
+def pg_store(store_settings: StoreSettings) -> Iterator[ClinicalStore]:
+    store = build_store(store_settings)
+    yield store
+    store.close()

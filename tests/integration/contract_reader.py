@@ -1,0 +1,86 @@
+"""An independent Kafka consumer of the contract topics, as a downstream department runs one."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+from kafka import KafkaConsumer, TopicPartition
+
+from events.topics import ALL_TOPICS, DEADLETTER
+
+
+class ContractReader:
+    """Reads every area topic from 'now' on and keeps the envelopes of chosen patients."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            consumer_timeout_ms=500,
+        )
+        partitions = [
+            TopicPartition(spec.name, p)
+            for spec in ALL_TOPICS
+            if spec is not DEADLETTER
+            for p in sorted(self.consumer.partitions_for_topic(spec.name) or ())
+        ]
+        self.consumer.assign(partitions)
+        self.consumer.seek_to_end(*partitions)
+        for partition in partitions:  # resolve the end offsets now, before any test event
+            self.consumer.position(partition)
+        self.envelopes: list[dict[str, Any]] = []
+        self.topics: list[str] = []
+        self.headers: list[dict[str, bytes]] = []
+        self.keys: list[bytes] = []
+
+    def poll_until(
+        self,
+        done: Callable[[ContractReader], bool],
+        timeout_s: float,
+        accept: Callable[[dict[str, Any]], bool],
+    ) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for batch in self.consumer.poll(timeout_ms=500).values():
+                for message in batch:
+                    envelope = json.loads(message.value)
+                    if accept(envelope):
+                        self.envelopes.append(envelope)
+                        self.topics.append(message.topic)
+                        self.headers.append(dict(message.headers))
+                        self.keys.append(message.key)
+            if done(self):
+                return True
+        return done(self)
+
+    def event_ids(self) -> set[str]:
+        return {e["event_id"] for e in self.envelopes}
+
+    def first_seen_positions(self) -> dict[tuple[str, str], list[int]]:
+        """Positions in arrival order per (patient, topic), duplicates dropped.
+
+        Kafka orders a key's messages within one topic; across topics a consumer orders
+        a patient's events by ``position``.
+        """
+        seen: set[str] = set()
+        by_stream: dict[tuple[str, str], list[int]] = defaultdict(list)
+        for envelope, topic in zip(self.envelopes, self.topics, strict=True):
+            if envelope["event_id"] in seen:
+                continue
+            seen.add(envelope["event_id"])
+            by_stream[(envelope["patient_id"], topic)].append(envelope["position"])
+        return by_stream
+
+    def duplicate_positions(self) -> list[int]:
+        counts: dict[int, int] = defaultdict(int)
+        for envelope in self.envelopes:
+            counts[envelope["position"]] += 1
+        return sorted(p for p, n in counts.items() if n > 1)
+
+    def close(self) -> None:
+        self.consumer.close()
