@@ -12,8 +12,10 @@ setup:
 infra-up: setup
 	$(BIN)/backbone infra up
 
-run: infra-up
-	$(BIN)/backbone infra status
+run: setup
+	$(BIN)/backbone up
+	$(BIN)/backbone status
+	@echo "logs: .data/logs/ (JSON lines), broker log: .data/kafka/broker.log; stop with: make down"
 
 test: infra-up
 	$(BIN)/pytest -q tests
@@ -24,4 +26,4 @@ lint: setup
 	$(BIN)/mypy $(PACKAGES)
 
 down:
-	@if [ -x $(BIN)/backbone ]; then $(BIN)/backbone infra down; else echo "nothing to stop (no .venv)"; fi
+	@if [ -x $(BIN)/backbone ]; then $(BIN)/backbone down; else echo "nothing to stop (no .venv)"; fi

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import typer
 
-from services.cli import infra, keys, relay
+from services.cli import infra, keys, relay, schema, stack
 from services.observability.logs import configure_logging
 from services.settings import get_settings
 
 app = typer.Typer(help="clinical-backbone: event-sourced clinical data.", no_args_is_help=True)
 app.add_typer(infra.app, name="infra")
 app.add_typer(keys.app, name="keys")
+app.add_typer(schema.app, name="schema")
 app.command("relay")(relay.relay)
+app.command("up")(stack.up)
+app.command("down")(stack.down)
+app.command("status")(stack.status)
 
 
 @app.callback()

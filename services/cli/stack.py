@@ -1,0 +1,90 @@
+"""``backbone up | down | status``: the whole backbone, infrastructure and processes."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from events.settings import get_store_settings
+from services.infra.errors import InfraError
+from services.infra.stack import LocalStack
+from services.relay.runner import relay_status
+from services.settings import get_settings
+from services.supervisor import PROCESSES, Supervisor
+
+console = Console()
+err = Console(stderr=True)
+
+
+def up() -> None:
+    """Start PostgreSQL and Kafka, then the relay in the background."""
+    settings = get_settings()
+    try:
+        LocalStack(settings).up()
+    except InfraError as exc:
+        err.print(f"[red]up failed:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    started = Supervisor(settings).start_all()
+    console.print(
+        f"infrastructure up; started: {', '.join(started) or 'nothing (already running)'}"
+    )
+
+
+def down() -> None:
+    """Stop the background processes, then Kafka and PostgreSQL."""
+    settings = get_settings()
+    stopped = Supervisor(settings).stop_all()
+    try:
+        stopped += LocalStack(settings).down()
+    except InfraError as exc:
+        err.print(f"[red]down failed:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    console.print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+
+
+def _components() -> list[dict[str, Any]]:
+    settings = get_settings()
+    components: list[dict[str, Any]] = [
+        {"name": h.name, "address": h.address, "up": h.up, "detail": h.detail}
+        for h in LocalStack(settings).status()
+    ]
+    supervisor = Supervisor(settings)
+    database_up = components[0]["up"]
+    for process in PROCESSES:
+        pid = supervisor.pid(process)
+        entry: dict[str, Any] = {
+            "name": process.name,
+            "address": f"pid {pid}" if pid else "-",
+            "up": pid is not None,
+        }
+        if process.name == "relay" and database_up:
+            state, head = relay_status(settings, get_store_settings())
+            entry["lag"] = max(head - state.position, 0)
+            entry["detail"] = state.state
+            entry["up"] = entry["up"] and state.state not in ("halted", "kafka_unreachable")
+        components.append(entry)
+    return components
+
+
+def status(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Every component with its address, health and (for consumers) lag; exit 1 if any is down."""
+    components = _components()
+    if as_json:
+        console.print_json(json.dumps(components))
+    else:
+        table = Table("component", "address", "health", "detail", "lag")
+        for c in components:
+            table.add_row(
+                c["name"],
+                c["address"],
+                "[green]up[/green]" if c["up"] else "[red]down[/red]",
+                str(c.get("detail", "")),
+                str(c.get("lag", "")),
+            )
+        console.print(table)
+    if not all(c["up"] for c in components):
+        raise typer.Exit(1)

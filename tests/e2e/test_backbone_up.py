@@ -1,0 +1,73 @@
+"""`backbone up` as `make run` uses it: the relay runs in the background and publishes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from datetime import date
+
+import pytest
+
+from events.keys import create_master_key
+from events.payloads.patients import PatientRegistered
+from events.settings import get_store_settings
+from services.bootstrap import build_store
+from services.infra.stack import LocalStack
+from services.settings import ServiceSettings
+from services.supervisor import PROCESSES, Supervisor
+from tests.integration.contract_reader import ContractReader
+from tests.unit.conftest import ctx
+
+pytestmark = pytest.mark.integration
+
+
+def backbone(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "services.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+@pytest.fixture
+def running(stack: LocalStack, settings: ServiceSettings) -> Iterator[Supervisor]:
+    create_master_key(get_store_settings().master_key_file)
+    supervisor = Supervisor(settings)
+    yield supervisor
+    supervisor.stop_all()
+
+
+def test_backbone_up_starts_the_relay_which_publishes_what_the_store_records(
+    running: Supervisor, settings: ServiceSettings
+) -> None:
+    reader = ContractReader(settings.kafka_bootstrap)
+    up = backbone("up")
+    assert up.returncode == 0, up.stderr
+    status = backbone("status", "--json")
+    assert status.returncode == 0, status.stdout + status.stderr
+    components = {c["name"]: c for c in json.loads(status.stdout)}
+    assert set(components) >= {"postgresql", "kafka", *(p.name for p in PROCESSES)}
+    assert components["relay"]["up"] and "lag" in components["relay"]
+
+    store = build_store()
+    patient_id = store.register_patient(
+        ctx(),
+        PatientRegistered(
+            mrn=f"E2E-{uuid.uuid4().hex[:12]}",
+            family_name="Endtoend",
+            given_names=("Eve",),
+            birth_date=date(1980, 5, 5),
+            sex="female",
+        ),
+    ).id
+    arrived = reader.poll_until(
+        lambda r: len(r.envelopes) >= 1, 60, lambda e: e["patient_id"] == str(patient_id)
+    )
+    reader.close()
+    store.close()
+    assert arrived
