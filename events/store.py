@@ -142,6 +142,13 @@ class ClinicalStore(Application[UUID]):
             raise TypeError(f"unexpected recorder {type(recorder).__name__}")
         return recorder
 
+    @property
+    def clinical_mapper(self) -> ClinicalMapper:
+        mapper = self.mapper
+        if not isinstance(mapper, ClinicalMapper):
+            raise TypeError(f"unexpected mapper {type(mapper).__name__}")
+        return mapper
+
     # -- plumbing --------------------------------------------------------------------------
     def patient_id_for_mrn(self, mrn: str) -> UUID:
         """A stable, non-reversible patient id for an MRN: the store's uniqueness key."""

@@ -49,15 +49,15 @@ class Relay:
         self.position = checkpoint.position()
 
     def _messages(self, notifications: Sequence[Notification]) -> list[OutgoingMessage]:
-        mapper = self.store.mapper
-        key_ids = {mapper.decode_header(n).key_id for n in notifications}  # type: ignore[attr-defined]
+        mapper = self.store.clinical_mapper
+        key_ids = {mapper.decode_header(n).key_id for n in notifications}
         # Fresh keys for every batch, so an erasure made elsewhere is honoured at once.
         self.store.keyring.refresh()
         self.store.keyring.prefetch(key_ids)
         messages = []
         for notification in notifications:
             try:
-                envelope = published_envelope(mapper, notification)  # type: ignore[arg-type]
+                envelope = published_envelope(mapper, notification)
             except Exception as exc:
                 raise RelayHalted(
                     f"event at position {notification.id} cannot be decoded: {exc}"

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from datetime import date
@@ -18,20 +16,11 @@ from services.bootstrap import build_store
 from services.infra.stack import LocalStack
 from services.settings import ServiceSettings
 from services.supervisor import PROCESSES, Supervisor
+from tests.cli import backbone
 from tests.integration.contract_reader import ContractReader
 from tests.unit.conftest import ctx
 
 pytestmark = pytest.mark.integration
-
-
-def backbone(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "services.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
 
 
 @pytest.fixture

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import uuid
 
 import psycopg
@@ -14,18 +12,9 @@ from kafka.admin import NewTopic
 from events.topics import ALL_TOPICS
 from services.infra.stack import LocalStack
 from services.settings import ServiceSettings
+from tests.cli import backbone
 
 pytestmark = pytest.mark.integration
-
-
-def backbone(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "services.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
 
 
 def test_a_message_goes_round_trip_through_the_real_broker_with_acks_all(

@@ -60,7 +60,7 @@ def stored_positions(store: ClinicalStore) -> dict[tuple[str, str], list[int]]:
         start=start, limit=1000, inclusive_of_start=False
     ):
         for n in batch:
-            header = store.mapper.decode_header(n)  # type: ignore[attr-defined]
+            header = store.clinical_mapper.decode_header(n)
             topic = spec_of(header.event_type).topic.name
             by_stream[(str(header.patient_id), topic)].append(n.id)
         start = batch[-1].id
