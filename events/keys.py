@@ -15,7 +15,6 @@ import secrets
 import threading
 import time
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 from uuid import UUID
@@ -77,7 +76,7 @@ class KeyStore(Protocol):
         """Store a wrapped key unless one exists for the id (first writer wins)."""
 
     def destroy(self, key_id: UUID) -> bool:
-        """Forget the wrapped key; True if there was a live key."""
+        """Forget the wrapped key (recording the destruction even if none existed yet)."""
 
 
 class MemoryKeyStore:
@@ -97,9 +96,8 @@ class MemoryKeyStore:
 
     def destroy(self, key_id: UUID) -> bool:
         with self._lock:
-            live = self._keys.get(key_id) is not None
             self._keys[key_id] = None
-            return live
+            return True
 
 
 class PostgresKeyStore:
@@ -120,8 +118,9 @@ class PostgresKeyStore:
             "ON CONFLICT (key_id) DO NOTHING"
         ).format(name)
         self._destroy = sql.SQL(
-            "UPDATE {} SET wrapped_key = NULL, destroyed_at = now() "
-            "WHERE key_id = %s AND wrapped_key IS NOT NULL"
+            "INSERT INTO {0} AS k (key_id, wrapped_key, destroyed_at) VALUES (%s, NULL, now()) "
+            "ON CONFLICT (key_id) DO UPDATE SET wrapped_key = NULL, "
+            "destroyed_at = COALESCE(k.destroyed_at, now())"
         ).format(name)
         with self.pool.connection() as conn:
             conn.execute(self._create)
@@ -138,17 +137,17 @@ class PostgresKeyStore:
 
     def destroy(self, key_id: UUID) -> bool:
         with self.pool.connection() as conn:
-            cur = conn.execute(self._destroy, (key_id,))
-            if cur.rowcount == 0:  # never used: record the destruction so it is never created
-                conn.execute(self._insert, (key_id, None, datetime.now(tz=UTC)))
-            return cur.rowcount > 0
+            # One statement: a key created concurrently cannot survive the destruction.
+            conn.execute(self._destroy, (key_id,))
+            return True
 
 
 class Keyring:
     """Unwrapped data keys by id, created on first use and cached for ``cache_ttl_s``.
 
-    The cache is short-lived so that a key destroyed by another process stops decrypting
-    here soon after; ``refresh`` drops it at once (the relay does so before each batch).
+    The read cache is short-lived so that a key destroyed by another process stops
+    decrypting here soon after; ``refresh`` drops it at once (the relay does so before each
+    batch). Writing always checks the key store.
     """
 
     def __init__(self, master_key: bytes, store: KeyStore, cache_ttl_s: float = 60.0) -> None:
@@ -179,10 +178,11 @@ class Keyring:
             self._cache[key_id] = (time.monotonic(), key)
 
     def key_for_writing(self, key_id: UUID) -> bytes:
-        """The data key, created if the id has none yet; erased ids refuse."""
-        cached = self._cached(key_id)
-        if cached is not None:
-            return cached
+        """The data key, created if the id has none yet; erased ids refuse.
+
+        Always asks the key store, never the cache: a key destroyed by another process
+        must stop new events at once, not after the cache expires.
+        """
         found = self.store.load([key_id])
         if key_id not in found:
             self.store.insert(key_id, self._wrap(key_id, secrets.token_bytes(KEY_BYTES)))

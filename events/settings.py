@@ -22,7 +22,7 @@ class StoreSettings(BaseSettings):
     store_pool_size: int = 5
     store_pool_overflow: int = 10
     store_lock_timeout_s: int = 5
-    key_cache_ttl_s: float = 60.0
+    key_cache_ttl_s: float = 5.0
 
 
 @lru_cache(maxsize=1)

@@ -131,6 +131,10 @@ class ClinicalStore(Application[UUID]):
 
     def construct_recorder(self) -> ApplicationRecorder:
         if self.env.get("PERSISTENCE_MODULE", "") == "eventsourcing.postgres":
+            db_functions = self.env.get("POSTGRES_ENABLE_DB_FUNCTIONS", "n").lower()
+            if db_functions in ("y", "yes", "t", "true", "1"):
+                # That mode bypasses the recorder hooks (idempotency claims) and the table lock.
+                raise ValueError("POSTGRES_ENABLE_DB_FUNCTIONS must stay off for this store")
             self.env["APPLICATION_RECORDER_TOPIC"] = get_topic(ClinicalPostgresRecorder)
             return self.factory.application_recorder()
         return ClinicalMemoryRecorder()
@@ -325,6 +329,12 @@ class ClinicalStore(Application[UUID]):
     def forget(self, ctx: CommandContext, patient_id: UUID, legal_basis: str) -> CommandResult:
         """Erase a patient: record ``patient.erased``, then destroy their data key."""
         require_reason(ctx.reason, "erase a patient")
+        try:
+            self.load(patient_id, patients.evolve)
+        except PatientErasedError:
+            # Erased before, perhaps interrupted before the key went: finish the job.
+            self.keyring.destroy(patient_id)
+            raise
 
         def decide(_: datetime) -> Pending:
             patient = self._patient(patient_id)

@@ -41,7 +41,7 @@ class ServiceSettings(BaseSettings):
     relay_name: str = "relay"
     relay_batch_size: int = 500
     relay_poll_interval_s: float = 0.1
-    relay_flush_timeout_s: float = 8.0
+    relay_flush_timeout_s: float = Field(default=8.0, ge=2.0)
     relay_max_backoff_s: float = 10.0
 
     @property

@@ -128,7 +128,8 @@ def change(
     dose = request.dose if request.dose is not None else order.dose
     unit = request.dose_unit or order.dose_unit
     # The drug does not change here, so only the dose is checked again.
-    alerts = dose_alerts(order.drug_code, dose, unit) if request.dose is not None else []
+    dose_changes = request.dose is not None or request.dose_unit is not None
+    alerts = dose_alerts(order.drug_code, dose, unit) if dose_changes else []
     override = _overridable(alerts, request.override_reason)
     return request.model_copy(
         update={"alerts_overridden": tuple(alerts), "override_reason": override}

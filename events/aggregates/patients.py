@@ -123,7 +123,7 @@ def record_allergy(state: Patient, allergy: p.AllergyRecorded) -> p.AllergyRecor
         same_code = allergy.substance_code and known.substance_code == allergy.substance_code
         if same_code or known.substance.lower() == allergy.substance.lower():
             raise ClinicalRuleViolation(
-                f"an active allergy to {known.substance} is already recorded ({known.allergy_id})",
+                f"an active allergy to this substance is already recorded ({known.allergy_id})",
                 field="substance",
             )
     return allergy

@@ -52,8 +52,8 @@ class MedicationChanged(Payload):
 
     @model_validator(mode="after")
     def _changes_something(self) -> MedicationChanged:
-        if self.dose is None and self.frequency is None:
-            raise ValueError("a medication change must set dose or frequency")
+        if self.dose is None and self.dose_unit is None and self.frequency is None:
+            raise ValueError("a medication change must set dose, dose_unit or frequency")
         return self
 
 

@@ -50,17 +50,23 @@ class Relay:
 
     def _messages(self, notifications: Sequence[Notification]) -> list[OutgoingMessage]:
         mapper = self.store.clinical_mapper
-        key_ids = {mapper.decode_header(n).key_id for n in notifications}
-        # Fresh keys for every batch, so an erasure made elsewhere is honoured at once.
-        self.store.keyring.refresh()
-        self.store.keyring.prefetch(key_ids)
+        try:
+            key_ids = {mapper.decode_header(n).key_id for n in notifications}
+            # Fresh keys for every batch, so an erasure made elsewhere is honoured at once.
+            self.store.keyring.refresh()
+            self.store.keyring.prefetch(key_ids)
+        except Exception as exc:
+            raise RelayHalted(
+                f"batch after position {self.position} cannot be read: {type(exc).__name__}"
+            ) from exc
         messages = []
         for notification in notifications:
             try:
                 envelope = published_envelope(mapper, notification)
             except Exception as exc:
+                # The type only: messages of validation errors can quote clinical values.
                 raise RelayHalted(
-                    f"event at position {notification.id} cannot be decoded: {exc}"
+                    f"event at position {notification.id} cannot be decoded: {type(exc).__name__}"
                 ) from exc
             topic = spec_of(envelope["event_type"]).topic.name
             messages.append(message_for(topic, partition_key(envelope), envelope))

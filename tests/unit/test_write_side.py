@@ -319,3 +319,20 @@ def test_forgetting_a_patient_makes_their_events_unreadable_and_leaves_others_al
         store.record_vitals(ctx(NURSE), erased, {"heart_rate": 70})
     still_there = store.load(kept, patients.evolve)
     assert still_there is not None and still_there.family_name == "Okonkwo"
+
+
+def test_changing_only_the_dose_unit_is_checked_against_the_maximum(store: ClinicalStore) -> None:
+    medication_id = store.prescribe(ctx(), registered(store), _amoxicillin(500)).id
+    with pytest.raises(OverrideRequired):
+        store.change_medication(ctx(reason="typo?"), medication_id, {"dose_unit": "g"})
+
+
+def test_no_event_can_be_written_for_an_erased_patient_even_without_loading_them(
+    store: ClinicalStore,
+) -> None:
+    patient_id = registered(store)
+    store.forget(ctx(reason="erasure request"), patient_id, "GDPR art. 17")
+    with pytest.raises(PatientErasedError):
+        store.record_chart_view(ctx(NURSE), patient_id, "chart", "treatment", False)
+    with pytest.raises(PatientErasedError):
+        store.forget(ctx(reason="again"), patient_id, "GDPR art. 17")
