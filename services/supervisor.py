@@ -23,7 +23,10 @@ class ManagedProcess:
     argv: tuple[str, ...]
 
 
-PROCESSES: tuple[ManagedProcess, ...] = (ManagedProcess("relay", ("relay",)),)
+PROCESSES: tuple[ManagedProcess, ...] = (
+    ManagedProcess("relay", ("relay",)),
+    ManagedProcess("projections", ("project",)),
+)
 
 
 class Supervisor:

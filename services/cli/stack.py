@@ -10,9 +10,13 @@ from rich.console import Console
 from rich.table import Table
 
 from events.settings import get_store_settings
+from projections.database import read_pool
+from projections.registry import ALL
+from projections.service import projection_statuses
+from projections.settings import get_projection_settings
 from services.infra.errors import InfraError
 from services.infra.stack import LocalStack
-from services.relay.runner import relay_status
+from services.relay.runner import relay_status, store_head_position
 from services.settings import get_settings
 from services.supervisor import PROCESSES, Supervisor
 
@@ -61,6 +65,15 @@ def _components() -> list[dict[str, Any]]:
             "address": f"pid {pid}" if pid else "-",
             "up": pid is not None,
         }
+        if process.name == "projections" and database_up:
+            pool = read_pool(get_projection_settings(), max_size=1)
+            try:
+                statuses = projection_statuses(pool, ALL)
+            finally:
+                pool.close()
+            head = store_head_position()
+            entry["lag"] = {s.name: max(head - s.position, 0) for s in statuses}
+            entry["detail"] = f"dead-lettered: {sum(s.deadlettered_total for s in statuses)}"
         if process.name == "relay" and database_up:
             state, head = relay_status(settings, get_store_settings())
             entry["lag"] = max(head - state.position, 0)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from psycopg import sql
+from psycopg_pool import ConnectionPool
 
-from events.settings import StoreSettings
+from events.settings import StoreSettings, get_store_settings
 from services.bootstrap import build_key_pool, build_store
 from services.relay.checkpoint import Checkpoint, RelayStatus
 from services.relay.publisher import KafkaPublisher
@@ -32,6 +33,27 @@ def _relay_name(settings: ServiceSettings, store_settings: StoreSettings) -> str
     return f"{settings.relay_name}:{store_settings.store_name}"
 
 
+def store_head_position(store_settings: StoreSettings | None = None) -> int:
+    """The store's newest position (0 when empty or not created yet)."""
+    settings = store_settings or get_store_settings()
+    pool = build_key_pool(settings)
+    try:
+        return _head(pool, settings)
+    finally:
+        pool.close()
+
+
+def _head(pool: ConnectionPool, store_settings: StoreSettings) -> int:
+    with pool.connection() as conn:
+        table = f"{store_settings.store_name}_events"
+        exists = conn.execute("SELECT to_regclass(%s)", (table,)).fetchone()
+        if not exists or exists[0] is None:
+            return 0
+        query = sql.SQL("SELECT coalesce(max(notification_id), 0) FROM {}")
+        row = conn.execute(query.format(sql.Identifier(table))).fetchone()
+        return int(row[0]) if row else 0
+
+
 def relay_status(
     settings: ServiceSettings, store_settings: StoreSettings
 ) -> tuple[RelayStatus, int]:
@@ -39,14 +61,7 @@ def relay_status(
     pool = build_key_pool(store_settings)
     try:
         status = Checkpoint(pool, _relay_name(settings, store_settings)).status()
-        with pool.connection() as conn:
-            table = f"{store_settings.store_name}_events"
-            exists = conn.execute("SELECT to_regclass(%s)", (table,)).fetchone()
-            head = 0
-            if exists and exists[0] is not None:
-                query = sql.SQL("SELECT coalesce(max(notification_id), 0) FROM {}")
-                row = conn.execute(query.format(sql.Identifier(table))).fetchone()
-                head = int(row[0]) if row else 0
+        head = _head(pool, store_settings)
     finally:
         pool.close()
     return status, head

@@ -12,7 +12,11 @@ import pytest
 from events.keys import create_master_key
 from events.payloads.patients import PatientRegistered
 from events.settings import get_store_settings
+from projections.chart import fetch_chart
+from projections.database import read_pool
+from projections.settings import get_projection_settings
 from services.bootstrap import build_store
+from services.infra.processes import wait_until
 from services.infra.stack import LocalStack
 from services.settings import ServiceSettings
 from services.supervisor import PROCESSES, Supervisor
@@ -60,3 +64,11 @@ def test_backbone_up_starts_the_relay_which_publishes_what_the_store_records(
     reader.close()
     store.close()
     assert arrived
+
+    pool = read_pool(get_projection_settings())
+    try:
+        with pool.connection() as conn:
+            charted = wait_until(lambda: fetch_chart(conn, patient_id) is not None, 60, 0.2)
+    finally:
+        pool.close()
+    assert charted, "the projections process never put the patient in the chart"

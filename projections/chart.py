@@ -1,0 +1,158 @@
+"""The patient chart in one SQL round trip, and waiting for a projection position.
+
+``fetch_chart`` builds the whole chart (demographics, allergies, active medications,
+pending orders, recent results with flags and trends, latest vitals) as one JSON value in
+a single query, together with the store position the chart's projections have reached.
+``wait_for_position`` gives readers read-your-writes: it waits, bounded, until the
+projections have applied the event at a given store position.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from psycopg import Connection, sql
+
+from events.contract import spec_of
+from events.mapper import EventHeader, split_state
+from projections.registry import named
+from projections.state import mark_of
+
+CHART_PROJECTIONS = ("patient_chart", "medications", "orders", "lab_results")
+
+CHART_SQL = """
+SELECT json_build_object(
+  'patient', (
+    SELECT json_build_object(
+      'patient_id', p.patient_id, 'mrn', p.mrn, 'family_name', p.family_name,
+      'given_names', p.given_names, 'birth_date', p.birth_date, 'sex', p.sex)
+    FROM patients p WHERE p.patient_id = %(pid)s),
+  'allergies', COALESCE((
+    SELECT json_agg(json_build_object(
+      'allergy_id', a.allergy_id, 'substance', a.substance, 'substance_code', a.substance_code,
+      'reaction', a.reaction, 'severity', a.severity, 'status', a.status,
+      'recorded_at', a.recorded_at) ORDER BY a.recorded_at, a.allergy_id)
+    FROM allergies a WHERE a.patient_id = %(pid)s), '[]'::json),
+  'active_medications', COALESCE((
+    SELECT json_agg(json_build_object(
+      'medication_id', m.medication_id, 'drug_code', m.drug_code, 'drug_name', m.drug_name,
+      'dose', m.dose, 'dose_unit', m.dose_unit, 'route', m.route, 'frequency', m.frequency,
+      'status', m.status, 'verification', m.verification, 'prescribed_at', m.prescribed_at)
+      ORDER BY m.prescribed_at, m.medication_id)
+    FROM medication_orders m WHERE m.patient_id = %(pid)s AND m.status = 'active'), '[]'::json),
+  'pending_orders', COALESCE((
+    SELECT json_agg(json_build_object(
+      'order_id', o.order_id, 'test_code', o.test_code, 'test_name', o.test_name,
+      'priority', o.priority, 'status', o.status, 'placed_at', o.placed_at,
+      'collected_at', o.collected_at) ORDER BY o.placed_at, o.order_id)
+    FROM lab_orders o
+    WHERE o.patient_id = %(pid)s AND o.status IN ('placed', 'collected')), '[]'::json),
+  'recent_results', COALESCE((
+    SELECT json_agg(json_build_object(
+      'result_id', r.result_id, 'order_id', r.order_id, 'code', r.code, 'name', r.name,
+      'value', r.value, 'unit', r.unit, 'reference_low', r.reference_low,
+      'reference_high', r.reference_high, 'flag', r.flag, 'previous_value', r.previous_value,
+      'trend', r.trend, 'amended', r.amended, 'original_value', r.original_value,
+      'observed_at', r.observed_at) ORDER BY r.position DESC, r.seq)
+    FROM (SELECT * FROM lab_results WHERE patient_id = %(pid)s
+          ORDER BY position DESC, seq LIMIT %(recent)s) r), '[]'::json),
+  'latest_vitals', COALESCE((
+    SELECT json_object_agg(v.vital, json_build_object(
+      'value', v.value, 'flag', v.flag, 'measured_at', v.measured_at))
+    FROM latest_vitals v WHERE v.patient_id = %(pid)s), '{}'::json),
+  'position', (
+    SELECT COALESCE(MAX(position), 0) FROM projection_marks
+    WHERE projection = ANY(%(projections)s) AND key = %(pid)s::text)
+)
+"""
+
+
+@dataclass(frozen=True)
+class Chart:
+    """A patient's chart, and the highest store position of the patient's events it reflects."""
+
+    body: dict[str, Any]
+    position: int
+
+
+def fetch_chart(conn: Connection[Any], patient_id: UUID, recent_results: int = 20) -> Chart | None:
+    """The chart in one round trip; None if the patient is not (or no longer) projected."""
+    row = conn.execute(
+        CHART_SQL,
+        {"pid": patient_id, "recent": recent_results, "projections": list(CHART_PROJECTIONS)},
+    ).fetchone()
+    if row is None:
+        return None
+    body: dict[str, Any] = row[0]
+    position = int(body.pop("position") or 0)
+    if body["patient"] is None:
+        return None
+    return Chart(body, position)
+
+
+def applied_position(conn: Connection[Any], projection: str) -> int:
+    """The highest store position ``projection`` has applied."""
+    row = conn.execute(
+        "SELECT position FROM projection_positions WHERE projection = %s", (projection,)
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _event_stream(
+    conn: Connection[Any], events_table: str, position: int
+) -> tuple[str, str] | None:
+    """(topic, partition key) of the stored event at ``position``, or None if there is none."""
+    row = conn.execute(
+        sql.SQL("SELECT originator_id, state FROM {} WHERE notification_id = %s").format(
+            sql.Identifier(events_table)
+        ),
+        (position,),
+    ).fetchone()
+    if row is None:
+        return None
+    header = EventHeader.from_json(json.loads(split_state(bytes(row[1]))[0]))
+    return spec_of(header.event_type).topic.name, str(header.patient_id or row[0])
+
+
+def has_applied(
+    conn: Connection[Any],
+    events_table: str,
+    position: int,
+    projections: tuple[str, ...] = CHART_PROJECTIONS,
+) -> bool:
+    """True when every projection of ``projections`` that consumes the event at
+    ``position`` has applied it (exactly: by its (topic, key) mark, not a global maximum)."""
+    if position <= 0:
+        return True
+    stream = _event_stream(conn, events_table, position)
+    if stream is None:
+        return False
+    topic, key = stream
+    for name in projections:
+        if topic not in named(name).topics:
+            continue
+        mark = mark_of(conn.cursor(), name, topic, key)
+        if mark is None or mark < position:
+            return False
+    return True
+
+
+def wait_for_position(
+    conn: Connection[Any],
+    events_table: str,
+    min_position: int,
+    timeout_s: float,
+    projections: tuple[str, ...] = CHART_PROJECTIONS,
+) -> bool:
+    """Wait (bounded) until the event at ``min_position`` is applied; False on time-out."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if has_applied(conn, events_table, min_position, projections):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)

@@ -1,0 +1,42 @@
+"""Connections and DDL of the read side: one schema holds the live tables of every projection."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg import Connection, sql
+from psycopg_pool import ConnectionPool
+
+from projections.base import Projection
+from projections.registry import ALL
+from projections.settings import ProjectionSettings
+from projections.state import OFFSETS_DDL, STATE_DDL
+
+DDL_LOCK = 7_346_201  # serialises concurrent CREATE ... IF NOT EXISTS across runners
+
+
+def read_pool(settings: ProjectionSettings, max_size: int = 8) -> ConnectionPool:
+    """A pool whose connections resolve unqualified names in the read schema."""
+    pool = ConnectionPool(
+        settings.database_url,
+        min_size=1,
+        max_size=max_size,
+        kwargs={"options": f"-c search_path={settings.read_schema},public"},
+        open=True,
+    )
+    pool.wait(timeout=30)
+    return pool
+
+
+def create_tables(
+    conn: Connection[Any], schema: str, projections: tuple[Projection, ...] = ALL
+) -> None:
+    """Create the schema, the shared state tables and the projections' tables (idempotent)."""
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (DDL_LOCK,))
+        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+        conn.execute(sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(schema)))
+        conn.execute(OFFSETS_DDL)
+        conn.execute(STATE_DDL)
+        for projection in projections:
+            conn.execute(projection.ddl)

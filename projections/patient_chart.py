@@ -1,0 +1,146 @@
+"""``patient_chart``: demographics, allergies (active and refuted), latest vital signs."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from psycopg import Cursor
+
+from events.payloads import observations as obs
+from events.payloads import patients as p
+from events.published import PublishedEnvelope
+from events.topics import OBSERVATIONS, PATIENTS
+from projections.base import Projection
+
+DDL = """
+CREATE TABLE IF NOT EXISTS patients (
+    patient_id uuid PRIMARY KEY,
+    mrn text NOT NULL,
+    family_name text NOT NULL,
+    given_names text[] NOT NULL,
+    birth_date date NOT NULL,
+    sex text NOT NULL,
+    registered_at timestamptz NOT NULL,
+    updated_at timestamptz NOT NULL
+);
+CREATE INDEX IF NOT EXISTS patients_mrn ON patients (mrn);
+CREATE INDEX IF NOT EXISTS patients_family_name ON patients (lower(family_name));
+CREATE TABLE IF NOT EXISTS allergies (
+    allergy_id uuid PRIMARY KEY,
+    patient_id uuid NOT NULL,
+    substance text NOT NULL,
+    substance_code text,
+    reaction text NOT NULL,
+    severity text NOT NULL,
+    status text NOT NULL,
+    recorded_at timestamptz NOT NULL,
+    refuted_at timestamptz,
+    refuted_reason text
+);
+CREATE INDEX IF NOT EXISTS allergies_patient ON allergies (patient_id);
+CREATE TABLE IF NOT EXISTS latest_vitals (
+    patient_id uuid NOT NULL,
+    vital text NOT NULL,
+    value double precision NOT NULL,
+    flag text,
+    measured_at timestamptz NOT NULL,
+    position bigint NOT NULL,
+    PRIMARY KEY (patient_id, vital)
+);
+"""
+
+
+def registered(cur: Cursor[Any], env: PublishedEnvelope, payload: p.PatientRegistered) -> None:
+    cur.execute(
+        "INSERT INTO patients (patient_id, mrn, family_name, given_names, birth_date, sex, "
+        "registered_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
+        "ON CONFLICT (patient_id) DO NOTHING",
+        (
+            env.patient_id,
+            payload.mrn,
+            payload.family_name,
+            list(payload.given_names),
+            payload.birth_date,
+            payload.sex,
+            env.occurred_at,
+            env.recorded_at,
+        ),
+    )
+
+
+def demographics_updated(
+    cur: Cursor[Any], env: PublishedEnvelope, payload: p.DemographicsUpdated
+) -> None:
+    cur.execute(
+        "UPDATE patients SET family_name = COALESCE(%s, family_name), "
+        "given_names = COALESCE(%s, given_names), birth_date = COALESCE(%s, birth_date), "
+        "sex = COALESCE(%s, sex), updated_at = %s WHERE patient_id = %s",
+        (
+            payload.family_name,
+            list(payload.given_names) if payload.given_names is not None else None,
+            payload.birth_date,
+            payload.sex,
+            env.recorded_at,
+            env.patient_id,
+        ),
+    )
+
+
+def allergy_recorded(cur: Cursor[Any], env: PublishedEnvelope, payload: p.AllergyRecorded) -> None:
+    cur.execute(
+        "INSERT INTO allergies (allergy_id, patient_id, substance, substance_code, reaction, "
+        "severity, status, recorded_at) VALUES (%s, %s, %s, %s, %s, %s, 'active', %s) "
+        "ON CONFLICT (allergy_id) DO NOTHING",
+        (
+            payload.allergy_id,
+            env.patient_id,
+            payload.substance,
+            payload.substance_code,
+            payload.reaction,
+            payload.severity,
+            env.occurred_at,
+        ),
+    )
+
+
+def allergy_refuted(cur: Cursor[Any], env: PublishedEnvelope, payload: p.AllergyRefuted) -> None:
+    cur.execute(
+        "UPDATE allergies SET status = 'refuted', refuted_at = %s, refuted_reason = %s "
+        "WHERE allergy_id = %s",
+        (env.occurred_at, env.reason, payload.allergy_id),
+    )
+
+
+def vitals_recorded(cur: Cursor[Any], env: PublishedEnvelope, payload: obs.VitalsRecorded) -> None:
+    for vital, value in payload.values().items():
+        cur.execute(
+            "INSERT INTO latest_vitals (patient_id, vital, value, flag, measured_at, position) "
+            "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (patient_id, vital) DO UPDATE SET "
+            "value = EXCLUDED.value, flag = EXCLUDED.flag, measured_at = EXCLUDED.measured_at, "
+            "position = EXCLUDED.position "
+            "WHERE (EXCLUDED.measured_at, EXCLUDED.position) > "
+            "(latest_vitals.measured_at, latest_vitals.position)",
+            (env.patient_id, vital, value, payload.flags.get(vital), env.occurred_at, env.position),
+        )
+
+
+def purge(cur: Cursor[Any], patient_id: UUID) -> None:
+    for table in ("latest_vitals", "allergies", "patients"):
+        cur.execute(f"DELETE FROM {table} WHERE patient_id = %s", (patient_id,))  # noqa: S608
+
+
+PROJECTION = Projection(
+    name="patient_chart",
+    topics=(PATIENTS.name, OBSERVATIONS.name),
+    tables=("patients", "allergies", "latest_vitals"),
+    ddl=DDL,
+    handlers={
+        "patient.registered": registered,
+        "patient.demographics_updated": demographics_updated,
+        "allergy.recorded": allergy_recorded,
+        "allergy.refuted": allergy_refuted,
+        "vitals.recorded": vitals_recorded,
+    },
+    purge=purge,
+)

@@ -1,0 +1,80 @@
+"""Running every projection in one process (a thread and a consumer group each) and its status."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from psycopg_pool import ConnectionPool
+
+from projections.base import Projection
+from projections.database import create_tables
+from projections.deadletter import DeadLetter
+from projections.runner import ProjectionRunner
+from projections.settings import ProjectionSettings
+
+
+def run_projections(
+    projections: tuple[Projection, ...],
+    pool: ConnectionPool,
+    settings: ProjectionSettings,
+    stop: threading.Event,
+) -> None:
+    """Run the runners until ``stop``; if one dies, stop the others and re-raise."""
+    with pool.connection() as conn:
+        create_tables(conn, settings.read_schema)
+    failures: list[BaseException] = []
+
+    def run(runner: ProjectionRunner) -> None:
+        try:
+            runner.run(stop)
+        except BaseException as exc:
+            failures.append(exc)
+            stop.set()
+            raise
+        finally:
+            runner.deadletter.close()
+
+    threads = []
+    for projection in projections:
+        deadletter = DeadLetter(settings.kafka_bootstrap, f"deadletter.{projection.name}")
+        runner = ProjectionRunner(projection, pool, settings, deadletter)
+        thread = threading.Thread(target=run, args=(runner,), name=projection.name, daemon=True)
+        thread.start()
+        threads.append(thread)
+    for thread in threads:
+        thread.join()
+    if failures:
+        raise failures[0]
+
+
+@dataclass(frozen=True)
+class ProjectionStatus:
+    """One projection's progress as ``backbone project --status`` prints it."""
+
+    name: str
+    position: int
+    applied_total: int
+    deadlettered_total: int
+
+
+def projection_statuses(
+    pool: ConnectionPool, projections: tuple[Projection, ...]
+) -> list[ProjectionStatus]:
+    with pool.connection() as conn:
+        exists = conn.execute("SELECT to_regclass('projection_positions')").fetchone()
+        rows = (
+            conn.execute(
+                "SELECT projection, position, applied_total, deadlettered_total "
+                "FROM projection_positions"
+            ).fetchall()
+            if exists and exists[0] is not None
+            else []
+        )
+    by_name = {row[0]: row for row in rows}
+    return [
+        ProjectionStatus(p.name, *(int(v) for v in by_name[p.name][1:]))
+        if p.name in by_name
+        else ProjectionStatus(p.name, 0, 0, 0)
+        for p in projections
+    ]

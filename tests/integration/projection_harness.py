@@ -1,0 +1,115 @@
+"""Running projections against an isolated store and read schema, and comparing with rebuilds."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from kafka import KafkaConsumer, TopicPartition
+from psycopg import sql
+from psycopg_pool import ConnectionPool
+
+from events.settings import StoreSettings
+from events.store import ClinicalStore
+from projections.base import Projection
+from projections.database import create_tables
+from projections.rebuild import build_shadow
+from projections.registry import ALL
+from projections.service import run_projections
+from projections.settings import ProjectionSettings
+from projections.state import store_offset, stored_offsets
+
+
+def isolated_settings(store_settings: StoreSettings) -> ProjectionSettings:
+    tag = uuid.uuid4().hex[:10]
+    return ProjectionSettings(
+        read_schema=f"r{tag}",
+        store_name=store_settings.store_name,
+        consumer_group_prefix=f"test{tag}",
+        projection_max_poll_records=100,
+    )
+
+
+def end_offsets(bootstrap: str, topics: set[str]) -> dict[tuple[str, int], int]:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        partitions = [
+            TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()
+        ]
+        return {
+            (tp.topic, tp.partition): off for tp, off in consumer.end_offsets(partitions).items()
+        }
+    finally:
+        consumer.close()
+
+
+def start_at_end(pool: ConnectionPool, settings: ProjectionSettings) -> None:
+    """Seed offsets at the topics' ends: the test's runners see only the test's events."""
+    with pool.connection() as conn:
+        create_tables(conn, settings.read_schema)
+        for projection in ALL:
+            ends = end_offsets(settings.kafka_bootstrap, set(projection.topics))
+            for (topic, partition), offset in ends.items():
+                store_offset(conn.cursor(), projection.name, topic, partition, offset)
+
+
+@contextmanager
+def running_projections(
+    pool: ConnectionPool, settings: ProjectionSettings
+) -> Iterator[threading.Event]:
+    stop = threading.Event()
+    thread = threading.Thread(target=run_projections, args=(ALL, pool, settings, stop), daemon=True)
+    thread.start()
+    try:
+        yield stop
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+
+
+def caught_up(pool: ConnectionPool, settings: ProjectionSettings, timeout_s: float = 120) -> bool:
+    """True once every projection's stored offsets reached the ends of its partitions."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with pool.connection() as conn:
+            done = all(
+                stored_offsets(conn.cursor(), p.name).items()
+                >= end_offsets(settings.kafka_bootstrap, set(p.topics)).items()
+                for p in ALL
+            )
+        if done:
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def table_differences(
+    pool: ConnectionPool, store: ClinicalStore, projection: Projection, schema: str
+) -> dict[str, Any]:
+    """Rebuild ``projection`` from the store into a shadow schema and diff it with the live one."""
+    shadow, *_ = build_shadow(pool, store, projection, schema)
+    differences: dict[str, Any] = {}
+    with pool.connection() as conn:
+        for table in projection.tables:
+            live = sql.Identifier(schema, table)
+            rebuilt = sql.Identifier(shadow, table)
+            only_live = conn.execute(
+                sql.SQL(
+                    "SELECT count(*) FROM (SELECT * FROM {} EXCEPT ALL SELECT * FROM {}) d"
+                ).format(live, rebuilt)
+            ).fetchone()
+            only_rebuilt = conn.execute(
+                sql.SQL(
+                    "SELECT count(*) FROM (SELECT * FROM {} EXCEPT ALL SELECT * FROM {}) d"
+                ).format(rebuilt, live)
+            ).fetchone()
+            rows = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(live)).fetchone()
+            if (only_live and only_live[0]) or (only_rebuilt and only_rebuilt[0]):
+                differences[table] = {"only_live": only_live, "only_rebuilt": only_rebuilt}
+            differences.setdefault("_rows", {})[table] = rows[0] if rows else 0
+        conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(shadow)))
+    return differences
