@@ -20,10 +20,10 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import ApplicationRecorder, IntegrityError, Mapper
 from eventsourcing.utils import get_topic
 
-from events.aggregates import medications, observations, orders, patients
+from events.aggregates import access, medications, observations, orders, patients, users
 from events.aggregates.common import Evolve, fold, require_reason
 from events.contract import spec_of
-from events.envelope import Actor, ClinicalEvent
+from events.envelope import SYSTEM_ACTOR, Actor, ClinicalEvent
 from events.errors import (
     ClinicalRuleViolation,
     ConflictError,
@@ -156,7 +156,10 @@ class ClinicalStore(Application[UUID]):
     # -- plumbing --------------------------------------------------------------------------
     def patient_id_for_mrn(self, mrn: str) -> UUID:
         """A stable, non-reversible patient id for an MRN: the store's uniqueness key."""
-        digest = hmac.new(self._mrn_key, mrn.strip().upper().encode(), hashlib.sha256).digest()
+        return self._keyed_id(mrn.strip().upper().encode())
+
+    def _keyed_id(self, natural_key: bytes) -> UUID:
+        digest = hmac.new(self._mrn_key, natural_key, hashlib.sha256).digest()
         raw = bytearray(digest[:16])
         raw[6] = (raw[6] & 0x0F) | 0x80  # RFC 9562 version 8 (custom)
         raw[8] = (raw[8] & 0x3F) | 0x80
@@ -524,27 +527,84 @@ class ClinicalStore(Application[UUID]):
     def grant_break_glass(
         self, ctx: CommandContext, patient_id: UUID, duration: timedelta
     ) -> CommandResult:
+        """Emergency access for the actor to one patient, until ``now + duration``."""
         require_reason(ctx.reason, "break the glass")
-        grant_id = self.new_id()
+        stream = access.break_glass_id(patient_id)
 
         def decide(now: datetime) -> Pending:
             self._patient(patient_id)
+            grants = self.load(stream, access.evolve_break_glass)
             payload = acc.BreakGlassGranted(expires_at=now + duration)
-            return Pending(grant_id, 1, patient_id, payload)
+            return Pending(stream, (grants.version if grants else 0) + 1, patient_id, payload)
 
         return self._one(ctx, decide)
 
     def change_care_team(
         self, ctx: CommandContext, patient_id: UUID, user_id: UUID, change: str
     ) -> CommandResult:
-        change_id = self.new_id()
+        stream = access.care_team_id(patient_id)
 
         def decide(_: datetime) -> Pending:
             self._patient(patient_id)
-            payload = p.CareTeamChanged.model_validate({"user_id": user_id, "change": change})
-            return Pending(change_id, 1, patient_id, payload)
+            team = self.load(stream, access.evolve_care_team)
+            payload = access.change_care_team(team, user_id, change)
+            return Pending(stream, (team.version if team else 0) + 1, patient_id, payload)
 
         return self._one(ctx, decide)
+
+    def may_access(self, user_id: UUID, patient_id: UUID) -> tuple[bool, bool]:
+        """(allowed, through break-glass) for a user and a patient, from the store."""
+        team = self.load(access.care_team_id(patient_id), access.evolve_care_team)
+        if team is not None and user_id in team.members:
+            return True, False
+        grants = self.load(access.break_glass_id(patient_id), access.evolve_break_glass)
+        if grants is not None and grants.active_for(user_id, self.clock()):
+            return True, True
+        return False, False
+
+    # -- users and logins ------------------------------------------------------------------
+    def user_id_for(self, username: str) -> UUID:
+        """A stable user id per username: the store itself keeps usernames unique."""
+        return self._keyed_id(b"user:" + username.strip().lower().encode())
+
+    def create_user(
+        self, ctx: CommandContext, username: str, display_name: str, role: str
+    ) -> CommandResult:
+        user_id = self.user_id_for(username)
+        request = acc.UserCreated.model_validate(
+            {"username": username, "display_name": display_name, "role": role}
+        )
+
+        def decide(_: datetime) -> Outcome:
+            payload = users.create(user_id, self.load(user_id, users.evolve), request)
+            return Outcome(
+                user_id,
+                [Pending(user_id, 1, None, payload)],
+                on_conflict=users.DuplicateUsername(user_id),
+            )
+
+        return self.execute(ctx, decide)
+
+    def change_user_role(self, ctx: CommandContext, user_id: UUID, role: str) -> CommandResult:
+        def decide(_: datetime) -> Pending:
+            user = self.load(user_id, users.evolve)
+            if user is None:
+                raise NotFound("user", user_id)
+            return Pending(user_id, user.version + 1, None, users.change_role(user, role))
+
+        return self._one(ctx, decide)
+
+    def record_login_failure(self, username: str, attempt: int) -> CommandResult:
+        payload = acc.LoginFailed(username=username, attempt=attempt)
+        stream = self.new_id()
+        ctx = CommandContext(actor=SYSTEM_ACTOR)
+        return self._one(ctx, lambda _: Pending(stream, 1, None, payload))
+
+    def record_lockout(self, username: str, until: datetime) -> CommandResult:
+        payload = acc.LockedOut(username=username, until=until)
+        stream = self.new_id()
+        ctx = CommandContext(actor=SYSTEM_ACTOR)
+        return self._one(ctx, lambda _: Pending(stream, 1, None, payload))
 
     # -- reading the log -------------------------------------------------------------------
     def events_of(self, stream_id: UUID) -> Iterable[ClinicalEvent]:
