@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
+from kafka import KafkaConsumer, TopicPartition
 from psycopg_pool import ConnectionPool
 
 from projections.base import Projection
@@ -12,6 +13,7 @@ from projections.database import create_tables
 from projections.deadletter import DeadLetter
 from projections.runner import ProjectionRunner
 from projections.settings import ProjectionSettings
+from projections.state import stored_offsets
 
 
 def run_projections(
@@ -78,3 +80,28 @@ def projection_statuses(
         else ProjectionStatus(p.name, 0, 0, 0)
         for p in projections
     ]
+
+
+def consumer_lag(
+    pool: ConnectionPool, settings: ProjectionSettings, projections: tuple[Projection, ...]
+) -> dict[str, int]:
+    """Messages each projection has still to consume: Kafka end offsets minus stored offsets."""
+    topics = {t for p in projections for t in p.topics}
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=5000)
+    try:
+        partitions = [
+            TopicPartition(t, n) for t in topics for n in consumer.partitions_for_topic(t) or ()
+        ]
+        ends = consumer.end_offsets(partitions)
+    finally:
+        consumer.close()
+    lag: dict[str, int] = {}
+    with pool.connection() as conn:
+        for projection in projections:
+            stored = stored_offsets(conn.cursor(), projection.name)
+            lag[projection.name] = sum(
+                max(end - stored.get((tp.topic, tp.partition), 0), 0)
+                for tp, end in ends.items()
+                if tp.topic in projection.topics
+            )
+    return lag

@@ -9,10 +9,12 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+DEVELOPMENT_DB_PASSWORD = "backbone"  # noqa: S105 - refused outside development
+DEVELOPMENT_TOKEN_SECRET = "development-only-token-secret-do-not-deploy"  # noqa: S105
 
 
 class ServiceSettings(BaseSettings):
@@ -38,11 +40,44 @@ class ServiceSettings(BaseSettings):
 
     log_level: str = Field(default="INFO")
 
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    token_secret: str = DEVELOPMENT_TOKEN_SECRET
+    token_ttl_s: int = 3600
+    idle_timeout_s: int = 15 * 60
+    lockout_threshold: int = 5
+    lockout_window_s: int = 15 * 60
+    lockout_duration_s: int = 15 * 60
+    break_glass_minutes: int = 60
+    read_wait_timeout_s: float = 2.0
+    bulk_read_patients_per_hour: int = 50
+    working_hours_start: int = 7
+    working_hours_end: int = 19
+    working_hours_tz: str = "UTC"
+    ready_max_projection_lag: int = 1000
+
     relay_name: str = "relay"
     relay_batch_size: int = 500
     relay_poll_interval_s: float = 0.1
     relay_flush_timeout_s: float = Field(default=8.0, ge=2.0)
     relay_max_backoff_s: float = 10.0
+
+    @model_validator(mode="after")
+    def _no_placeholder_secrets_outside_development(self) -> ServiceSettings:
+        if self.environment != "development":
+            if self.token_secret == DEVELOPMENT_TOKEN_SECRET or len(self.token_secret) < 32:
+                raise ValueError(
+                    "BACKBONE_TOKEN_SECRET must be set to a random value of 32+ characters "
+                    "outside development"
+                )
+            dev_password = DEVELOPMENT_DB_PASSWORD
+            if self.postgres_password == dev_password or f":{dev_password}@" in self.database_url:
+                raise ValueError("the development database password is refused here")
+        return self
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.api_host}:{self.api_port}"
 
     @property
     def postgres_dir(self) -> Path:

@@ -26,6 +26,7 @@ class ManagedProcess:
 PROCESSES: tuple[ManagedProcess, ...] = (
     ManagedProcess("relay", ("relay",)),
     ManagedProcess("projections", ("project",)),
+    ManagedProcess("api", ("serve",)),
 )
 
 

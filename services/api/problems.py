@@ -1,0 +1,112 @@
+"""Errors as ``application/problem+json`` (RFC 9457), mapped from domain and auth errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from events.aggregates.users import DuplicateUsername
+from events.errors import (
+    ClinicalRuleViolation,
+    ConflictError,
+    DomainError,
+    DuplicateMRN,
+    NotFound,
+    OverrideRequired,
+    PatientErasedError,
+    ReasonRequired,
+)
+from services.auth.service import AuthenticationFailed
+
+PROBLEM = "application/problem+json"
+BASE = "https://clinical-backbone.dev/problems/"
+
+
+class Forbidden(Exception):
+    """The caller's role or relation to the patient does not allow this."""
+
+
+def problem(status: int, title: str, detail: str, kind: str, **extra: Any) -> JSONResponse:
+    body = {"type": BASE + kind, "title": title, "status": status, "detail": detail, **extra}
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+
+
+def _field_errors(errors: list[Any]) -> list[dict[str, str]]:
+    # Field paths and messages only: the input values may be clinical data.
+    return [
+        {
+            "field": ".".join(str(p) for p in e["loc"] if p not in ("body", "query", "path")),
+            "message": e["msg"],
+        }
+        for e in errors
+    ]
+
+
+def domain_problem(exc: DomainError) -> JSONResponse:
+    if isinstance(exc, DuplicateMRN | DuplicateUsername):
+        return problem(
+            409, "Already registered", str(exc), "duplicate", existing_id=str(exc.existing_id)
+        )
+    if isinstance(exc, ConflictError):
+        return problem(409, "Conflict", str(exc), "conflict")
+    if isinstance(exc, PatientErasedError):
+        return problem(410, "Patient erased", str(exc), "erased")
+    if isinstance(exc, NotFound):
+        return problem(404, "Not found", str(exc), "not-found")
+    if isinstance(exc, OverrideRequired):
+        return problem(
+            422,
+            "Safety check",
+            str(exc),
+            "override-required",
+            alerts=exc.alerts,
+            errors=[{"field": "override_reason", "message": "required to override the alerts"}],
+        )
+    if isinstance(exc, ReasonRequired | ClinicalRuleViolation):
+        errors = [{"field": exc.field or "body", "message": str(exc)}]
+        return problem(422, "Refused by a clinical rule", str(exc), "clinical-rule", errors=errors)
+    return problem(422, "Refused", str(exc), "refused")
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that turn errors into problem responses."""
+
+    @app.exception_handler(DomainError)
+    async def _domain(_: Request, exc: DomainError) -> JSONResponse:
+        return domain_problem(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = _field_errors(list(exc.errors()))
+        return problem(
+            422, "Invalid request", "the request failed validation", "validation", errors=errors
+        )
+
+    @app.exception_handler(ValidationError)
+    async def _payload(_: Request, exc: ValidationError) -> JSONResponse:
+        errors = _field_errors(list(exc.errors()))
+        return problem(
+            422, "Invalid request", "the request failed validation", "validation", errors=errors
+        )
+
+    @app.exception_handler(AuthenticationFailed)
+    async def _auth(_: Request, exc: AuthenticationFailed) -> JSONResponse:
+        if exc.locked_until is not None:
+            return problem(
+                423, "Locked", str(exc), "locked", locked_until=exc.locked_until.isoformat()
+            )
+        return problem(401, "Not authenticated", str(exc), "unauthenticated")
+
+    @app.exception_handler(Forbidden)
+    async def _forbidden(_: Request, exc: Forbidden) -> JSONResponse:
+        return problem(403, "Forbidden", str(exc), "forbidden")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return problem(exc.status_code, str(exc.detail), str(exc.detail), "http")

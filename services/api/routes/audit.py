@@ -1,0 +1,122 @@
+"""``/v1/audit``: who read what, and the alerts compliance watches."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import AwareDatetime, BaseModel
+
+from services.api.deps import ContainerDep, require
+from services.auth.service import Principal
+
+router = APIRouter(prefix="/v1/audit", tags=["audit"])
+
+Compliance = Annotated[Principal, Depends(require("compliance"))]
+
+
+class AccessRecord(BaseModel):
+    """One read of patient data or one break-glass."""
+
+    event_id: UUID
+    patient_id: UUID
+    user_id: UUID
+    role: str
+    event_type: str
+    section: str | None
+    purpose: str | None
+    break_glass: bool
+    reason: str | None
+    recorded_at: datetime
+
+
+class Alert(BaseModel):
+    """Something compliance should look at."""
+
+    kind: str
+    user_id: UUID | None = None
+    username: str | None = None
+    patient_id: UUID | None = None
+    at: datetime
+    detail: str
+
+
+@router.get("/access", response_model=list[AccessRecord])
+def access_log(
+    container: ContainerDep,
+    user: Compliance,
+    patient_id: UUID | None = None,
+    user_id: UUID | None = None,
+    since: AwareDatetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> list[AccessRecord]:
+    """Who read which patient's data, when and why (newest first)."""
+    del user
+    with container.reads.connection() as conn:
+        rows = conn.execute(
+            "SELECT event_id, patient_id, user_id, role, event_type, section, purpose, "
+            "break_glass, reason, recorded_at FROM access_audit "
+            "WHERE (%(p)s::uuid IS NULL OR patient_id = %(p)s) "
+            "AND (%(u)s::uuid IS NULL OR user_id = %(u)s) "
+            "AND (%(s)s::timestamptz IS NULL OR recorded_at >= %(s)s) "
+            "ORDER BY recorded_at DESC, position DESC LIMIT %(n)s",
+            {"p": patient_id, "u": user_id, "s": since, "n": limit},
+        ).fetchall()
+    fields = AccessRecord.model_fields
+    return [AccessRecord.model_validate(dict(zip(fields, row, strict=True))) for row in rows]
+
+
+ALERTS_SQL = """
+SELECT 'break_glass', user_id, NULL::text, patient_id, recorded_at,
+       'break-glass: ' || COALESCE(reason, '')
+FROM access_audit WHERE event_type = 'access.break_glass' AND recorded_at >= %(since)s
+UNION ALL
+SELECT 'bulk_reads', user_id, NULL, NULL, hour,
+       count || ' distinct patients read within one hour'
+FROM (SELECT user_id, date_trunc('hour', recorded_at) AS hour,
+             count(DISTINCT patient_id) AS count
+      FROM access_audit WHERE event_type = 'chart.viewed' AND recorded_at >= %(since)s
+      GROUP BY 1, 2) bulk
+WHERE count > %(bulk)s
+UNION ALL
+SELECT 'after_hours', user_id, NULL, patient_id, recorded_at,
+       'read outside working hours'
+FROM access_audit
+WHERE event_type = 'chart.viewed' AND recorded_at >= %(since)s
+  AND (extract(hour FROM recorded_at AT TIME ZONE %(tz)s) < %(start)s
+       OR extract(hour FROM recorded_at AT TIME ZONE %(tz)s) >= %(end)s)
+UNION ALL
+SELECT 'failed_logins', NULL, username, NULL, max(at), count(*) || ' failed logins'
+FROM auth_failures WHERE at >= %(since)s GROUP BY username HAVING count(*) >= 3
+UNION ALL
+SELECT 'locked_out', NULL, username, NULL, until, 'account locked until ' || until
+FROM auth_lockouts WHERE until >= %(since)s
+ORDER BY 5 DESC
+LIMIT 500
+"""
+
+
+@router.get("/alerts", response_model=list[Alert])
+def alerts(
+    container: ContainerDep,
+    user: Compliance,
+    hours: Annotated[int, Query(ge=1, le=24 * 90)] = 24,
+) -> list[Alert]:
+    """Break-glass uses, bulk reads, after-hours reads and repeated failed logins."""
+    del user
+    s = container.settings
+    params: dict[str, Any] = {
+        "since": container.store.clock() - timedelta(hours=hours),
+        "bulk": s.bulk_read_patients_per_hour,
+        "tz": s.working_hours_tz,
+        "start": s.working_hours_start,
+        "end": s.working_hours_end,
+    }
+    with container.reads.connection() as conn:
+        rows = conn.execute(ALERTS_SQL, params).fetchall()
+    return [
+        Alert(kind=r[0], user_id=r[1], username=r[2], patient_id=r[3], at=r[4], detail=r[5])
+        for r in rows
+    ]

@@ -1,0 +1,71 @@
+"""``/healthz``, ``/readyz`` and ``/metrics``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+from kafka.errors import KafkaError
+from psycopg import Error as DatabaseError
+
+from projections.registry import ALL
+from projections.service import consumer_lag
+from services.api.deps import ContainerDep
+from services.api.observability import PROJECTION_LAG, RELAY_LAG, exposition
+from services.relay.runner import relay_status
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+def healthz() -> dict[str, str]:
+    """The process is alive."""
+    return {"status": "ok"}
+
+
+def _readiness(container: ContainerDep) -> dict[str, Any]:
+    checks: dict[str, Any] = {}
+    try:
+        with container.reads.connection() as conn:
+            conn.execute("SELECT 1").fetchone()
+        checks["store"] = {"up": True}
+    except DatabaseError as exc:
+        checks["store"] = {"up": False, "error": type(exc).__name__}
+    try:
+        lag = consumer_lag(container.reads, container.projection_settings, ALL)
+        checks["kafka"] = {"up": True}
+        limit = container.settings.ready_max_projection_lag
+        checks["projections"] = {
+            name: {"lag": value, "up": value <= limit} for name, value in lag.items()
+        }
+        for name, value in lag.items():
+            PROJECTION_LAG.labels(name).set(value)
+    except (KafkaError, DatabaseError) as exc:
+        checks["kafka"] = {"up": False, "error": type(exc).__name__}
+    try:
+        state, head = relay_status(container.settings, container.store_settings)
+        RELAY_LAG.set(max(head - state.position, 0))
+        checks["relay"] = {"lag": max(head - state.position, 0), "state": state.state}
+    except DatabaseError as exc:
+        checks["relay"] = {"up": False, "error": type(exc).__name__}
+    return checks
+
+
+@router.get("/readyz")
+def readyz(container: ContainerDep) -> JSONResponse:
+    """Ready when the store and Kafka answer and every projection's lag is under the limit."""
+    checks = _readiness(container)
+    ready = (
+        checks["store"]["up"]
+        and checks["kafka"]["up"]
+        and all(p["up"] for p in checks.get("projections", {}).values())
+    )
+    return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+
+
+@router.get("/metrics")
+def metrics(container: ContainerDep) -> Response:
+    """Prometheus metrics: request latency per route, relay and projection lag."""
+    _readiness(container)
+    return Response(exposition(), media_type="text/plain; version=0.0.4")

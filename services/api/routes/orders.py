@@ -1,0 +1,94 @@
+"""``/v1/orders/{id}``: specimen collection, results and cancellation."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, status
+
+from events.aggregates import orders as order_aggregate
+from events.aggregates.orders import AnalyteInput
+from events.errors import NotFound
+from services.api.container import Container
+from services.api.deps import ContainerDep, IdempotencyKey, command_context, patient_access, require
+from services.api.schemas.common import Written
+from services.api.schemas.orders import (
+    CancelCreate,
+    ResultFlag,
+    ResultsCreate,
+    ResultsWritten,
+    SpecimenCreate,
+)
+from services.auth.service import Principal
+
+router = APIRouter(prefix="/v1/orders", tags=["orders"])
+
+Collector = Annotated[Principal, Depends(require("nurse", "lab_tech"))]
+LabTech = Annotated[Principal, Depends(require("lab_tech"))]
+Physician = Annotated[Principal, Depends(require("physician"))]
+
+
+def _order_patient(container: Container, order_id: UUID) -> UUID:
+    order = container.store.load(order_id, order_aggregate.evolve)
+    if order is None:
+        raise NotFound("lab order", order_id)
+    return order.patient_id
+
+
+@router.post("/{order_id}/specimen", status_code=status.HTTP_201_CREATED, response_model=Written)
+def collect_specimen(
+    order_id: UUID,
+    body: SpecimenCreate,
+    container: ContainerDep,
+    user: Collector,
+    key: IdempotencyKey = None,
+) -> Written:
+    """The specimen was collected (nurses need the patient on their care team)."""
+    if user.role == "nurse":
+        patient_access(container, user, _order_patient(container, order_id))
+    result = container.store.collect_specimen(
+        command_context(user, body.reason, body.occurred_at, key),
+        order_id,
+        body.collected_at,
+        body.specimen_type,
+    )
+    return Written(id=result.id, position=result.position)
+
+
+@router.post(
+    "/{order_id}/results", status_code=status.HTTP_201_CREATED, response_model=ResultsWritten
+)
+def receive_results(
+    order_id: UUID,
+    body: ResultsCreate,
+    container: ContainerDep,
+    user: LabTech,
+    key: IdempotencyKey = None,
+) -> ResultsWritten:
+    """Results per analyte; each answer carries the flag computed (N, L, H, LL, HH)."""
+    analytes = [
+        AnalyteInput(r.code, r.name, r.value, r.unit, r.reference_low, r.reference_high)
+        for r in body.results
+    ]
+    result = container.store.receive_results(
+        command_context(user, body.reason, body.occurred_at, key), order_id, analytes
+    )
+    flags = [ResultFlag.model_validate(r) for r in result.detail["results"]]
+    return ResultsWritten(id=result.id, position=result.position, results=flags)
+
+
+@router.post("/{order_id}/cancel", status_code=status.HTTP_201_CREATED, response_model=Written)
+def cancel_order(
+    order_id: UUID,
+    body: CancelCreate,
+    container: ContainerDep,
+    user: Physician,
+    key: IdempotencyKey = None,
+) -> Written:
+    """Cancel the order, with a reason."""
+    patient_access(container, user, _order_patient(container, order_id))
+    result = container.store.cancel_order(
+        command_context(user, body.reason, body.occurred_at, key), order_id
+    )
+    return Written(id=result.id, position=result.position)

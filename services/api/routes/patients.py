@@ -1,0 +1,259 @@
+"""``/v1/patients``: registration, search, the chart, care team, break-glass and clinical writes."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
+
+from events.aggregates import patients as patient_aggregate
+from events.errors import NotFound
+from events.payloads.patients import PatientRegistered
+from projections.chart import fetch_chart, wait_for_position
+from projections.registry import named
+from services.api.deps import (
+    CLINICIANS,
+    ContainerDep,
+    IdempotencyKey,
+    command_context,
+    patient_access,
+    require,
+)
+from services.api.schemas.common import Written
+from services.api.schemas.medications import MedicationCreate
+from services.api.schemas.orders import OrderCreate
+from services.api.schemas.patients import (
+    AllergyCreate,
+    BreakGlassCreate,
+    BreakGlassWritten,
+    CareTeamAdd,
+    PatientCreate,
+    PatientPublic,
+    VitalsCreate,
+    VitalsWritten,
+)
+from services.auth.service import Principal
+
+router = APIRouter(prefix="/v1/patients", tags=["patients"])
+
+Registrar = Annotated[Principal, Depends(require("front_desk", "nurse", "physician", "admin"))]
+Searcher = Annotated[
+    Principal, Depends(require("front_desk", "nurse", "physician", "pharmacist", "billing"))
+]
+Clinician = Annotated[Principal, Depends(require(*CLINICIANS))]
+NurseOrPhysician = Annotated[Principal, Depends(require("nurse", "physician"))]
+Physician = Annotated[Principal, Depends(require("physician"))]
+TeamManager = Annotated[Principal, Depends(require("physician", "admin"))]
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=Written)
+def register_patient(
+    body: PatientCreate, container: ContainerDep, user: Registrar, key: IdempotencyKey = None
+) -> Written:
+    """Register a patient; a second registration of the same MRN answers 409 with its id."""
+    registration = PatientRegistered(
+        mrn=body.mrn,
+        family_name=body.family_name,
+        given_names=tuple(body.given_names),
+        birth_date=body.birth_date,
+        sex=body.sex,
+    )
+    result = container.store.register_patient(
+        command_context(user, body.reason, body.occurred_at, key), registration
+    )
+    return Written(id=result.id, position=result.position)
+
+
+@router.get("", response_model=list[PatientPublic])
+def search_patients(
+    container: ContainerDep,
+    user: Searcher,
+    mrn: Annotated[str | None, Query(max_length=32)] = None,
+    name: Annotated[str | None, Query(min_length=2, max_length=100)] = None,
+) -> list[PatientPublic]:
+    """Find patients by MRN or family name (demographics only); each hit is an audited read."""
+    if (mrn is None) == (name is None):
+        raise HTTPException(status_code=400, detail="give exactly one of mrn or name")
+    with container.reads.connection() as conn:
+        if mrn is not None:
+            rows = conn.execute(
+                "SELECT patient_id, mrn, family_name, given_names, birth_date, sex FROM patients "
+                "WHERE mrn = %s",
+                (mrn,),
+            ).fetchall()
+        else:
+            rows = conn.execute(
+                "SELECT patient_id, mrn, family_name, given_names, birth_date, sex FROM patients "
+                "WHERE lower(family_name) = lower(%s) ORDER BY family_name LIMIT 20",
+                (name,),
+            ).fetchall()
+    found = [
+        PatientPublic(
+            patient_id=r[0], mrn=r[1], family_name=r[2], given_names=r[3], birth_date=r[4], sex=r[5]
+        )
+        for r in rows
+    ]
+    for patient in found:
+        container.store.record_chart_view(
+            command_context(user), patient.patient_id, "search", "registration", False
+        )
+    return found
+
+
+@router.get("/{patient_id}/chart")
+def read_chart(
+    patient_id: UUID,
+    container: ContainerDep,
+    user: Clinician,
+    response: Response,
+    min_position: Annotated[int | None, Query(ge=0)] = None,
+    purpose: Annotated[str, Query(max_length=100)] = "treatment",
+) -> dict[str, Any]:
+    """The chart: demographics, allergies, active medications, pending orders, recent results
+    with flags and trend, latest vitals. Care team or break-glass only; every read is audited."""
+    break_glass = patient_access(container, user, patient_id)
+    with container.reads.connection() as conn:
+        if min_position:
+            wait_for_position(
+                conn,
+                container.projection_settings.events_table,
+                min_position,
+                container.settings.read_wait_timeout_s,
+            )
+        chart = fetch_chart(conn, patient_id)
+    if chart is None:
+        state = container.store.load(patient_id, patient_aggregate.evolve)  # 410 if erased
+        patient_aggregate.require_patient(state, patient_id)
+        raise NotFound("chart of patient", patient_id)
+    container.store.record_chart_view(
+        command_context(user), patient_id, "chart", purpose, break_glass
+    )
+    response.headers["X-Projection-Position"] = str(chart.position)
+    return chart.body
+
+
+@router.post("/{patient_id}/care-team", status_code=status.HTTP_201_CREATED, response_model=Written)
+def add_to_care_team(
+    patient_id: UUID,
+    body: CareTeamAdd,
+    container: ContainerDep,
+    user: TeamManager,
+    key: IdempotencyKey = None,
+) -> Written:
+    """Add a user to the patient's care team."""
+    result = container.store.change_care_team(
+        command_context(user, body.reason, body.occurred_at, key), patient_id, body.user_id, "added"
+    )
+    return Written(id=result.id, position=result.position)
+
+
+@router.post(
+    "/{patient_id}/break-glass",
+    status_code=status.HTTP_201_CREATED,
+    response_model=BreakGlassWritten,
+)
+def break_glass(
+    patient_id: UUID,
+    body: BreakGlassCreate,
+    container: ContainerDep,
+    user: Clinician,
+    key: IdempotencyKey = None,
+) -> BreakGlassWritten:
+    """Emergency access outside the care team: reason required, time-limited, alerts compliance."""
+    minutes = container.settings.break_glass_minutes
+    result = container.store.grant_break_glass(
+        command_context(user, body.reason, body.occurred_at, key),
+        patient_id,
+        timedelta(minutes=minutes),
+    )
+    # Visible in the compliance alerts as soon as this answers.
+    with container.reads.connection() as conn:
+        wait_for_position(
+            conn,
+            container.projection_settings.events_table,
+            result.position,
+            container.settings.read_wait_timeout_s,
+            (named("access_audit").name,),
+        )
+    return BreakGlassWritten(id=result.id, position=result.position, expires_in_s=minutes * 60)
+
+
+@router.post("/{patient_id}/allergies", status_code=status.HTTP_201_CREATED, response_model=Written)
+def record_allergy(
+    patient_id: UUID,
+    body: AllergyCreate,
+    container: ContainerDep,
+    user: NurseOrPhysician,
+    key: IdempotencyKey = None,
+) -> Written:
+    """Record an allergy (substance, reaction, severity)."""
+    patient_access(container, user, patient_id)
+    result = container.store.record_allergy(
+        command_context(user, body.reason, body.occurred_at, key),
+        patient_id,
+        body.substance,
+        body.reaction,
+        body.severity,
+        body.substance_code,
+    )
+    return Written(id=result.id, position=result.position)
+
+
+@router.post(
+    "/{patient_id}/vitals", status_code=status.HTTP_201_CREATED, response_model=VitalsWritten
+)
+def record_vitals(
+    patient_id: UUID,
+    body: VitalsCreate,
+    container: ContainerDep,
+    user: NurseOrPhysician,
+    key: IdempotencyKey = None,
+) -> VitalsWritten:
+    """Record vital signs: impossible values are refused, abnormal ones flagged."""
+    patient_access(container, user, patient_id)
+    values = body.model_dump(exclude={"occurred_at", "reason"})
+    result = container.store.record_vitals(
+        command_context(user, body.reason, body.occurred_at, key), patient_id, values
+    )
+    return VitalsWritten(id=result.id, position=result.position, flags=result.detail["flags"])
+
+
+@router.post("/{patient_id}/orders", status_code=status.HTTP_201_CREATED, response_model=Written)
+def place_order(
+    patient_id: UUID,
+    body: OrderCreate,
+    container: ContainerDep,
+    user: Physician,
+    key: IdempotencyKey = None,
+) -> Written:
+    """Place a lab order (LOINC code, priority)."""
+    patient_access(container, user, patient_id)
+    result = container.store.place_order(
+        command_context(user, body.reason, body.occurred_at, key),
+        patient_id,
+        body.test_code,
+        body.test_name,
+        body.priority,
+    )
+    return Written(id=result.id, position=result.position)
+
+
+@router.post(
+    "/{patient_id}/medications", status_code=status.HTTP_201_CREATED, response_model=Written
+)
+def prescribe(
+    patient_id: UUID,
+    body: MedicationCreate,
+    container: ContainerDep,
+    user: Physician,
+    key: IdempotencyKey = None,
+) -> Written:
+    """Prescribe; a dose above the maximum or an allergy conflict needs an override_reason."""
+    patient_access(container, user, patient_id)
+    request = body.model_dump(exclude={"occurred_at", "reason"}, exclude_none=True)
+    result = container.store.prescribe(
+        command_context(user, body.reason, body.occurred_at, key), patient_id, request
+    )
+    return Written(id=result.id, position=result.position)

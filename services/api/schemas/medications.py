@@ -1,0 +1,71 @@
+"""Bodies of prescriptions, changes, discontinuations and administrations."""
+
+from __future__ import annotations
+
+from pydantic import AwareDatetime, ConfigDict, Field
+
+from services.api.schemas.common import WriteBase
+
+
+class MedicationCreate(WriteBase):
+    """Prescribe a drug (RxNorm ingredient code)."""
+
+    drug_code: str = Field(pattern=r"^\d{1,10}$", description="RxNorm RXCUI")
+    drug_name: str = Field(min_length=1, max_length=200)
+    dose: float = Field(gt=0)
+    dose_unit: str
+    route: str
+    frequency: str
+    override_reason: str | None = Field(default=None, max_length=1000)
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "drug_code": "29046",
+                    "drug_name": "lisinopril",
+                    "dose": 10,
+                    "dose_unit": "mg",
+                    "route": "oral",
+                    "frequency": "daily",
+                }
+            ]
+        },
+    )
+
+
+class MedicationChange(WriteBase):
+    """Change dose or frequency; the reason is mandatory."""
+
+    dose: float | None = Field(default=None, gt=0)
+    dose_unit: str | None = None
+    frequency: str | None = None
+    override_reason: str | None = Field(default=None, max_length=1000)
+    reason: str = Field(min_length=3, max_length=1000)
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"dose": 20, "reason": "blood pressure above target"}]},
+    )
+
+
+class Discontinue(WriteBase):
+    """Stop the medication; the reason is mandatory."""
+
+    reason: str = Field(min_length=3, max_length=1000)
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"reason": "course complete"}]}
+    )
+
+
+class AdministrationCreate(WriteBase):
+    """A dose was given (route and unit default to the order's)."""
+
+    dose: float = Field(gt=0)
+    dose_unit: str | None = None
+    route: str | None = None
+    administered_at: AwareDatetime | None = None
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"dose": 10}]})

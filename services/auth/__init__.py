@@ -1,0 +1,1 @@
+"""Authentication: users' credentials, password hashing, tokens, sessions, lockout, TOTP."""
