@@ -1,0 +1,196 @@
+"""Every cell of the role-by-route table of the design: allowed roles pass, all others get 403."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import httpx
+import pytest
+
+from services.infra.stack import LocalStack
+from services.settings import ServiceSettings
+from tests.e2e.harness import ROLES, Backbone, register_patient, running_backbone
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class World:
+    """A patient with every clinical role on the care team, an order and a medication."""
+
+    backbone: Backbone
+    patient: UUID
+    order: UUID
+    medication: UUID
+
+
+@pytest.fixture(scope="module")
+def world(
+    stack: LocalStack, settings: ServiceSettings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[World]:
+    with running_backbone(tmp_path_factory.mktemp("matrix"), settings, 600) as backbone:
+        physician = backbone.login("physician")
+        patient = register_patient(physician, f"MX-{uuid.uuid4().hex[:8]}")
+        for role in ("physician", "nurse", "pharmacist"):
+            physician.post(
+                f"/v1/patients/{patient}/care-team", json={"user_id": str(backbone.users[role])}
+            )
+        order = physician.post(
+            f"/v1/patients/{patient}/orders", json={"test_code": "2345-7", "test_name": "Glucose"}
+        ).json()["id"]
+        medication = physician.post(
+            f"/v1/patients/{patient}/medications",
+            json={
+                "drug_code": "6809",
+                "drug_name": "metformin",
+                "dose": 500,
+                "dose_unit": "mg",
+                "route": "oral",
+                "frequency": "bid",
+            },
+        ).json()["id"]
+        yield World(backbone, patient, UUID(order), UUID(medication))
+
+
+Call = Callable[[httpx.Client, World], httpx.Response]
+
+
+def _post(path: str, body: dict[str, Any]) -> Call:
+    return lambda c, w: c.post(
+        path.format(p=w.patient, o=w.order, m=w.medication, u=w.backbone.users["nurse"]), json=body
+    )
+
+
+def _get(path: str, params: dict[str, Any] | None = None) -> Call:
+    return lambda c, w: c.get(path.format(p=w.patient, o=w.order, m=w.medication), params=params)
+
+
+def _new_user(c: httpx.Client, w: World) -> httpx.Response:
+    return c.post(
+        "/v1/admin/users",
+        json={
+            "username": f"u{uuid.uuid4().hex[:10]}",
+            "display_name": "New",
+            "role": "billing",
+            "password": "another long passphrase",
+        },
+    )
+
+
+ROUTES: dict[str, tuple[Call, set[str]]] = {
+    "POST /v1/patients": (
+        lambda c, _: c.post(
+            "/v1/patients",
+            json={
+                "mrn": f"M-{uuid.uuid4().hex[:8]}",
+                "family_name": "X",
+                "given_names": ["Y"],
+                "birth_date": "2001-01-01",
+                "sex": "other",
+            },
+        ),
+        {"front_desk", "nurse", "physician", "admin"},
+    ),
+    "GET /v1/patients?mrn": (
+        _get("/v1/patients", {"name": "Testperson"}),
+        {"front_desk", "nurse", "physician", "pharmacist", "billing"},
+    ),
+    "GET /v1/patients/{id}/chart": (
+        _get("/v1/patients/{p}/chart"),
+        {"nurse", "physician", "pharmacist"},
+    ),
+    "POST /v1/patients/{id}/care-team": (
+        _post("/v1/patients/{p}/care-team", {"user_id": "{u}"}),
+        {"physician", "admin"},
+    ),
+    "POST /v1/patients/{id}/break-glass": (
+        _post("/v1/patients/{p}/break-glass", {"reason": "emergency admission"}),
+        {"nurse", "physician", "pharmacist"},
+    ),
+    "POST /v1/patients/{id}/allergies": (
+        _post(
+            "/v1/patients/{p}/allergies",
+            {"substance": "latex", "reaction": "rash", "severity": "mild"},
+        ),
+        {"nurse", "physician"},
+    ),
+    "POST /v1/patients/{id}/vitals": (
+        _post("/v1/patients/{p}/vitals", {"heart_rate": 80}),
+        {"nurse", "physician"},
+    ),
+    "POST /v1/patients/{id}/orders": (
+        _post("/v1/patients/{p}/orders", {"test_code": "718-7", "test_name": "Hemoglobin"}),
+        {"physician"},
+    ),
+    "POST /v1/orders/{id}/specimen": (_post("/v1/orders/{o}/specimen", {}), {"nurse", "lab_tech"}),
+    "POST /v1/orders/{id}/results": (
+        _post(
+            "/v1/orders/{o}/results",
+            {"results": [{"code": "2345-7", "name": "Glucose", "value": 90, "unit": "mg/dL"}]},
+        ),
+        {"lab_tech"},
+    ),
+    "POST /v1/orders/{id}/cancel": (
+        _post("/v1/orders/{o}/cancel", {"reason": "entered in error"}),
+        {"physician"},
+    ),
+    "POST /v1/patients/{id}/medications": (
+        _post(
+            "/v1/patients/{p}/medications",
+            {
+                "drug_code": "161",
+                "drug_name": "acetaminophen",
+                "dose": 500,
+                "dose_unit": "mg",
+                "route": "oral",
+                "frequency": "prn",
+            },
+        ),
+        {"physician"},
+    ),
+    "POST /v1/medications/{id}/change": (
+        _post("/v1/medications/{m}/change", {"frequency": "daily", "reason": "adherence"}),
+        {"physician"},
+    ),
+    "POST /v1/medications/{id}/discontinue": (
+        _post("/v1/medications/{m}/discontinue", {"reason": "not needed"}),
+        {"physician"},
+    ),
+    "POST /v1/medications/{id}/administrations": (
+        _post("/v1/medications/{m}/administrations", {"dose": 500}),
+        {"nurse"},
+    ),
+    "GET /v1/audit/access": (_get("/v1/audit/access"), {"compliance"}),
+    "GET /v1/audit/alerts": (_get("/v1/audit/alerts"), {"compliance"}),
+    "POST /v1/admin/users": (_new_user, {"admin"}),
+    "POST /v1/admin/users/{id}/roles": (
+        lambda c, w: c.post(
+            f"/v1/admin/users/{w.backbone.users['billing']}/roles", json={"role": "billing"}
+        ),
+        {"admin"},
+    ),
+}
+
+CELLS = [(route, role) for route in ROUTES for role in ROLES]
+
+
+@pytest.mark.parametrize(("route", "role"), CELLS, ids=[f"{r} as {role}" for r, role in CELLS])
+def test_role_route_cell(world: World, route: str, role: str) -> None:
+    call, allowed = ROUTES[route]
+    answer = call(world.backbone.login(role), world)
+    if role in allowed:
+        assert answer.status_code not in (401, 403), f"{role} refused: {answer.text}"
+        assert answer.status_code < 500, answer.text
+    else:
+        assert answer.status_code == 403, f"{role} was not refused: {answer.status_code}"
+        assert answer.json()["type"].endswith("/forbidden")
+
+
+def test_without_a_token_every_route_answers_401(world: World) -> None:
+    anonymous = world.backbone.client()
+    for route, (call, _) in ROUTES.items():
+        assert call(anonymous, world).status_code == 401, route
