@@ -12,10 +12,16 @@ setup:
 infra-up: setup
 	$(BIN)/backbone infra up
 
+DEMO_PATIENTS ?= 200
+
 run: setup
 	$(BIN)/backbone up
+	$(BIN)/backbone demo --patients $(DEMO_PATIENTS)
 	$(BIN)/backbone status
-	@echo "logs: .data/logs/ (JSON lines), broker log: .data/kafka/broker.log; stop with: make down"
+	@echo ""
+	@echo "API:         http://127.0.0.1:8000   (docs: http://127.0.0.1:8000/docs)"
+	@echo "log in:      users named after their role; passwords in .data/demo/credentials.json"
+	@echo "walkthrough: README.md, 'Try it'; logs in .data/logs/; stop everything with: make down"
 
 test: infra-up
 	$(BIN)/pytest -q tests

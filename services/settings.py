@@ -84,6 +84,10 @@ class ServiceSettings(BaseSettings):
         return self.data_dir / "postgres"
 
     @property
+    def demo_dir(self) -> Path:
+        return self.data_dir / "demo"
+
+    @property
     def kafka_dir(self) -> Path:
         return self.data_dir / "kafka"
 

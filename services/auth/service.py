@@ -118,6 +118,19 @@ class AuthService:
             )
         return result
 
+    def set_password(self, user_id: UUID, password: str) -> None:
+        """Replace a user's password (their open sessions end)."""
+        if len(password) < 12:
+            raise ValueError("password must have at least 12 characters")
+        with self.pool.connection() as conn:
+            conn.execute(
+                "INSERT INTO auth_credentials (user_id, password_hash) VALUES (%s, %s) "
+                "ON CONFLICT (user_id) DO UPDATE SET password_hash = EXCLUDED.password_hash, "
+                "updated_at = now()",
+                (user_id, passwords.hash_password(password)),
+            )
+            conn.execute("UPDATE auth_sessions SET revoked = true WHERE user_id = %s", (user_id,))
+
     def change_role(self, ctx: CommandContext, user_id: UUID, role: str) -> CommandResult:
         result = self.store.change_user_role(ctx, user_id, role)
         with self.pool.connection() as conn:

@@ -12,11 +12,11 @@ from rich.table import Table
 from events.settings import get_store_settings
 from projections.database import read_pool
 from projections.registry import ALL
-from projections.service import projection_statuses
+from projections.service import consumer_lag, projection_statuses
 from projections.settings import get_projection_settings
 from services.infra.errors import InfraError
 from services.infra.stack import LocalStack
-from services.relay.runner import relay_status, store_head_position
+from services.relay.runner import relay_status
 from services.settings import get_settings
 from services.supervisor import PROCESSES, Supervisor
 
@@ -69,10 +69,11 @@ def _components() -> list[dict[str, Any]]:
             pool = read_pool(get_projection_settings(), max_size=1)
             try:
                 statuses = projection_statuses(pool, ALL)
+                lag = consumer_lag(pool, get_projection_settings(), ALL)
             finally:
                 pool.close()
-            head = store_head_position()
-            entry["lag"] = {s.name: max(head - s.position, 0) for s in statuses}
+            entry["lag"] = sum(lag.values())
+            entry["lag_by_projection"] = lag
             entry["detail"] = f"dead-lettered: {sum(s.deadlettered_total for s in statuses)}"
         if process.name == "relay" and database_up:
             state, head = relay_status(settings, get_store_settings())

@@ -40,3 +40,4 @@ def configure_logging(level: str = "INFO") -> None:
     root.setLevel(level.upper())
     # kafka-python is chatty at INFO and may log connection details; keep its warnings.
     logging.getLogger("kafka").setLevel(logging.WARNING)
+    logging.getLogger("kafka.coordinator.consumer").setLevel(logging.ERROR)
