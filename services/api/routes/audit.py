@@ -9,8 +9,13 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query
 from pydantic import AwareDatetime, BaseModel
 
+from projections.registry import named
+from projections.service import consumer_lag
+from services.api.container import Container
 from services.api.deps import ContainerDep, require
 from services.auth.service import Principal
+from services.infra.processes import wait_until
+from services.relay.runner import relay_status
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
@@ -43,6 +48,24 @@ class Alert(BaseModel):
     detail: str
 
 
+def _catch_up(container: Container) -> None:
+    """Wait (bounded) until the access log holds every access recorded before this request:
+    the relay has published up to the store's head and the projection has consumed it all."""
+    head = container.store.recorder.max_notification_id() or 0
+    projection = (named("access_audit"),)
+
+    def done() -> bool:
+        state, _ = relay_status(container.settings, container.store_settings)
+        if state.position < head:
+            return False
+        return (
+            consumer_lag(container.reads, container.projection_settings, projection)["access_audit"]
+            == 0
+        )
+
+    wait_until(done, container.settings.read_wait_timeout_s, 0.05)
+
+
 @router.get("/access", response_model=list[AccessRecord])
 def access_log(
     container: ContainerDep,
@@ -54,6 +77,7 @@ def access_log(
 ) -> list[AccessRecord]:
     """Who read which patient's data, when and why (newest first)."""
     del user
+    _catch_up(container)
     with container.reads.connection() as conn:
         rows = conn.execute(
             "SELECT event_id, patient_id, user_id, role, event_type, section, purpose, "
@@ -106,6 +130,7 @@ def alerts(
 ) -> list[Alert]:
     """Break-glass uses, bulk reads, after-hours reads and repeated failed logins."""
     del user
+    _catch_up(container)
     s = container.settings
     params: dict[str, Any] = {
         "since": container.store.clock() - timedelta(hours=hours),

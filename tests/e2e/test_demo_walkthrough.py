@@ -1,0 +1,70 @@
+"""`backbone demo` and the README's three-step walk-through, run as pasted."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from services.infra.stack import LocalStack
+from services.settings import REPO_ROOT, ServiceSettings
+from tests.e2e.harness import running_backbone
+
+pytestmark = pytest.mark.integration
+
+
+def readme_walkthrough() -> str:
+    readme = (REPO_ROOT / "README.md").read_text()
+    section = readme.split("## Try it", 1)[1]
+    return section.split("```bash\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_demo_loads_through_the_api_and_the_readme_walkthrough_works(
+    stack: LocalStack, settings: ServiceSettings, tmp_path: Path
+) -> None:
+    with running_backbone(tmp_path, settings, 900) as backbone:
+        data_dir = tmp_path / "data" / ".data"
+        env = {**backbone.env, "BACKBONE_DATA_DIR": str(data_dir)}
+        demo = subprocess.run(
+            [sys.executable, "-m", "services.cli", "demo", "--patients", "3"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert demo.returncode == 0, demo.stdout + demo.stderr
+        assert "3 patients loaded" in demo.stdout
+
+        credentials_file = data_dir / "demo" / "credentials.json"
+        credentials = json.loads(credentials_file.read_text())
+        assert set(credentials) == {
+            "front_desk",
+            "nurse",
+            "physician",
+            "pharmacist",
+            "lab_tech",
+            "billing",
+            "compliance",
+            "admin",
+        }
+        assert stat.S_IMODE(os.stat(credentials_file).st_mode) == 0o600
+
+        script = readme_walkthrough().replace("http://127.0.0.1:8000", backbone.url)
+        walk = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", script],
+            cwd=data_dir.parent,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    assert walk.returncode == 0, walk.stderr
+    assert '"mrn": "DEMO-000001"' in walk.stdout
+    assert '"purpose": "ward round"' in walk.stdout
