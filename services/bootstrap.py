@@ -6,6 +6,9 @@ import time.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
@@ -40,13 +43,27 @@ def build_key_pool(settings: StoreSettings) -> ConnectionPool:
     return pool
 
 
+SCHEMA_LOCK = 7_346_202
+
+
+@contextmanager
+def schema_lock(pool: ConnectionPool) -> Iterator[None]:
+    """Serialise table creation across processes: concurrent ``CREATE TABLE IF NOT EXISTS``
+    of one table can fail in PostgreSQL, and the API, relay and projections start together."""
+    with pool.connection() as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK,))
+        try:
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK,))
+
+
 def build_store(settings: StoreSettings | None = None) -> ClinicalStore:
     """The PostgreSQL-backed clinical store with per-patient encryption."""
     settings = settings or get_store_settings()
     master_key = load_master_key(settings.master_key_file)
-    keyring = Keyring(
-        master_key,
-        PostgresKeyStore(build_key_pool(settings), f"{settings.store_name}_data_keys"),
-        settings.key_cache_ttl_s,
-    )
-    return ClinicalStore(store_env(settings), keyring, master_key, name=settings.store_name)
+    pool = build_key_pool(settings)
+    with schema_lock(pool):
+        keys = PostgresKeyStore(pool, f"{settings.store_name}_data_keys")
+        keyring = Keyring(master_key, keys, settings.key_cache_ttl_s)
+        return ClinicalStore(store_env(settings), keyring, master_key, name=settings.store_name)

@@ -11,7 +11,7 @@ from events.store import ClinicalStore
 from projections.database import create_tables, read_pool
 from projections.settings import ProjectionSettings, get_projection_settings
 from services.auth.service import AuthService
-from services.bootstrap import build_key_pool, build_store
+from services.bootstrap import build_key_pool, build_store, schema_lock
 from services.settings import ServiceSettings, get_settings
 
 
@@ -44,5 +44,7 @@ def build_container(
     reads = read_pool(projection_settings, max_size=16)
     with reads.connection() as conn:
         create_tables(conn, projection_settings.read_schema)
-    auth = AuthService(store, build_key_pool(store_settings), settings)
+    auth_pool = build_key_pool(store_settings)
+    with schema_lock(auth_pool):
+        auth = AuthService(store, auth_pool, settings)
     return Container(settings, store_settings, projection_settings, store, reads, auth)

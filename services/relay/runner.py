@@ -6,7 +6,7 @@ from psycopg import sql
 from psycopg_pool import ConnectionPool
 
 from events.settings import StoreSettings, get_store_settings
-from services.bootstrap import build_key_pool, build_store
+from services.bootstrap import build_key_pool, build_store, schema_lock
 from services.relay.checkpoint import Checkpoint, RelayStatus
 from services.relay.publisher import KafkaPublisher
 from services.relay.relay import Relay
@@ -15,7 +15,9 @@ from services.settings import ServiceSettings
 
 def build_relay(settings: ServiceSettings, store_settings: StoreSettings) -> Relay:
     store = build_store(store_settings)
-    checkpoint = Checkpoint(build_key_pool(store_settings), _relay_name(settings, store_settings))
+    pool = build_key_pool(store_settings)
+    with schema_lock(pool):
+        checkpoint = Checkpoint(pool, _relay_name(settings, store_settings))
     publisher = KafkaPublisher(
         settings.kafka_bootstrap, f"backbone-{settings.relay_name}", settings.relay_flush_timeout_s
     )
@@ -60,7 +62,9 @@ def relay_status(
     """The relay's recorded status and the store's head position (for the lag)."""
     pool = build_key_pool(store_settings)
     try:
-        status = Checkpoint(pool, _relay_name(settings, store_settings)).status()
+        with schema_lock(pool):
+            checkpoint = Checkpoint(pool, _relay_name(settings, store_settings))
+        status = checkpoint.status()
         head = _head(pool, store_settings)
     finally:
         pool.close()
