@@ -11,6 +11,7 @@ from uuid import UUID
 import httpx
 import pytest
 
+from services.auth import totp
 from services.infra.processes import wait_until
 from services.infra.stack import LocalStack
 from services.settings import ServiceSettings
@@ -262,3 +263,52 @@ def test_five_failed_logins_lock_the_account_and_alert_compliance(backbone: Back
     assert any(
         a["kind"] == "locked_out" and a["username"] == backbone.username("billing") for a in alerts
     )
+
+
+def test_a_user_with_totp_needs_the_second_factor(backbone: Backbone) -> None:
+    secret = totp.new_secret()
+    username = f"totp{uuid.uuid4().hex[:8]}"
+    created = backbone.login("admin").post(
+        "/v1/admin/users",
+        json={
+            "username": username,
+            "display_name": "Two Factor",
+            "role": "nurse",
+            "password": PASSWORD,
+            "totp_secret": secret,
+        },
+    )
+    assert created.status_code == 201, created.text
+    client = backbone.client()
+
+    without = client.post("/v1/auth/token", data={"username": username, "password": PASSWORD})
+    with_code = client.post(
+        "/v1/auth/token",
+        data={"username": username, "password": PASSWORD, "otp": totp.code_at(secret, time.time())},
+    )
+
+    assert without.status_code == 401
+    assert with_code.status_code == 200 and with_code.json()["token_type"] == "bearer"
+
+
+def test_readiness_and_metrics_report_the_pipeline(backbone: Backbone) -> None:
+    client = backbone.client()
+    backbone.login("nurse").get("/v1/me")
+
+    ready = client.get("/readyz")
+    metrics = client.get("/metrics")
+
+    assert ready.status_code == 200, ready.text
+    assert set(ready.json()["checks"]["projections"]) == {
+        "patient_chart",
+        "medications",
+        "orders",
+        "lab_results",
+        "access_audit",
+    }
+    assert (
+        'backbone_http_request_seconds_count{method="GET",route="/v1/me",status="200"}'
+        in metrics.text
+    )
+    assert "backbone_projection_lag_messages" in metrics.text
+    assert "backbone_relay_lag_events" in metrics.text
