@@ -12,13 +12,16 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+from uuid import UUID
 
-from eventsourcing.persistence import IntegrityError, StoredEvent
+from eventsourcing.persistence import IntegrityError, Notification, StoredEvent
 from eventsourcing.popo import POPOApplicationRecorder
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
+
+from events.mapper import split_state
 
 JsonDict = dict[str, Any]
 
@@ -29,6 +32,12 @@ class IdempotencyClaim:
 
     key: str
     result: JsonDict
+
+
+def patient_of(stored: StoredEvent) -> UUID | None:
+    """The patient an encrypted stored event belongs to, from its clear header."""
+    header = json.loads(split_state(stored.state)[0])
+    return UUID(header["patient_id"]) if header.get("patient_id") else None
 
 
 def _with_position(result: JsonDict, ids: Sequence[int] | None) -> JsonDict:
@@ -49,6 +58,22 @@ class ClinicalPostgresRecorder(PostgresApplicationRecorder):
                 "recorded_at timestamptz NOT NULL DEFAULT now())"
             ).format(table)
         )
+        index = Identifier(self.datastore.schema, f"{events_table_name}_by_patient")
+        self._index_table = index
+        self.sql_create_statements.append(
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {} (patient_id uuid NOT NULL, "
+                "notification_id bigint NOT NULL, PRIMARY KEY (patient_id, notification_id))"
+            ).format(index)
+        )
+        self._index_event = SQL(
+            "INSERT INTO {} (patient_id, notification_id) VALUES (%s, %s)"
+        ).format(index)
+        self._select_patient = SQL(
+            "SELECT e.notification_id, e.originator_id, e.originator_version, e.topic, e.state "
+            "FROM {} i JOIN {} e ON e.notification_id = i.notification_id "
+            "WHERE i.patient_id = %s ORDER BY e.notification_id"
+        ).format(index, Identifier(self.datastore.schema, events_table_name))
         self._insert_claim = SQL("INSERT INTO {} (key, result) VALUES (%s, %s)").format(table)
         self._set_position = SQL("UPDATE {} SET position = %s WHERE key = %s").format(table)
         self._select_claim = SQL("SELECT result, position FROM {} WHERE key = %s").format(table)
@@ -68,7 +93,47 @@ class ClinicalPostgresRecorder(PostgresApplicationRecorder):
         claim: IdempotencyClaim | None = kwargs.get("idempotency")
         if claim is not None and ids:
             curs.execute(self._set_position, (max(ids), claim.key))
+        rows = [
+            (patient, position)
+            for patient, position in zip(map(patient_of, stored_events), ids or (), strict=False)
+            if patient is not None
+        ]
+        if rows:
+            curs.executemany(self._index_event, rows)
         return ids
+
+    def backfill_patient_index(self) -> int:
+        """Index events stored before the patient index existed; the rows added."""
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(
+                SQL("SELECT max(notification_id) AS top FROM {}").format(self._index_table)
+            )
+            row = curs.fetchone()
+            indexed = int(row["top"]) if row and row["top"] is not None else 0
+        added, start = 0, indexed
+        while batch := self.select_notifications(start=start, limit=1000, inclusive_of_start=False):
+            rows = [(p, n.id) for n in batch if (p := patient_of(n)) is not None]
+            if rows:
+                with self.datastore.transaction(commit=True) as curs:
+                    curs.executemany(self._index_event + SQL(" ON CONFLICT DO NOTHING"), rows)
+            added += len(rows)
+            start = batch[-1].id
+        return added
+
+    def patient_notifications(self, patient_id: UUID) -> list[Notification]:
+        """Every stored event of one patient, in store order (from the patient index)."""
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self._select_patient, (patient_id,))
+            return [
+                Notification(
+                    id=row["notification_id"],
+                    originator_id=row["originator_id"],
+                    originator_version=row["originator_version"],
+                    topic=row["topic"],
+                    state=bytes(row["state"]),
+                )
+                for row in curs.fetchall()
+            ]
 
     def claimed_result(self, key: str) -> JsonDict | None:
         """The result recorded with an idempotency key, or None if the key is new."""
@@ -102,3 +167,7 @@ class ClinicalMemoryRecorder(POPOApplicationRecorder):
     def claimed_result(self, key: str) -> JsonDict | None:
         with self._database_lock:
             return self._claims.get(key)
+
+    def patient_notifications(self, patient_id: UUID) -> list[Notification]:
+        notifications = self.select_notifications(start=None, limit=10**9)
+        return [n for n in notifications if patient_of(n) == patient_id]

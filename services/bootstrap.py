@@ -13,6 +13,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
 from events.keys import Keyring, PostgresKeyStore, load_master_key
+from events.recorders import ClinicalPostgresRecorder
 from events.settings import StoreSettings, get_store_settings
 from events.store import ClinicalStore
 
@@ -66,4 +67,8 @@ def build_store(settings: StoreSettings | None = None) -> ClinicalStore:
     with schema_lock(pool):
         keys = PostgresKeyStore(pool, f"{settings.store_name}_data_keys")
         keyring = Keyring(master_key, keys, settings.key_cache_ttl_s)
-        return ClinicalStore(store_env(settings), keyring, master_key, name=settings.store_name)
+        store = ClinicalStore(store_env(settings), keyring, master_key, name=settings.store_name)
+        recorder = store.clinical_recorder
+        if isinstance(recorder, ClinicalPostgresRecorder):
+            recorder.backfill_patient_index()
+        return store

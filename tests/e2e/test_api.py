@@ -6,6 +6,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from uuid import UUID
 
 import httpx
@@ -312,3 +313,87 @@ def test_readiness_and_metrics_report_the_pipeline(backbone: Backbone) -> None:
     )
     assert "backbone_projection_lag_messages" in metrics.text
     assert "backbone_relay_lag_events" in metrics.text
+
+
+def test_the_chart_replayed_as_of_past_moments_equals_the_live_chart_seen_then(
+    backbone: Backbone,
+) -> None:
+    physician = backbone.login("physician")
+    patient = register_patient(physician, mrn())
+    on_care_team(backbone, patient, "nurse")
+    snapshots: list[tuple[str, dict[str, object]]] = []
+
+    def capture(position: int) -> None:
+        live = physician.get(f"/v1/patients/{patient}/chart", params={"min_position": position})
+        assert live.status_code == 200, live.text
+        snapshots.append((datetime.now(tz=UTC).isoformat(), live.json()))
+
+    medication = physician.post(
+        f"/v1/patients/{patient}/medications",
+        json={
+            "drug_code": "29046",
+            "drug_name": "lisinopril",
+            "dose": 10,
+            "dose_unit": "mg",
+            "route": "oral",
+            "frequency": "daily",
+        },
+    ).json()
+    capture(medication["position"])
+    vitals = backbone.login("nurse").post(
+        f"/v1/patients/{patient}/vitals", json={"heart_rate": 131, "spo2": 93}
+    )
+    capture(vitals.json()["position"])
+    changed = physician.post(
+        f"/v1/medications/{medication['id']}/change", json={"dose": 20, "reason": "BP above target"}
+    )
+    capture(changed.json()["position"])
+    stopped = physician.post(
+        f"/v1/medications/{medication['id']}/discontinue", json={"reason": "cough"}
+    )
+    capture(stopped.json()["position"])
+
+    compliance = backbone.login("compliance")
+    for moment, live in snapshots:
+        replayed = compliance.get(f"/v1/patients/{patient}/chart", params={"as_of": moment})
+        assert replayed.status_code == 200, replayed.text
+        assert replayed.json() == live
+    assert [s[1]["active_medications"][0]["dose"] for s in snapshots[:3]] == [10, 10, 20]
+    assert snapshots[3][1]["active_medications"] == []
+
+
+def test_history_lists_changes_with_before_and_after_and_reads(backbone: Backbone) -> None:
+    physician = backbone.login("physician")
+    patient = register_patient(physician, mrn())
+    on_care_team(backbone, patient)
+    medication = physician.post(
+        f"/v1/patients/{patient}/medications",
+        json={
+            "drug_code": "6809",
+            "drug_name": "metformin",
+            "dose": 500,
+            "dose_unit": "mg",
+            "route": "oral",
+            "frequency": "bid",
+        },
+    ).json()
+    physician.post(
+        f"/v1/medications/{medication['id']}/change", json={"dose": 1000, "reason": "HbA1c high"}
+    )
+    physician.get(f"/v1/patients/{patient}/chart", params={"min_position": medication["position"]})
+
+    history = backbone.login("compliance").get(f"/v1/patients/{patient}/history")
+    changes_only = backbone.login("compliance").get(
+        f"/v1/patients/{patient}/history", params={"event_type": "medication.changed"}
+    )
+
+    assert history.status_code == 200, history.text
+    events = history.json()["events"]
+    types = [e["event_type"] for e in events]
+    assert types[0] == "patient.registered" and "chart.viewed" in types
+    change = changes_only.json()["events"]
+    assert len(change) == 1
+    assert change[0]["changes"]["dose"] == {"before": 500.0, "after": 1000.0}
+    assert change[0]["reason"] == "HbA1c high"
+    assert change[0]["actor"]["role"] == "physician"
+    assert backbone.login("nurse").get(f"/v1/patients/{patient}/history").status_code == 403

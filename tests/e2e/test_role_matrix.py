@@ -103,6 +103,14 @@ ROUTES: dict[str, tuple[Call, set[str]]] = {
         _get("/v1/patients/{p}/chart"),
         {"nurse", "physician", "pharmacist"},
     ),
+    "GET /v1/patients/{id}/chart?as_of": (
+        _get("/v1/patients/{p}/chart", {"as_of": "2030-01-01T00:00:00+00:00"}),
+        {"physician", "compliance"},
+    ),
+    "GET /v1/patients/{id}/history": (
+        _get("/v1/patients/{p}/history"),
+        {"physician", "compliance"},
+    ),
     "POST /v1/patients/{id}/care-team": (
         _post("/v1/patients/{p}/care-team", {"user_id": "{u}"}),
         {"physician", "admin"},

@@ -2,25 +2,31 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import Annotated, Any
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
+from pydantic import AwareDatetime
 
 from events.aggregates import patients as patient_aggregate
 from events.errors import NotFound
+from events.history import history_entries, within
 from events.payloads.patients import PatientRegistered
+from projections.as_of import chart_as_of
 from projections.chart import fetch_chart, wait_for_position
 from projections.registry import named
+from services.api.container import Container
 from services.api.deps import (
     CLINICIANS,
     ContainerDep,
+    CurrentUser,
     IdempotencyKey,
     command_context,
     patient_access,
     require,
 )
+from services.api.problems import Forbidden
 from services.api.schemas.common import Written
 from services.api.schemas.medications import MedicationCreate
 from services.api.schemas.orders import OrderCreate
@@ -45,6 +51,7 @@ Searcher = Annotated[
 Clinician = Annotated[Principal, Depends(require(*CLINICIANS))]
 NurseOrPhysician = Annotated[Principal, Depends(require("nurse", "physician"))]
 Physician = Annotated[Principal, Depends(require("physician"))]
+Historian = Annotated[Principal, Depends(require("physician", "compliance"))]
 TeamManager = Annotated[Principal, Depends(require("physician", "admin"))]
 
 
@@ -106,13 +113,20 @@ def search_patients(
 def read_chart(
     patient_id: UUID,
     container: ContainerDep,
-    user: Clinician,
+    user: CurrentUser,
     response: Response,
     min_position: Annotated[int | None, Query(ge=0)] = None,
     purpose: Annotated[str, Query(max_length=100)] = "treatment",
+    as_of: Annotated[AwareDatetime | None, Query(description="Replay the store up to T")] = None,
+    time_basis: Annotated[Literal["recorded", "clinical"], Query()] = "recorded",
 ) -> dict[str, Any]:
     """The chart: demographics, allergies, active medications, pending orders, recent results
-    with flags and trend, latest vitals. Care team or break-glass only; every read is audited."""
+    with flags and trend, latest vitals. Care team or break-glass only; every read is audited.
+    With ``as_of`` (physician, compliance): the chart as it was at T, replayed from the store."""
+    if as_of is not None:
+        return _chart_as_of(container, user, patient_id, as_of, time_basis, purpose)
+    if user.role not in CLINICIANS:
+        raise Forbidden(f"the {user.role} role may not read charts")
     break_glass = patient_access(container, user, patient_id)
     with container.reads.connection() as conn:
         if min_position:
@@ -124,14 +138,78 @@ def read_chart(
             )
         chart = fetch_chart(conn, patient_id)
     if chart is None:
-        state = container.store.load(patient_id, patient_aggregate.evolve)  # 410 if erased
-        patient_aggregate.require_patient(state, patient_id)
+        _require_known(container, patient_id)
         raise NotFound("chart of patient", patient_id)
     container.store.record_chart_view(
         command_context(user), patient_id, "chart", purpose, break_glass
     )
     response.headers["X-Projection-Position"] = str(chart.position)
     return chart.body
+
+
+def _require_known(container: Container, patient_id: UUID) -> None:
+    """404 for an unknown patient, 410 for an erased one."""
+    state = container.store.load(patient_id, patient_aggregate.evolve)
+    patient_aggregate.require_patient(state, patient_id)
+
+
+def _chart_as_of(
+    container: Container,
+    user: Principal,
+    patient_id: UUID,
+    at: datetime,
+    basis: str,
+    purpose: str,
+) -> dict[str, Any]:
+    if user.role not in ("physician", "compliance"):
+        raise Forbidden(f"the {user.role} role may not replay charts")
+    break_glass = patient_access(container, user, patient_id) if user.role == "physician" else False
+    _require_known(container, patient_id)
+    with container.reads.connection() as conn:
+        chart = chart_as_of(
+            conn, container.store, patient_id, at, "clinical" if basis == "clinical" else "recorded"
+        )
+    container.store.record_chart_view(
+        command_context(user), patient_id, "chart_as_of", purpose, break_glass
+    )
+    if chart is None:
+        raise NotFound("chart of patient at that time", patient_id)
+    return chart.body
+
+
+@router.get("/{patient_id}/history")
+def read_history(
+    patient_id: UUID,
+    container: ContainerDep,
+    user: Historian,
+    event_type: Annotated[str | None, Query(max_length=60)] = None,
+    since: AwareDatetime | None = None,
+    until: AwareDatetime | None = None,
+    page: Annotated[int, Query(ge=1)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=500)] = 100,
+    purpose: Annotated[str, Query(max_length=100)] = "audit",
+) -> dict[str, Any]:
+    """Every event of the patient (changes and reads), oldest first: what, who, when
+    (occurred and recorded), why, and for changes the fields before and after."""
+    break_glass = patient_access(container, user, patient_id) if user.role == "physician" else False
+    store = container.store
+    notifications = store.clinical_recorder.patient_notifications(patient_id)
+    if not notifications:
+        raise NotFound("patient", patient_id)
+    entries = [
+        e
+        for e in history_entries(store.clinical_mapper, notifications)
+        if (event_type is None or e["event_type"] == event_type) and within(e, since, until)
+    ]
+    store.record_chart_view(command_context(user), patient_id, "history", purpose, break_glass)
+    start = (page - 1) * page_size
+    return {
+        "patient_id": str(patient_id),
+        "total": len(entries),
+        "page": page,
+        "page_size": page_size,
+        "events": entries[start : start + page_size],
+    }
 
 
 @router.post("/{patient_id}/care-team", status_code=status.HTTP_201_CREATED, response_model=Written)

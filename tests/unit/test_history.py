@@ -1,0 +1,48 @@
+"""A patient's history: every change with before/after, every read; erased content stays hidden."""
+
+from __future__ import annotations
+
+from events.history import history_entries
+from events.store import ClinicalStore
+from tests.unit.conftest import NURSE, ctx
+from tests.unit.test_write_side import _amoxicillin, registered
+
+
+def test_history_shows_what_changed_and_who_read(store: ClinicalStore) -> None:
+    patient = registered(store)
+    medication = store.prescribe(ctx(), patient, _amoxicillin()).id
+    store.change_medication(ctx(reason="renal function"), medication, {"dose": 250})
+    store.record_chart_view(ctx(NURSE), patient, "chart", "treatment", False)
+
+    entries = history_entries(
+        store.clinical_mapper, store.clinical_recorder.patient_notifications(patient)
+    )
+
+    assert [e["event_type"] for e in entries] == [
+        "patient.registered",
+        "medication.prescribed",
+        "medication.changed",
+        "chart.viewed",
+    ]
+    assert entries[2]["changes"] == {"dose": {"before": 500.0, "after": 250.0}}
+    assert entries[2]["reason"] == "renal function"
+    assert entries[3]["kind"] == "read" and entries[3]["changes"] is None
+
+
+def test_an_erased_patients_history_keeps_only_metadata(store: ClinicalStore) -> None:
+    patient = registered(store)
+    store.record_vitals(ctx(NURSE), patient, {"heart_rate": 120})
+    store.forget(ctx(reason="erasure request"), patient, "GDPR art. 17")
+
+    entries = history_entries(
+        store.clinical_mapper, store.clinical_recorder.patient_notifications(patient)
+    )
+
+    assert [e["event_type"] for e in entries] == [
+        "patient.registered",
+        "vitals.recorded",
+        "patient.erased",
+    ]
+    assert all(e["occurred_at"] is None and e["changes"] is None for e in entries[:2])
+    assert all(e["erased"] for e in entries[:2])
+    assert "Okonkwo" not in str(entries) and "120" not in str(entries)
