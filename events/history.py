@@ -69,7 +69,7 @@ def _changes(before: Any, after: Any) -> dict[str, dict[str, Any]]:
     return {
         name: {"before": _plain(old.get(name)), "after": _plain(value)}
         for name, value in new.items()
-        if name not in ("id", "version") and old.get(name) != value
+        if name != "id" and not name.endswith("version") and old.get(name) != value
     }
 
 

@@ -411,6 +411,16 @@ class ClinicalStore(Application[UUID]):
 
         return self.execute(ctx, decide)
 
+    def acknowledge_result(
+        self, ctx: CommandContext, order_id: UUID, result_id: UUID
+    ) -> CommandResult:
+        def decide(_: datetime) -> Pending:
+            order = self._order(order_id)
+            payload = orders.acknowledge(order, result_id)
+            return Pending(order_id, order.version + 1, order.patient_id, payload)
+
+        return self._one(ctx, decide, result_id=result_id)
+
     def cancel_order(self, ctx: CommandContext, order_id: UUID) -> CommandResult:
         def decide(_: datetime) -> Pending:
             order = self._order(order_id)

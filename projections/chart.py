@@ -19,6 +19,7 @@ from psycopg import Connection, sql
 
 from events.contract import spec_of
 from events.mapper import EventHeader, split_state
+from projections.base import Projection
 from projections.registry import named
 from projections.state import mark_of
 
@@ -122,20 +123,20 @@ def has_applied(
     conn: Connection[Any],
     events_table: str,
     position: int,
-    projections: tuple[str, ...] = CHART_PROJECTIONS,
+    projections: tuple[Projection, ...] | None = None,
 ) -> bool:
-    """True when every projection of ``projections`` that consumes the event at
-    ``position`` has applied it (exactly: by its (topic, key) mark, not a global maximum)."""
+    """True when every projection of ``projections`` (default: the chart's) that consumes
+    the event at ``position`` has applied it (by its (topic, key) mark, not a maximum)."""
     if position <= 0:
         return True
     stream = _event_stream(conn, events_table, position)
     if stream is None:
         return False
     topic, key = stream
-    for name in projections:
-        if topic not in named(name).topics:
+    for projection in projections or tuple(named(name) for name in CHART_PROJECTIONS):
+        if topic not in projection.topics:
             continue
-        mark = mark_of(conn.cursor(), name, topic, key)
+        mark = mark_of(conn.cursor(), projection.name, topic, key)
         if mark is None or mark < position:
             return False
     return True
@@ -146,7 +147,7 @@ def wait_for_position(
     events_table: str,
     min_position: int,
     timeout_s: float,
-    projections: tuple[str, ...] = CHART_PROJECTIONS,
+    projections: tuple[Projection, ...] | None = None,
 ) -> bool:
     """Wait (bounded) until the event at ``min_position`` is applied; False on time-out."""
     deadline = time.monotonic() + timeout_s

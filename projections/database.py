@@ -36,7 +36,19 @@ def create_tables(
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (DDL_LOCK,))
         conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
         conn.execute(sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(schema)))
-        conn.execute(OFFSETS_DDL)
-        conn.execute(STATE_DDL)
+        if not _exist(conn, schema, ("projection_offsets", "projection_marks")):
+            conn.execute(OFFSETS_DDL)
+            conn.execute(STATE_DDL)
         for projection in projections:
-            conn.execute(projection.ddl)
+            # CREATE INDEX IF NOT EXISTS still locks the table: skip tables that exist, or a
+            # starting process deadlocks with a running consumer's writes.
+            if not _exist(conn, schema, projection.tables):
+                conn.execute(projection.ddl)
+
+
+def _exist(conn: Connection[Any], schema: str, tables: tuple[str, ...]) -> bool:
+    return all(
+        (row := conn.execute("SELECT to_regclass(%s)", (f"{schema}.{table}",)).fetchone())
+        and row[0] is not None
+        for table in tables
+    )

@@ -24,7 +24,7 @@ def run_projections(
 ) -> None:
     """Run the runners until ``stop``; if one dies, stop the others and re-raise."""
     with pool.connection() as conn:
-        create_tables(conn, settings.read_schema)
+        create_tables(conn, settings.read_schema, projections)
     failures: list[BaseException] = []
 
     def run(runner: ProjectionRunner) -> None:

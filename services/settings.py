@@ -56,6 +56,9 @@ class ServiceSettings(BaseSettings):
     working_hours_tz: str = "UTC"
     ready_max_projection_lag: int = 1000
 
+    route_abnormal_results: bool = False  # also route H and L, not only HH and LL
+    critical_ack_minutes: int = 30
+
     relay_name: str = "relay"
     relay_batch_size: int = 500
     relay_poll_interval_s: float = 0.1

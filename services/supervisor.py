@@ -26,6 +26,8 @@ class ManagedProcess:
 PROCESSES: tuple[ManagedProcess, ...] = (
     ManagedProcess("relay", ("relay",)),
     ManagedProcess("projections", ("project",)),
+    ManagedProcess("pharmacy", ("pharmacy",)),
+    ManagedProcess("lab-routing", ("lab-routing",)),
     ManagedProcess("api", ("serve",)),
 )
 

@@ -40,6 +40,7 @@ class MedicationOrder:
     status: Literal["active", "discontinued"] = "active"
     verification: Verification = "pending"
     administrations: int = 0
+    order_change_version: int = 1  # the version of the last prescription or change
 
 
 def evolve(state: MedicationOrder | None, event: ClinicalEvent) -> MedicationOrder:
@@ -69,6 +70,7 @@ def evolve(state: MedicationOrder | None, event: ClinicalEvent) -> MedicationOrd
             dose_unit=payload.dose_unit or state.dose_unit,
             frequency=payload.frequency or state.frequency,
             verification="pending",
+            order_change_version=event.originator_version,
         )
     if isinstance(payload, m.MedicationDiscontinued):
         return replace(state, status="discontinued")
@@ -155,9 +157,11 @@ def pharmacy_decision(
     order: MedicationOrder, order_version: int, decision: m.PharmacyVerified | m.PharmacyRejected
 ) -> m.PharmacyVerified | m.PharmacyRejected:
     _active(order, "verify it")
-    if order_version != order.version:
+    if order_version != order.order_change_version:
         raise ConflictError(
-            f"the order changed since version {order_version} (now {order.version}): "
-            "review it again"
+            f"the prescriber changed the order since version {order_version} "
+            f"(now {order.order_change_version}): review the new item"
         )
+    if order.verification != "pending":
+        raise ConflictError(f"this version of the order was already {order.verification}")
     return decision

@@ -10,7 +10,17 @@ from fastapi import FastAPI
 from services.api import problems
 from services.api.container import Container, build_container
 from services.api.observability import record_latency
-from services.api.routes import admin, audit, auth, health, medications, orders, patients
+from services.api.routes import (
+    admin,
+    audit,
+    auth,
+    health,
+    inbox,
+    medications,
+    orders,
+    patients,
+    pharmacy,
+)
 
 
 def create_app(container_factory: Callable[[], Container] = build_container) -> FastAPI:
@@ -38,6 +48,8 @@ def create_app(container_factory: Callable[[], Container] = build_container) -> 
         medications.router,
         audit.router,
         admin.router,
+        pharmacy.router,
+        inbox.router,
         health.router,
     ):
         app.include_router(router)

@@ -9,10 +9,16 @@ from psycopg_pool import ConnectionPool
 from events.settings import StoreSettings, get_store_settings
 from events.store import ClinicalStore
 from projections.database import create_tables, read_pool
+from projections.registry import ALL
 from projections.settings import ProjectionSettings, get_projection_settings
 from services.auth.service import AuthService
 from services.bootstrap import build_key_pool, build_store, schema_lock
+from services.lab_routing.projection import lab_routing
+from services.pharmacy.projection import PROJECTION as PHARMACY
 from services.settings import ServiceSettings, get_settings
+
+# The API reads the department tables too (queue, inbox): create them if it starts first.
+DEPARTMENT_TABLES = (*ALL, PHARMACY, lab_routing(frozenset()))
 
 
 @dataclass
@@ -43,7 +49,7 @@ def build_container(
     store = build_store(store_settings)
     reads = read_pool(projection_settings, max_size=16)
     with reads.connection() as conn:
-        create_tables(conn, projection_settings.read_schema)
+        create_tables(conn, projection_settings.read_schema, DEPARTMENT_TABLES)
     auth_pool = build_key_pool(store_settings)
     with schema_lock(auth_pool):
         auth = AuthService(store, auth_pool, settings)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from services.cli import demo, infra, keys, project, relay, schema, serve, stack
+from services.cli import demo, departments, infra, keys, project, relay, schema, serve, stack
 from services.observability.logs import configure_logging
 from services.settings import get_settings
 
@@ -15,6 +15,8 @@ app.add_typer(schema.app, name="schema")
 app.command("relay")(relay.relay)
 app.command("serve")(serve.serve)
 app.command("demo")(demo.demo)
+app.command("pharmacy")(departments.pharmacy)
+app.command("lab-routing")(departments.lab_routing_consumer)
 app.command("project")(project.project)
 app.command("rebuild")(project.rebuild)
 app.command("up")(stack.up)

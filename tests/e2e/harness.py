@@ -22,7 +22,7 @@ from events.keys import create_master_key
 from events.settings import StoreSettings
 from events.store import CommandContext
 from projections.database import read_pool
-from services.api.container import build_container
+from services.api.container import DEPARTMENT_TABLES, build_container
 from services.infra.processes import wait_until
 from services.settings import ServiceSettings
 from tests.integration.projection_harness import isolated_settings, start_at_end
@@ -82,7 +82,7 @@ def running_backbone(
     store_settings = StoreSettings(master_key_file=key_file, store_name=f"e{uuid.uuid4().hex[:12]}")
     projection_settings = isolated_settings(store_settings)
     pool = read_pool(projection_settings)
-    start_at_end(pool, projection_settings)
+    start_at_end(pool, projection_settings, DEPARTMENT_TABLES)
     pool.close()
     port = free_port()
     env = {
@@ -111,7 +111,13 @@ def running_backbone(
         container.close()
     logs = tmp / "logs"
     logs.mkdir()
-    for name, argv in (("relay", "relay"), ("projections", "project"), ("api", "serve")):
+    for name, argv in (
+        ("relay", "relay"),
+        ("projections", "project"),
+        ("pharmacy", "pharmacy"),
+        ("lab-routing", "lab-routing"),
+        ("api", "serve"),
+    ):
         with (logs / f"{name}.log").open("wb") as log:
             backbone.processes.append(
                 subprocess.Popen(

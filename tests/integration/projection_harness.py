@@ -47,11 +47,13 @@ def end_offsets(bootstrap: str, topics: set[str]) -> dict[tuple[str, int], int]:
         consumer.close()
 
 
-def start_at_end(pool: ConnectionPool, settings: ProjectionSettings) -> None:
+def start_at_end(
+    pool: ConnectionPool, settings: ProjectionSettings, projections: tuple[Projection, ...] = ALL
+) -> None:
     """Seed offsets at the topics' ends: the test's runners see only the test's events."""
     with pool.connection() as conn:
-        create_tables(conn, settings.read_schema)
-        for projection in ALL:
+        create_tables(conn, settings.read_schema, projections)
+        for projection in projections:
             ends = end_offsets(settings.kafka_bootstrap, set(projection.topics))
             for (topic, partition), offset in ends.items():
                 store_offset(conn.cursor(), projection.name, topic, partition, offset)

@@ -143,4 +143,4 @@ def _stay(store: ClinicalStore, rng: random.Random, pid: UUID, i: int) -> None:
 def _version(store: ClinicalStore, medication: UUID) -> int:
     order = store.load(medication, medications.evolve)
     assert order is not None
-    return order.version
+    return order.order_change_version

@@ -582,3 +582,17 @@ def test_a_shared_class_without_a_cross_reactivity_rule_is_no_alert() -> None:
     # given a ciprofloxacin allergy; citalopram also prolongs the QT interval
     # then that shared class is no allergy
     assert allergy_alerts("2556", "citalopram", [("ciprofloxacin", "2551")]) == []
+
+
+def test_warfarin_with_an_nsaid_and_ace_inhibitor_with_spironolactone_interact() -> None:
+    from events.rules.interactions import duplicate_therapy_alerts, interaction_alerts
+
+    assert interaction_alerts("5640", "ibuprofen", [("11289", "warfarin")])[0].startswith(
+        "interaction (major): ibuprofen with warfarin"
+    )
+    assert interaction_alerts("9997", "spironolactone", [("29046", "lisinopril")])
+    assert "serotonin" in interaction_alerts("8123", "phenelzine", [("36437", "sertraline")])[0]
+    assert interaction_alerts("703", "amiodarone", [("2556", "citalopram")])
+    assert interaction_alerts("6809", "metformin", [("11289", "warfarin")]) == []
+    assert duplicate_therapy_alerts("7258", "naproxen", [("5640", "ibuprofen")])
+    assert duplicate_therapy_alerts("6809", "metformin", [("29046", "lisinopril")]) == []

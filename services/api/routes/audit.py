@@ -117,6 +117,11 @@ FROM auth_failures WHERE at >= %(since)s GROUP BY username HAVING count(*) >= 3
 UNION ALL
 SELECT 'locked_out', NULL, username, NULL, until, 'account locked until ' || until
 FROM auth_lockouts WHERE until >= %(since)s
+UNION ALL
+SELECT 'unacknowledged_critical', o.ordering_physician, NULL, i.patient_id, i.recorded_at,
+       'critical ' || i.name || ' not acknowledged'
+FROM inbox_items i JOIN routing_orders o ON o.order_id = i.order_id
+WHERE i.acknowledged_at IS NULL AND i.flag IN ('HH', 'LL') AND i.recorded_at < %(ack_due)s
 ORDER BY 5 DESC
 LIMIT 500
 """
@@ -128,7 +133,8 @@ def alerts(
     user: Compliance,
     hours: Annotated[int, Query(ge=1, le=24 * 90)] = 24,
 ) -> list[Alert]:
-    """Break-glass uses, bulk reads, after-hours reads and repeated failed logins."""
+    """Break-glass uses, bulk reads, after-hours reads, repeated failed logins and critical
+    results not acknowledged in time."""
     del user
     _catch_up(container)
     s = container.settings
@@ -138,6 +144,7 @@ def alerts(
         "tz": s.working_hours_tz,
         "start": s.working_hours_start,
         "end": s.working_hours_end,
+        "ack_due": container.store.clock() - timedelta(minutes=s.critical_ack_minutes),
     }
     with container.reads.connection() as conn:
         rows = conn.execute(ALERTS_SQL, params).fetchall()

@@ -253,7 +253,7 @@ def break_glass(
             container.projection_settings.events_table,
             result.position,
             container.settings.read_wait_timeout_s,
-            (named("access_audit").name,),
+            (named("access_audit"),),
         )
     return BreakGlassWritten(id=result.id, position=result.position, expires_in_s=minutes * 60)
 

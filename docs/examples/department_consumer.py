@@ -1,0 +1,283 @@
+"""A department's consumer of the clinical-backbone event contract, in plain kafka-python.
+
+Copy this file and replace ``handle`` with your own durable write. It shows the rules of
+``docs/subscribing.md``:
+
+- offsets are committed by hand, only after the batch's work is done (auto-commit off);
+- messages are filtered on the key (patient id) and the ``event_type`` header before any
+  JSON is parsed;
+- delivery is at-least-once, so events are deduplicated on ``event_id``;
+- an erased envelope (``"erased": true``, ``"payload": null``) means: purge everything held
+  about that patient, and keep no later event of theirs;
+- a message we cannot read (not JSON, not an envelope, a schema version we do not know)
+  goes to ``clinical.deadletter`` with the reason; it is never skipped silently.
+
+Each handled event is printed as one JSON line on stdout::
+
+    {"event_id": ..., "event_type": ..., "patient_id": ..., "position": ..., "topic": ...}
+    {"purge": "<patient id>"}
+
+Example::
+
+    python department_consumer.py --group pharmacy.verification --from-beginning \\
+        --idle-timeout-s 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.structs import OffsetAndMetadata
+
+DEADLETTER_TOPIC = "clinical.deadletter"
+
+# The event types this department handles and the payload schema versions it understands
+# (docs/events/README.md). Other event types on our topics are skipped by their header,
+# unparsed. A handled type with a version not listed here is dead-lettered: the relay
+# upcasts old versions, so a version we do not know is a newer contract we must adopt.
+HANDLED: dict[str, frozenset[int]] = {
+    "patient.registered": frozenset({1}),
+    "patient.demographics_updated": frozenset({1}),
+    "allergy.recorded": frozenset({1}),
+    "allergy.refuted": frozenset({1}),
+    "patient.erased": frozenset({1}),
+    "medication.prescribed": frozenset({1}),
+    "medication.changed": frozenset({1}),
+    "medication.discontinued": frozenset({1}),
+    "medication.administered": frozenset({1}),
+    "pharmacy.verified": frozenset({1}),
+    "pharmacy.rejected": frozenset({1}),
+}
+
+REQUIRED_FIELDS = ("event_id", "event_type", "schema_version", "position", "payload", "erased")
+
+
+class Rejected(Exception):
+    """The message is not something we can handle; the reason names no clinical values."""
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Consume clinical-backbone events.")
+    parser.add_argument("--bootstrap", default="127.0.0.1:9092", help="Kafka bootstrap servers")
+    parser.add_argument("--group", required=True, help="consumer group, <department>.<purpose>")
+    parser.add_argument(
+        "--topics",
+        default="clinical.medications,clinical.patients",
+        help="comma-separated topics (those your department is granted)",
+    )
+    parser.add_argument(
+        "--max-messages", type=int, default=None, help="stop after handling N events"
+    )
+    parser.add_argument(
+        "--idle-timeout-s",
+        type=float,
+        default=None,
+        help="stop after N seconds without any message",
+    )
+    parser.add_argument(
+        "--from-beginning",
+        action="store_true",
+        help="a group without committed offsets starts at the oldest retained message "
+        "(default: only new messages); committed offsets always win",
+    )
+    parser.add_argument(
+        "--patients", default=None, help="comma-separated patient ids to keep (default: all)"
+    )
+    return parser.parse_args(argv)
+
+
+def split(value: str | None) -> list[str]:
+    return [part.strip() for part in (value or "").split(",") if part.strip()]
+
+
+def header(headers: Sequence[tuple[str, bytes | None]], name: str) -> str | None:
+    for key, value in headers:
+        if key == name and value is not None:
+            return value.decode("utf-8", errors="replace")
+    return None
+
+
+def emit(line: dict[str, Any]) -> None:
+    """Our 'durable write' in this example: one JSON line on stdout."""
+    print(json.dumps(line), flush=True)  # noqa: T201
+
+
+def decode(raw: bytes | None, event_type: str) -> dict[str, Any]:
+    """The envelope as a dict, checked just enough to handle it (or ``Rejected``)."""
+    try:
+        envelope = json.loads(raw or b"")
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise Rejected("not JSON") from None
+    if not isinstance(envelope, dict):
+        raise Rejected("not a JSON object")
+    missing = [name for name in REQUIRED_FIELDS if name not in envelope]
+    if missing:
+        raise Rejected(f"missing fields: {', '.join(missing)}")
+    if envelope["event_type"] != event_type:
+        raise Rejected("event_type header and envelope disagree")
+    if envelope["payload"] is None and envelope["erased"] is not True:
+        raise Rejected("payload null but not marked erased")
+    return envelope
+
+
+class DepartmentConsumer:
+    """Reads the contract topics for one consumer group and handles each event once."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.group: str = args.group
+        self.max_messages: int | None = args.max_messages
+        self.idle_timeout_s: float | None = args.idle_timeout_s
+        self.patients: set[str] | None = set(split(args.patients)) or None
+        self.consumer = KafkaConsumer(
+            *split(args.topics),
+            bootstrap_servers=args.bootstrap,
+            group_id=args.group,
+            client_id=args.group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest" if args.from_beginning else "latest",
+        )
+        self.deadletters = KafkaProducer(
+            bootstrap_servers=args.bootstrap, client_id=f"{args.group}.deadletter", acks="all"
+        )
+        # A real department keeps these with its data, written in the same transaction as
+        # the data itself (or a per-(topic, key) high-water mark of `position`); in memory
+        # they are forgotten on restart, and redelivered events would be handled again.
+        self.seen_event_ids: set[str] = set()
+        self.erased_patients: set[str] = set()
+        self.pending_deadletters: list[Any] = []
+        self.handled = 0
+        self.counts = {"skipped": 0, "duplicates": 0, "deadlettered": 0}
+
+    def run(self) -> int:
+        """Poll, handle and commit until max messages or the idle timeout; exit status 0."""
+        last_message = time.monotonic()
+        try:
+            while not self._done():
+                batch = self.consumer.poll(timeout_ms=500)
+                if not batch:
+                    idle = time.monotonic() - last_message
+                    if self.idle_timeout_s is not None and idle >= self.idle_timeout_s:
+                        break
+                    continue
+                last_message = time.monotonic()
+                self._handle_batch(batch)
+        finally:
+            self.deadletters.close(timeout=5)
+            self.consumer.close(autocommit=False)
+        print(  # noqa: T201
+            json.dumps({"handled": self.handled, **self.counts}), file=sys.stderr
+        )
+        return 0
+
+    def _done(self) -> bool:
+        return self.max_messages is not None and self.handled >= self.max_messages
+
+    def _handle_batch(self, batch: dict[TopicPartition, list[Any]]) -> None:
+        """Handle a polled batch, then commit the offsets after the last handled message."""
+        next_offsets: dict[TopicPartition, OffsetAndMetadata] = {}
+        for partition, records in batch.items():
+            for record in records:
+                if self._done():
+                    break
+                self._handle(record)
+                next_offsets[partition] = OffsetAndMetadata(record.offset + 1, "", -1)
+        # Dead letters must be acknowledged before we move past their source offsets:
+        # a failed send raises here, and the uncommitted batch is redelivered on restart.
+        self.deadletters.flush(timeout=30)
+        for future in self.pending_deadletters:
+            future.get(timeout=0)
+        self.pending_deadletters.clear()
+        if next_offsets:
+            self.consumer.commit(next_offsets)
+
+    def _handle(self, record: Any) -> None:
+        key = record.key.decode() if record.key else None
+        if self.patients is not None and key not in self.patients:
+            self.counts["skipped"] += 1  # not one of our patients: not even parsed
+            return
+        event_type = header(record.headers, "event_type")
+        if event_type is not None and event_type not in HANDLED:
+            self.counts["skipped"] += 1  # not our business: not even parsed
+            return
+        try:
+            if event_type is None:
+                raise Rejected("no event_type header")
+            version = header(record.headers, "schema_version")
+            if version is None or not version.isdigit():
+                raise Rejected("no schema_version header")
+            if int(version) not in HANDLED[event_type]:
+                raise Rejected(f"unknown schema_version {version} of {event_type}")
+            envelope = decode(record.value, event_type)
+        except Rejected as rejected:
+            self._deadletter(record, str(rejected))
+            return
+        event_id = str(envelope["event_id"])
+        if event_id in self.seen_event_ids:
+            self.counts["duplicates"] += 1
+            return
+        patient_id = envelope.get("patient_id")
+        if envelope["erased"] is True:
+            self._purge(patient_id)
+        elif patient_id in self.erased_patients:
+            self.counts["skipped"] += 1  # published before the erasure: keep nothing
+        else:
+            emit(
+                {
+                    "event_id": event_id,
+                    "event_type": event_type,
+                    "patient_id": patient_id,
+                    "position": envelope["position"],
+                    "topic": record.topic,
+                }
+            )
+        self.seen_event_ids.add(event_id)
+        self.handled += 1
+
+    def _purge(self, patient_id: str | None) -> None:
+        """Delete everything held about the patient; remember them so nothing comes back.
+
+        ``patient.erased`` itself keeps its payload: the legal basis of the erasure.
+        """
+        if patient_id is None:
+            return
+        self.erased_patients.add(patient_id)
+        emit({"purge": patient_id})
+
+    def _deadletter(self, record: Any, reason: str) -> None:
+        body = {
+            "projection": self.group,
+            "reason": reason,
+            "source": {
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+            },
+            "original_base64": base64.b64encode(record.value or b"").decode(),
+        }
+        future = self.deadletters.send(
+            DEADLETTER_TOPIC,
+            key=record.key,
+            value=json.dumps(body).encode(),
+            headers=[
+                ("reason", reason.encode()[:512]),
+                ("source_topic", record.topic.encode()),
+                ("projection", self.group.encode()),
+            ],
+        )
+        self.pending_deadletters.append(future)
+        self.counts["deadlettered"] += 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return DepartmentConsumer(parse_args(argv)).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

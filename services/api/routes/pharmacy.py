@@ -1,0 +1,140 @@
+"""``/v1/pharmacy/queue``: the pharmacist's verification queue and decisions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query, Response, status
+from pydantic import BaseModel, ConfigDict, Field
+
+from events.errors import NotFound
+from events.store import CommandContext
+from projections.chart import wait_for_position
+from services.api.container import Container
+from services.api.deps import ContainerDep, IdempotencyKey, require
+from services.api.schemas.common import Written
+from services.auth.service import Principal
+from services.pharmacy.projection import PROJECTION as PHARMACY
+
+router = APIRouter(prefix="/v1/pharmacy", tags=["pharmacy"])
+
+Pharmacist = Annotated[Principal, Depends(require("pharmacist"))]
+
+
+class QueueItem(BaseModel):
+    """A prescription or change awaiting verification, with the pharmacy's alerts."""
+
+    item_id: UUID
+    medication_id: UUID
+    patient_id: UUID
+    kind: str
+    drug_code: str
+    drug_name: str
+    dose: float
+    dose_unit: str
+    route: str
+    frequency: str
+    prescriber: UUID
+    alerts: list[str]
+    created_at: datetime
+
+
+class Decision(BaseModel):
+    """A rejection needs a reason; a verification may carry a note."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"reason": "dose too high for renal function"}]},
+    )
+
+    reason: str | None = Field(default=None, max_length=1000)
+
+
+class Rejection(Decision):
+    reason: str = Field(min_length=3, max_length=1000)
+
+
+@router.get("/queue", response_model=list[QueueItem])
+def queue(
+    container: ContainerDep,
+    user: Pharmacist,
+    response: Response,
+    min_position: Annotated[int | None, Query(ge=0)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> list[QueueItem]:
+    """Pending items, those with alerts first, then oldest first; each patient read is audited."""
+    with container.reads.connection() as conn:
+        if min_position:
+            wait_for_position(
+                conn,
+                container.projection_settings.events_table,
+                min_position,
+                container.settings.read_wait_timeout_s,
+                (PHARMACY,),
+            )
+        rows = conn.execute(
+            "SELECT item_id, medication_id, patient_id, kind, drug_code, drug_name, dose, "
+            "dose_unit, route, frequency, prescriber, alerts, created_at FROM pharmacy_items "
+            "WHERE status = 'pending' "
+            "ORDER BY (jsonb_array_length(alerts) > 0) DESC, created_at, item_id LIMIT %s",
+            (limit,),
+        ).fetchall()
+    items = [
+        QueueItem.model_validate(dict(zip(QueueItem.model_fields, r, strict=True))) for r in rows
+    ]
+    for patient_id in dict.fromkeys(item.patient_id for item in items):
+        container.store.record_chart_view(
+            CommandContext(actor=user.actor),
+            patient_id,
+            "medications",
+            "pharmacy verification",
+            False,
+        )
+    response.headers["X-Projection-Position"] = str(min_position or 0)
+    return items
+
+
+def _decide(
+    container: Container,
+    user: Principal,
+    item_id: UUID,
+    verified: bool,
+    reason: str | None,
+    key: str | None,
+) -> Written:
+    with container.reads.connection() as conn:
+        row = conn.execute(
+            "SELECT medication_id, order_version FROM pharmacy_items WHERE item_id = %s", (item_id,)
+        ).fetchone()
+    if row is None:
+        raise NotFound("pharmacy queue item", item_id)
+    medication_id, order_version = row
+    ctx = CommandContext(actor=user.actor, reason=reason, causation_id=item_id, idempotency_key=key)
+    result = container.store.pharmacy_decision(ctx, medication_id, item_id, order_version, verified)
+    return Written(id=result.id, position=result.position)
+
+
+@router.post("/queue/{item_id}/verify", status_code=status.HTTP_201_CREATED, response_model=Written)
+def verify(
+    item_id: UUID,
+    container: ContainerDep,
+    user: Pharmacist,
+    body: Decision | None = None,
+    key: IdempotencyKey = None,
+) -> Written:
+    """Verify; 409 if the prescriber changed the order since this item was queued."""
+    return _decide(container, user, item_id, True, body.reason if body else None, key)
+
+
+@router.post("/queue/{item_id}/reject", status_code=status.HTTP_201_CREATED, response_model=Written)
+def reject(
+    item_id: UUID,
+    body: Rejection,
+    container: ContainerDep,
+    user: Pharmacist,
+    key: IdempotencyKey = None,
+) -> Written:
+    """Reject, with a reason; 409 if the prescriber changed the order meanwhile."""
+    return _decide(container, user, item_id, False, body.reason, key)

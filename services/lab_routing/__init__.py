@@ -1,0 +1,1 @@
+"""Critical-result routing: abnormal results into the ordering physician's inbox."""

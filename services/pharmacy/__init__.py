@@ -1,0 +1,1 @@
+"""The pharmacy department: a verification queue fed by the medication stream."""
