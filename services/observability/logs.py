@@ -41,3 +41,4 @@ def configure_logging(level: str = "INFO") -> None:
     # kafka-python is chatty at INFO and may log connection details; keep its warnings.
     logging.getLogger("kafka").setLevel(logging.WARNING)
     logging.getLogger("kafka.coordinator.consumer").setLevel(logging.ERROR)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
