@@ -68,6 +68,7 @@ SPECS: tuple[EventSpec, ...] = (
     _spec(topics.ACCESS, "access audit, compliance", access.ChartViewed),
     _spec(topics.ACCESS, "access audit, compliance alerts", access.BreakGlassGranted),
     _spec(topics.ACCESS, "access audit, API authorization", patients.CareTeamChanged),
+    _spec(topics.ACCESS, "compliance (two-person erasure)", patients.ErasureRequested),
     _spec(topics.ACCESS, "identity, compliance", access.UserCreated),
     _spec(topics.ACCESS, "identity, compliance", access.UserRolesChanged),
     _spec(topics.ACCESS, "compliance alerts", access.LoginFailed),

@@ -38,8 +38,9 @@ from events.errors import PatientErasedError
 from events.keys import NONCE_BYTES, OPERATIONS_KEY_ID, Keyring
 
 MAGIC = b"CB1"
-# Events that must stay readable after their patient's key is destroyed.
-OPERATIONS_KEYED = frozenset({"patient.erased"})
+# Events that must stay readable after their patient's key is destroyed: the erasure
+# itself, and the access log (a read of an erased patient's metadata is still audited).
+OPERATIONS_KEYED = frozenset({"patient.erased", "erasure.requested", "chart.viewed"})
 _LEN = struct.Struct(">I")
 
 

@@ -348,6 +348,29 @@ class ClinicalStore(Application[UUID]):
         self.keyring.destroy(patient_id)
         return result
 
+    def request_erasure(
+        self, ctx: CommandContext, patient_id: UUID, legal_basis: str
+    ) -> tuple[CommandResult, bool]:
+        """Two-person erasure: the first call records the request; a call by another user
+        carries it out. (result, erased) — erased is False while it waits for a second person.
+        """
+        require_reason(ctx.reason, "erase a patient")
+        stream = access.erasure_id(patient_id)
+        self._patient(patient_id)
+        pending = self.load(stream, access.evolve_erasure)
+        if pending is not None and pending.requested_by != ctx.actor.user_id:
+            basis = f"{pending.legal_basis} (requested {pending.request_id}, approved)"
+            return self.forget(ctx, patient_id, basis), True
+        if pending is not None:
+            raise ConflictError("the erasure was requested by you: a second person must approve it")
+        request_id = self.new_id()
+
+        def decide(_: datetime) -> Pending:
+            payload = p.ErasureRequested(request_id=request_id, legal_basis=legal_basis)
+            return Pending(stream, 1, patient_id, payload)
+
+        return self._one(ctx, decide, result_id=request_id), False
+
     # -- lab orders ------------------------------------------------------------------------
     def place_order(
         self,

@@ -18,6 +18,34 @@ from events.payloads import patients as p
 STREAMS = UUID("6f1d2f7e-5b7a-4d3c-9a51-0c1b8e2a7d10")
 
 
+def erasure_id(patient_id: UUID) -> UUID:
+    return uuid5(STREAMS, f"erasure:{patient_id}")
+
+
+@dataclass(frozen=True)
+class ErasureRequest:
+    """A pending erasure request: who asked, on what legal basis."""
+
+    id: UUID
+    version: int
+    request_id: UUID
+    requested_by: UUID
+    legal_basis: str
+
+
+def evolve_erasure(_: ErasureRequest | None, event: ClinicalEvent) -> ErasureRequest:
+    payload = event.payload
+    if not isinstance(payload, p.ErasureRequested):
+        raise ValueError(f"erasure stream cannot apply {event.event_type}")
+    return ErasureRequest(
+        event.originator_id,
+        event.originator_version,
+        payload.request_id,
+        event.actor.user_id,
+        payload.legal_basis,
+    )
+
+
 def care_team_id(patient_id: UUID) -> UUID:
     return uuid5(STREAMS, f"care-team:{patient_id}")
 

@@ -80,6 +80,15 @@ class PatientErased(Payload):
     legal_basis: NonEmpty
 
 
+class ErasureRequested(Payload):
+    """Someone asked for the patient's erasure; a second person must approve it."""
+
+    event_type = "erasure.requested"
+
+    request_id: UUID
+    legal_basis: NonEmpty
+
+
 class CareTeamChanged(Payload):
     """A user joined or left the patient's care team."""
 

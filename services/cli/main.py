@@ -4,17 +4,31 @@ from __future__ import annotations
 
 import typer
 
-from services.cli import demo, departments, infra, keys, project, relay, schema, serve, stack
+from services.cli import (
+    audit,
+    demo,
+    departments,
+    forget,
+    infra,
+    keys,
+    project,
+    relay,
+    schema,
+    serve,
+    stack,
+)
 from services.observability.logs import configure_logging
 from services.settings import get_settings
 
 app = typer.Typer(help="clinical-backbone: event-sourced clinical data.", no_args_is_help=True)
 app.add_typer(infra.app, name="infra")
 app.add_typer(keys.app, name="keys")
+app.add_typer(audit.app, name="audit")
 app.add_typer(schema.app, name="schema")
 app.command("relay")(relay.relay)
 app.command("serve")(serve.serve)
 app.command("demo")(demo.demo)
+app.command("forget")(forget.forget)
 app.command("pharmacy")(departments.pharmacy)
 app.command("lab-routing")(departments.lab_routing_consumer)
 app.command("project")(project.project)

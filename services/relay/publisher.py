@@ -9,6 +9,7 @@ in it was acknowledged; otherwise ``PublishFailed`` and the producer is rebuilt.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,7 +65,7 @@ class KafkaPublisher:
                     batch_size=256 * 1024,
                     request_timeout_ms=int(self.flush_timeout_s * 1000) - 1000,
                     delivery_timeout_ms=int(self.flush_timeout_s * 1000),
-                    max_block_ms=10_000,
+                    max_block_ms=int(self.flush_timeout_s * 1000),
                     reconnect_backoff_max_ms=2_000,
                 )
             except KafkaError as exc:
@@ -73,14 +74,16 @@ class KafkaPublisher:
 
     def publish(self, messages: list[OutgoingMessage]) -> None:
         producer = self._ensure()
+        # One deadline for the whole batch: kafka-python's flush(timeout) waits that long
+        # per partition batch, which turns an outage into minutes of silence.
+        deadline = time.monotonic() + self.flush_timeout_s
         try:
             futures = [
                 producer.send(m.topic, key=m.key, value=m.value, headers=m.headers)
                 for m in messages
             ]
-            producer.flush(timeout=self.flush_timeout_s)
             for future in futures:
-                future.get(timeout=0)
+                future.get(timeout=max(deadline - time.monotonic(), 0.001))
         except KafkaError as exc:
             self.reset()
             raise PublishFailed(

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from services.infra.processes import wait_until
 from services.infra.stack import LocalStack
 from services.settings import ServiceSettings
 from tests.e2e.harness import Backbone, register_patient, running_backbone
@@ -197,3 +198,31 @@ def test_a_critical_potassium_reaches_the_ordering_physicians_inbox_and_is_ackno
     assert arrived
     after = physician.get("/v1/inbox", params={"min_position": ack.json()["position"]})
     assert all(i["item_id"] != items[0]["item_id"] for i in after.json())
+
+
+def test_two_person_erasure_purges_the_chart_and_the_departments(backbone: Backbone) -> None:
+    patient = treated_patient(backbone)
+    prescribed = prescribe(backbone, patient, **WARFARIN)
+    queue_item(backbone, prescribed["id"], prescribed["position"])
+    compliance, admin = backbone.login("compliance"), backbone.login("admin")
+    body = {"legal_basis": "GDPR art. 17", "reason": "patient request"}
+
+    requested = compliance.post(f"/v1/admin/patients/{patient}/erase", json=body)
+    same_person = compliance.post(f"/v1/admin/patients/{patient}/erase", json=body)
+    approved = admin.post(f"/v1/admin/patients/{patient}/erase", json=body)
+
+    assert requested.status_code == 202 and requested.json()["status"] == "pending_approval"
+    assert same_person.status_code == 409
+    assert approved.status_code == 201 and approved.json()["status"] == "erased"
+    assert backbone.login("physician").get(f"/v1/patients/{patient}/chart").status_code == 410
+    answer = compliance.get(f"/v1/patients/{patient}/history")
+    assert answer.status_code == 200, answer.text
+    history = answer.json()["events"]
+    assert [e["event_type"] for e in history][-1] == "patient.erased"
+    assert all(e["erased"] for e in history if e["event_type"] == "medication.prescribed")
+
+    def purged() -> bool:
+        queue = backbone.login("pharmacist").get("/v1/pharmacy/queue", params={"limit": 200}).json()
+        return all(item["patient_id"] != patient for item in queue)
+
+    assert wait_until(purged, 30, 0.2)

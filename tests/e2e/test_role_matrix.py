@@ -175,6 +175,13 @@ ROUTES: dict[str, tuple[Call, set[str]]] = {
     "GET /v1/audit/access": (_get("/v1/audit/access"), {"compliance"}),
     "GET /v1/audit/alerts": (_get("/v1/audit/alerts"), {"compliance"}),
     "POST /v1/admin/users": (_new_user, {"admin"}),
+    "POST /v1/admin/patients/{id}/erase": (
+        lambda c, _: c.post(
+            f"/v1/admin/patients/{uuid.uuid4()}/erase",
+            json={"legal_basis": "GDPR art. 17", "reason": "matrix check"},
+        ),
+        {"compliance", "admin"},
+    ),
     "POST /v1/admin/users/{id}/roles": (
         lambda c, w: c.post(
             f"/v1/admin/users/{w.backbone.users['billing']}/roles", json={"role": "billing"}

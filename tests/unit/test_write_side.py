@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from events.aggregates import medications, orders, patients
 from events.aggregates.orders import AnalyteInput
+from events.envelope import ClinicalEvent
 from events.errors import (
     ClinicalRuleViolation,
     DuplicateMRN,
@@ -20,6 +21,7 @@ from events.errors import (
     ReasonRequired,
     UnknownUnitError,
 )
+from events.payloads.observations import VitalsRecorded
 from events.payloads.patients import DemographicsUpdated, PatientRegistered
 from events.store import ClinicalStore
 from tests.unit.conftest import LAB, NURSE, FakeClock, ctx
@@ -328,11 +330,28 @@ def test_changing_only_the_dose_unit_is_checked_against_the_maximum(store: Clini
 
 
 def test_no_event_can_be_written_for_an_erased_patient_even_without_loading_them(
-    store: ClinicalStore,
+    store: ClinicalStore, clock: FakeClock
 ) -> None:
     patient_id = registered(store)
     store.forget(ctx(reason="erasure request"), patient_id, "GDPR art. 17")
+    sneaked_in = ClinicalEvent(
+        originator_id=uuid4(),
+        originator_version=1,
+        timestamp=clock.now,
+        event_id=uuid4(),
+        event_type="vitals.recorded",
+        schema_version=2,
+        patient_id=patient_id,
+        occurred_at=clock.now,
+        actor=NURSE,
+        reason=None,
+        correlation_id=uuid4(),
+        causation_id=None,
+        payload=VitalsRecorded(heart_rate=70),
+    )
     with pytest.raises(PatientErasedError):
-        store.record_chart_view(ctx(NURSE), patient_id, "chart", "treatment", False)
+        store.save(sneaked_in)
     with pytest.raises(PatientErasedError):
         store.forget(ctx(reason="again"), patient_id, "GDPR art. 17")
+    # reads of what is left (metadata) are still audited
+    assert store.record_chart_view(ctx(NURSE), patient_id, "history", "audit", False).position

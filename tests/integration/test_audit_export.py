@@ -1,0 +1,67 @@
+"""`backbone audit export` as compliance runs it, against the real store."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from events.settings import StoreSettings
+from events.store import ClinicalStore
+from tests.integration.test_store_postgres import amoxicillin, register
+from tests.unit.conftest import NURSE, ctx
+
+pytestmark = pytest.mark.integration
+
+
+def export(store_settings: StoreSettings, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "BACKBONE_STORE_NAME": store_settings.store_name,
+        "BACKBONE_MASTER_KEY_FILE": str(store_settings.master_key_file),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "services.cli", "audit", "export", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_a_patients_changes_and_reads_export_as_csv_and_a_users_as_jsonl(
+    pg_store: ClinicalStore, store_settings: StoreSettings
+) -> None:
+    patient, other = register(pg_store, "MRN-X1"), register(pg_store, "MRN-X2")
+    medication = pg_store.prescribe(ctx(), patient, amoxicillin()).id
+    pg_store.change_medication(ctx(reason="renal"), medication, {"dose": 250})
+    pg_store.record_chart_view(ctx(NURSE), patient, "chart", "treatment", False)
+    pg_store.record_chart_view(ctx(NURSE), other, "chart", "treatment", False)
+
+    by_patient = export(store_settings, "--patient", str(patient), "--format", "csv")
+    by_user = export(store_settings, "--user", str(NURSE.user_id), "--format", "jsonl")
+    refused = export(store_settings, "--format", "csv")
+
+    assert by_patient.returncode == 0, by_patient.stderr
+    rows = list(csv.DictReader(io.StringIO(by_patient.stdout)))
+    assert [r["event_type"] for r in rows] == [
+        "patient.registered",
+        "medication.prescribed",
+        "medication.changed",
+        "chart.viewed",
+    ]
+    assert rows[2]["reason"] == "renal" and json.loads(rows[2]["changes"])["dose"]["after"] == 250
+    assert rows[3]["log"] == "access" and rows[3]["role"] == "nurse"
+    assert "audit export: 4 events" in by_patient.stderr
+
+    lines = [json.loads(line) for line in by_user.stdout.splitlines()]
+    assert {line["patient_id"] for line in lines} == {str(patient), str(other)}
+    assert all(line["user_id"] == str(NURSE.user_id) for line in lines)
+    assert refused.returncode == 2
+    assert all(line["role"] == "nurse" for line in lines)
