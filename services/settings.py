@@ -13,6 +13,14 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+RETENTION_YEARS: dict[str, float] = {
+    "patients": 10.0,
+    "orders": 10.0,
+    "results": 10.0,
+    "medications": 10.0,
+    "observations": 10.0,
+    "access": 6.0,
+}
 DEVELOPMENT_DB_PASSWORD = "backbone"  # noqa: S105 - refused outside development
 DEVELOPMENT_TOKEN_SECRET = "development-only-token-secret-do-not-deploy"  # noqa: S105
 
@@ -55,6 +63,10 @@ class ServiceSettings(BaseSettings):
     working_hours_end: int = 19
     working_hours_tz: str = "UTC"
     ready_max_projection_lag: int = 1000
+
+    # Years to keep a patient's data after their last event in each area (JSON in the env:
+    # BACKBONE_RETENTION_YEARS='{"patients": 10, ...}'); the longest area that applies wins.
+    retention_years: dict[str, float] = Field(default_factory=lambda: dict(RETENTION_YEARS))
 
     route_abnormal_results: bool = False  # also route H and L, not only HH and LL
     critical_ack_minutes: int = 30

@@ -13,6 +13,7 @@ from services.cli import (
     keys,
     project,
     relay,
+    retention,
     schema,
     serve,
     stack,
@@ -24,6 +25,7 @@ app = typer.Typer(help="clinical-backbone: event-sourced clinical data.", no_arg
 app.add_typer(infra.app, name="infra")
 app.add_typer(keys.app, name="keys")
 app.add_typer(audit.app, name="audit")
+app.add_typer(retention.app, name="retention")
 app.add_typer(schema.app, name="schema")
 app.command("relay")(relay.relay)
 app.command("serve")(serve.serve)

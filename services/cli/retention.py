@@ -1,0 +1,101 @@
+"""``backbone retention report | apply [--dry-run] | hold | release``."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+from uuid import UUID
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from events.settings import get_store_settings
+from events.store import utc_now
+from services.bootstrap import build_key_pool, build_store
+from services.retention import Expired, RetentionPolicy
+from services.settings import get_settings
+
+app = typer.Typer(help="Retention policy and legal holds.", no_args_is_help=True)
+console = Console()
+err = Console(stderr=True)
+
+
+def _policy() -> RetentionPolicy:
+    store = build_store()
+    return RetentionPolicy(
+        store, build_key_pool(get_store_settings()), get_settings().retention_years
+    )
+
+
+def _scan(policy: RetentionPolicy) -> list[Expired]:
+    head = policy.store.recorder.max_notification_id() or 0
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=err) as progress:
+        task = progress.add_task("scanning the store", total=head)
+        return policy.expired(utc_now(), lambda n: progress.advance(task, n))
+
+
+def _print(expired: list[Expired]) -> None:
+    for entry in expired:
+        console.print(
+            json.dumps(
+                {
+                    "patient_id": str(entry.patient_id),
+                    "last_event_at": entry.last_event_at.isoformat(),
+                    "expired_at": entry.expired_at.isoformat(),
+                    "legal_hold": entry.on_hold,
+                }
+            ),
+            soft_wrap=True,
+        )
+
+
+@app.command()
+def report() -> None:
+    """List patients whose retention has expired (JSON lines), with their legal-hold flag."""
+    expired = _scan(_policy())
+    _print(expired)
+    held = sum(e.on_hold for e in expired)
+    err.print(f"retention: {len(expired)} patients expired, {held} on legal hold")
+
+
+@app.command()
+def apply(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what would go.")] = False,
+) -> None:
+    """Erase expired patients without a legal hold (through the normal erasure path)."""
+    policy = _policy()
+    expired = _scan(policy)
+    if dry_run:
+        _print([e for e in expired if not e.on_hold])
+        err.print(
+            f"retention (dry run): would erase {sum(not e.on_hold for e in expired)} patients"
+        )
+        return
+    erased = policy.apply(expired)
+    err.print(
+        f"retention: erased {len(erased)} patients, {len(expired) - len(erased)} on legal hold"
+    )
+
+
+@app.command()
+def hold(
+    patient_id: Annotated[UUID, typer.Argument()],
+    reason: Annotated[str, typer.Option("--reason")],
+) -> None:
+    """Place a legal hold: retention will not erase this patient."""
+    _policy().hold(patient_id, reason)
+    console.print(f"legal hold placed on {patient_id}")
+
+
+@app.command()
+def release(patient_id: Annotated[UUID, typer.Argument()]) -> None:
+    """Release a legal hold."""
+    released = _policy().release(patient_id)
+    console.print(f"legal hold {'released' if released else 'was not set'} on {patient_id}")

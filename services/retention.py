@@ -1,0 +1,119 @@
+"""Retention: which patients' data may be erased because every area's period has run out.
+
+A patient expires when, for every area (topic) they have events in, the last event there
+is older than that area's retention period. A legal hold blocks erasure. Applying the
+policy erases through the same path as any erasure (``patient.erased``, key destroyed).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from uuid import UUID
+
+from psycopg_pool import ConnectionPool
+
+from events.contract import spec_of
+from events.envelope import SYSTEM_ACTOR
+from events.store import ClinicalStore, CommandContext
+
+HOLDS_DDL = """
+CREATE TABLE IF NOT EXISTS legal_holds (
+    patient_id uuid PRIMARY KEY,
+    reason text NOT NULL,
+    placed_at timestamptz NOT NULL DEFAULT now()
+)"""
+
+
+@dataclass(frozen=True)
+class Expired:
+    """A patient whose retention has run out."""
+
+    patient_id: UUID
+    last_event_at: datetime
+    expired_at: datetime
+    on_hold: bool
+
+
+def _area(event_type: str) -> str:
+    return spec_of(event_type).topic.name.removeprefix("clinical.")
+
+
+class RetentionPolicy:
+    """Retention periods per area, legal holds, and the erasure of expired patients."""
+
+    def __init__(self, store: ClinicalStore, pool: ConnectionPool, years: dict[str, float]) -> None:
+        self.store = store
+        self.pool = pool
+        self.years = years
+        with self.pool.connection() as conn:
+            conn.execute(HOLDS_DDL)
+
+    def hold(self, patient_id: UUID, reason: str) -> None:
+        with self.pool.connection() as conn:
+            conn.execute(
+                "INSERT INTO legal_holds (patient_id, reason) VALUES (%s, %s) "
+                "ON CONFLICT (patient_id) DO UPDATE SET reason = EXCLUDED.reason",
+                (patient_id, reason),
+            )
+
+    def release(self, patient_id: UUID) -> bool:
+        with self.pool.connection() as conn:
+            return (
+                conn.execute(
+                    "DELETE FROM legal_holds WHERE patient_id = %s", (patient_id,)
+                ).rowcount
+                > 0
+            )
+
+    def _holds(self) -> set[UUID]:
+        with self.pool.connection() as conn:
+            return {row[0] for row in conn.execute("SELECT patient_id FROM legal_holds").fetchall()}
+
+    def expired(self, now: datetime, advance: Callable[[int], None] | None = None) -> list[Expired]:
+        """Every patient (not already erased) whose retention ran out, oldest activity first."""
+        mapper = self.store.clinical_mapper
+        last: dict[UUID, dict[str, datetime]] = defaultdict(dict)
+        erased: set[UUID] = set()
+        position = 0
+        while batch := self.store.recorder.select_notifications(
+            start=position, limit=2000, inclusive_of_start=False
+        ):
+            for notification in batch:
+                header = mapper.decode_header(notification)
+                if header.patient_id is None:
+                    continue
+                if header.event_type == "patient.erased":
+                    erased.add(header.patient_id)
+                area = _area(header.event_type)
+                seen = last[header.patient_id].get(area)
+                if seen is None or header.recorded_at > seen:
+                    last[header.patient_id][area] = header.recorded_at
+            position = batch[-1].id
+            if advance is not None:
+                advance(len(batch))
+        holds = self._holds()
+        found = []
+        for patient_id, areas in last.items():
+            if patient_id in erased:
+                continue
+            until = max(
+                at + timedelta(days=365.25 * self.years.get(area, max(self.years.values())))
+                for area, at in areas.items()
+            )
+            if until <= now:
+                found.append(Expired(patient_id, max(areas.values()), until, patient_id in holds))
+        return sorted(found, key=lambda e: e.last_event_at)
+
+    def apply(self, expired: list[Expired]) -> list[UUID]:
+        """Erase every expired patient without a legal hold; the ids erased."""
+        erased = []
+        for entry in expired:
+            if entry.on_hold:
+                continue
+            ctx = CommandContext(actor=SYSTEM_ACTOR, reason="retention period ended")
+            self.store.forget(ctx, entry.patient_id, "retention policy")
+            erased.append(entry.patient_id)
+        return erased

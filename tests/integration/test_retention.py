@@ -1,0 +1,73 @@
+"""Retention as compliance runs it: report, dry run, legal hold, apply — on the real store."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from events.aggregates import patients
+from events.errors import PatientErasedError
+from events.settings import StoreSettings
+from events.store import ClinicalStore
+from tests.integration.test_store_postgres import register
+from tests.unit.conftest import ctx
+
+pytestmark = pytest.mark.integration
+
+
+def retention(
+    store_settings: StoreSettings, *args: str, years: float
+) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "BACKBONE_STORE_NAME": store_settings.store_name,
+        "BACKBONE_MASTER_KEY_FILE": str(store_settings.master_key_file),
+        "BACKBONE_RETENTION_YEARS": json.dumps(
+            dict.fromkeys(
+                ("patients", "orders", "results", "medications", "observations", "access"), years
+            )
+        ),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "services.cli", "retention", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def reported(answer: subprocess.CompletedProcess[str]) -> dict[str, bool]:
+    return {
+        row["patient_id"]: row["legal_hold"] for row in map(json.loads, answer.stdout.splitlines())
+    }
+
+
+def test_expired_patients_are_reported_held_ones_kept_and_the_rest_erased(
+    pg_store: ClinicalStore, store_settings: StoreSettings
+) -> None:
+    expired, held, gone = (register(pg_store, f"MRN-R{i}") for i in range(3))
+    pg_store.forget(ctx(reason="earlier request"), gone, "GDPR art. 17")
+
+    keep_all = retention(store_settings, "report", years=10)
+    hold = retention(store_settings, "hold", str(held), "--reason", "litigation 2026-114", years=0)
+    report = retention(store_settings, "report", years=0)
+    dry_run = retention(store_settings, "apply", "--dry-run", years=0)
+    still_there = pg_store.load(expired, patients.evolve)
+    applied = retention(store_settings, "apply", years=0)
+
+    assert keep_all.returncode == 0 and reported(keep_all) == {}
+    assert hold.returncode == 0
+    assert reported(report) == {str(expired): False, str(held): True}
+    assert reported(dry_run) == {str(expired): False}
+    assert still_there is not None
+    assert applied.returncode == 0, applied.stderr
+    assert "erased 1 patients, 1 on legal hold" in applied.stderr
+    with pytest.raises(PatientErasedError):
+        pg_store.load(expired, patients.evolve)
+    assert pg_store.load(held, patients.evolve) is not None
