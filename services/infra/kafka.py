@@ -36,6 +36,15 @@ from services.settings import ServiceSettings
 log = logging.getLogger(__name__)
 
 
+def new_cluster_id() -> str:
+    """A random KRaft cluster id. Like Kafka's own ``Uuid.randomUuid`` it never starts with
+    "-", which the storage tool would read as an option (a 1-in-64 failure otherwise)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 class LocalKafka:
     """Controls the local broker: fetch jars, format storage once, start, stop, check."""
 
@@ -136,7 +145,7 @@ class LocalKafka:
                 f"storage is corrupt. Move it away or delete it (rm -rf {self.log_dirs}) and "
                 "run `backbone infra up` again."
             )
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = new_cluster_id()
         run(
             self._java_cmd(
                 "kafka.tools.StorageTool",

@@ -13,6 +13,7 @@ from projections.registry import named
 from projections.service import consumer_lag
 from services.api.container import Container
 from services.api.deps import ContainerDep, require
+from services.api.examples import ACCESS, ALERTS, example
 from services.auth.service import Principal
 from services.infra.processes import wait_until
 from services.relay.runner import relay_status
@@ -66,7 +67,7 @@ def _catch_up(container: Container) -> None:
     wait_until(done, container.settings.read_wait_timeout_s, 0.05)
 
 
-@router.get("/access", response_model=list[AccessRecord])
+@router.get("/access", response_model=list[AccessRecord], responses=example(ACCESS))
 def access_log(
     container: ContainerDep,
     user: Compliance,
@@ -127,7 +128,7 @@ LIMIT 500
 """
 
 
-@router.get("/alerts", response_model=list[Alert])
+@router.get("/alerts", response_model=list[Alert], responses=example(ALERTS))
 def alerts(
     container: ContainerDep,
     user: Compliance,

@@ -8,12 +8,13 @@ from fastapi import APIRouter, Depends, Form, status
 from fastapi.security import OAuth2PasswordRequestForm
 
 from services.api.deps import ContainerDep, CurrentUser
+from services.api.examples import ME, TOKEN, UNAUTHENTICATED, example
 from services.api.schemas.auth import MePublic, TokenPublic
 
 router = APIRouter(tags=["auth"])
 
 
-@router.post("/v1/auth/token", response_model=TokenPublic)
+@router.post("/v1/auth/token", response_model=TokenPublic, responses=example(TOKEN))
 def login(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
     container: ContainerDep,
@@ -24,13 +25,13 @@ def login(
     return TokenPublic(access_token=issued.access_token, expires_in=issued.expires_in)
 
 
-@router.post("/v1/auth/logout", status_code=status.HTTP_204_NO_CONTENT)
+@router.post("/v1/auth/logout", status_code=status.HTTP_204_NO_CONTENT, responses=UNAUTHENTICATED)
 def logout(container: ContainerDep, user: CurrentUser) -> None:
     """End the current session."""
     container.auth.logout(user)
 
 
-@router.get("/v1/me", response_model=MePublic)
+@router.get("/v1/me", response_model=MePublic, responses=example(ME))
 def me(user: CurrentUser) -> MePublic:
     """Who you are logged in as."""
     return MePublic(user_id=user.user_id, username=user.username, role=user.role)

@@ -12,13 +12,14 @@ from psycopg import Error as DatabaseError
 from projections.registry import ALL
 from projections.service import consumer_lag
 from services.api.deps import ContainerDep
+from services.api.examples import HEALTH, METRICS, READY, example
 from services.api.observability import PROJECTION_LAG, RELAY_LAG, exposition
 from services.relay.runner import relay_status
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz")
+@router.get("/healthz", responses=example(HEALTH))
 def healthz() -> dict[str, str]:
     """The process is alive."""
     return {"status": "ok"}
@@ -52,7 +53,7 @@ def _readiness(container: ContainerDep) -> dict[str, Any]:
     return checks
 
 
-@router.get("/readyz")
+@router.get("/readyz", responses=example(READY))
 def readyz(container: ContainerDep) -> JSONResponse:
     """Ready when the store and Kafka answer and every projection's lag is under the limit."""
     checks = _readiness(container)
@@ -64,7 +65,7 @@ def readyz(container: ContainerDep) -> JSONResponse:
     return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 
 
-@router.get("/metrics")
+@router.get("/metrics", responses=METRICS)
 def metrics(container: ContainerDep) -> Response:
     """Prometheus metrics: request latency per route, relay and projection lag."""
     _readiness(container)

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from events.errors import NotFound
 from projections.chart import wait_for_position
 from services.api.deps import ContainerDep, IdempotencyKey, command_context, require
+from services.api.examples import INBOX, example
 from services.api.problems import Forbidden
 from services.api.schemas.common import Written
 from services.auth.service import Principal
@@ -38,7 +39,7 @@ class InboxItem(BaseModel):
     observed_at: datetime
 
 
-@router.get("", response_model=list[InboxItem])
+@router.get("", response_model=list[InboxItem], responses=example(INBOX))
 def inbox(
     container: ContainerDep,
     user: Physician,

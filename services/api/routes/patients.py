@@ -26,6 +26,7 @@ from services.api.deps import (
     patient_access,
     require,
 )
+from services.api.examples import CHART, HISTORY, SEARCH, example
 from services.api.problems import Forbidden
 from services.api.schemas.common import Written
 from services.api.schemas.medications import MedicationCreate
@@ -73,7 +74,7 @@ def register_patient(
     return Written(id=result.id, position=result.position)
 
 
-@router.get("", response_model=list[PatientPublic])
+@router.get("", response_model=list[PatientPublic], responses=example(SEARCH))
 def search_patients(
     container: ContainerDep,
     user: Searcher,
@@ -109,7 +110,7 @@ def search_patients(
     return found
 
 
-@router.get("/{patient_id}/chart")
+@router.get("/{patient_id}/chart", responses=example(CHART))
 def read_chart(
     patient_id: UUID,
     container: ContainerDep,
@@ -177,7 +178,7 @@ def _chart_as_of(
     return chart.body
 
 
-@router.get("/{patient_id}/history")
+@router.get("/{patient_id}/history", responses=example(HISTORY))
 def read_history(
     patient_id: UUID,
     container: ContainerDep,

@@ -14,6 +14,7 @@ from events.store import CommandContext
 from projections.chart import wait_for_position
 from services.api.container import Container
 from services.api.deps import ContainerDep, IdempotencyKey, require
+from services.api.examples import QUEUE, example
 from services.api.schemas.common import Written
 from services.auth.service import Principal
 from services.pharmacy.projection import PROJECTION as PHARMACY
@@ -56,7 +57,7 @@ class Rejection(Decision):
     reason: str = Field(min_length=3, max_length=1000)
 
 
-@router.get("/queue", response_model=list[QueueItem])
+@router.get("/queue", response_model=list[QueueItem], responses=example(QUEUE))
 def queue(
     container: ContainerDep,
     user: Pharmacist,
