@@ -21,6 +21,7 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
+from events import chain
 from events.mapper import split_state
 
 JsonDict = dict[str, Any]
@@ -74,6 +75,27 @@ class ClinicalPostgresRecorder(PostgresApplicationRecorder):
             "FROM {} i JOIN {} e ON e.notification_id = i.notification_id "
             "WHERE i.patient_id = %s ORDER BY e.notification_id"
         ).format(index, Identifier(self.datastore.schema, events_table_name))
+        chain = Identifier(self.datastore.schema, f"{events_table_name}_chain")
+        self._chain_table = chain
+        self.sql_create_statements.append(
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {} (notification_id bigint PRIMARY KEY, "
+                "originator_id uuid NOT NULL, originator_version bigint NOT NULL, "
+                "stream_hash bytea NOT NULL, global_hash bytea NOT NULL)"
+            ).format(chain)
+        )
+        self._chain_head = SQL(
+            "SELECT global_hash FROM {} ORDER BY notification_id DESC LIMIT 1"
+        ).format(chain)
+        self._chain_previous = SQL(
+            "SELECT originator_id, originator_version, stream_hash FROM {} "
+            "WHERE (originator_id, originator_version) IN "
+            "(SELECT * FROM unnest(%s::uuid[], %s::bigint[]))"
+        ).format(chain)
+        self._chain_insert = SQL(
+            "INSERT INTO {} (notification_id, originator_id, originator_version, stream_hash, "
+            "global_hash) VALUES (%s, %s, %s, %s, %s)"
+        ).format(chain)
         self._insert_claim = SQL("INSERT INTO {} (key, result) VALUES (%s, %s)").format(table)
         self._set_position = SQL("UPDATE {} SET position = %s WHERE key = %s").format(table)
         self._select_claim = SQL("SELECT result, position FROM {} WHERE key = %s").format(table)
@@ -100,7 +122,34 @@ class ClinicalPostgresRecorder(PostgresApplicationRecorder):
         ]
         if rows:
             curs.executemany(self._index_event, rows)
+        if ids:
+            self._extend_chain(curs, stored_events, ids)
         return ids
+
+    def _extend_chain(
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], ids: Sequence[int]
+    ) -> None:
+        """Chain the new events (we hold the table lock, so the head cannot move)."""
+        curs.execute(self._chain_head)
+        head = curs.fetchone()
+        previous_global = bytes(head["global_hash"]) if head else chain.GENESIS
+        wanted = [(e.originator_id, e.originator_version - 1) for e in stored_events]
+        curs.execute(self._chain_previous, ([w[0] for w in wanted], [w[1] for w in wanted]))
+        streams = {
+            (row["originator_id"], row["originator_version"]): bytes(row["stream_hash"])
+            for row in curs.fetchall()
+        }
+        rows = []
+        for event, position in sorted(zip(stored_events, ids, strict=True), key=lambda p: p[1]):
+            originator_id = UUID(str(event.originator_id))
+            previous = streams.get((originator_id, event.originator_version - 1), chain.GENESIS)
+            link = chain.stream_hash(
+                previous, originator_id, event.originator_version, event.topic, event.state
+            )
+            streams[(originator_id, event.originator_version)] = link
+            previous_global = chain.global_hash(previous_global, position, link)
+            rows.append((position, originator_id, event.originator_version, link, previous_global))
+        curs.executemany(self._chain_insert, rows)
 
     def backfill_patient_index(self) -> int:
         """Index events stored before the patient index existed; the rows added."""
@@ -119,6 +168,55 @@ class ClinicalPostgresRecorder(PostgresApplicationRecorder):
             added += len(rows)
             start = batch[-1].id
         return added
+
+    def backfill_chain(self) -> int:
+        """Chain a store created before chaining existed: only when no link exists at all,
+        so that rows written around the store later are reported, never silently linked."""
+        events = Identifier(self.datastore.schema, self.events_table_name)
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(events))
+            curs.execute(
+                SQL("SELECT EXISTS (SELECT 1 FROM {}) AS linked").format(self._chain_table)
+            )
+            row = curs.fetchone()
+            if row is None or row["linked"]:
+                return 0
+            curs.execute(
+                SQL(
+                    "SELECT notification_id, originator_id, originator_version, topic, state "
+                    "FROM {} ORDER BY notification_id"
+                ).format(events)
+            )
+            stored = curs.fetchall()
+            if not stored:
+                return 0
+            self._extend_chain(
+                curs,
+                [
+                    StoredEvent(
+                        r["originator_id"], r["originator_version"], r["topic"], bytes(r["state"])
+                    )
+                    for r in stored
+                ],
+                [r["notification_id"] for r in stored],
+            )
+            return len(stored)
+
+    def chain_rows(self, after: int, limit: int) -> list[dict[str, Any]]:
+        """Events and chain links side by side (either may be missing), in position order."""
+        events = Identifier(self.datastore.schema, self.events_table_name)
+        query = SQL(
+            "SELECT coalesce(e.notification_id, c.notification_id) AS position, "
+            "e.originator_id, e.originator_version, e.topic, e.state, "
+            "c.originator_id AS chained_id, c.originator_version AS chained_version, "
+            "c.stream_hash, c.global_hash FROM {} e FULL JOIN {} c "
+            "ON c.notification_id = e.notification_id "
+            "WHERE coalesce(e.notification_id, c.notification_id) > %s "
+            "ORDER BY 1 LIMIT %s"
+        ).format(events, self._chain_table)
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(query, (after, limit))
+            return list(curs.fetchall())
 
     def patient_notifications(self, patient_id: UUID) -> list[Notification]:
         """Every stored event of one patient, in store order (from the patient index)."""

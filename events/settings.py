@@ -18,6 +18,7 @@ class StoreSettings(BaseSettings):
     environment: str = "development"
     database_url: str = "postgresql://backbone:backbone@127.0.0.1:55432/backbone"
     master_key_file: Path = REPO_ROOT / ".data" / "keys" / "master.key"
+    checkpoint_key_file: Path = REPO_ROOT / ".data" / "keys" / "checkpoint.key"
     store_name: str = "clinical"
     store_pool_size: int = 5
     store_pool_overflow: int = 10

@@ -71,4 +71,5 @@ def build_store(settings: StoreSettings | None = None) -> ClinicalStore:
         recorder = store.clinical_recorder
         if isinstance(recorder, ClinicalPostgresRecorder):
             recorder.backfill_patient_index()
+            recorder.backfill_chain()
         return store

@@ -17,6 +17,7 @@ from services.cli import (
     schema,
     serve,
     stack,
+    verify,
 )
 from services.observability.logs import configure_logging
 from services.settings import get_settings
@@ -31,6 +32,7 @@ app.command("relay")(relay.relay)
 app.command("serve")(serve.serve)
 app.command("demo")(demo.demo)
 app.command("forget")(forget.forget)
+app.command("verify")(verify.verify)
 app.command("pharmacy")(departments.pharmacy)
 app.command("lab-routing")(departments.lab_routing_consumer)
 app.command("project")(project.project)
