@@ -150,13 +150,24 @@ class ChainVerifier:
         """Sign the head reached by a successful verification; the position signed."""
         if not verdict.ok or verdict.head == 0:
             return None
-        rows = self.recorder.chain_rows(verdict.head - 1, 1)
-        digest = bytes(rows[0]["global_hash"])
-        signature = self.key.sign(_message(verdict.head, digest))
+        return self.sign_head(verdict.head)
+
+    def sign_head(self, head: int | None = None) -> int | None:
+        """Sign the chain's global hash at ``head`` (default: the newest link)."""
         with self.pool.connection() as conn:
+            chain_table = f"{self.recorder.events_table_name}_chain"
+            row = conn.execute(
+                f"SELECT notification_id, global_hash FROM {chain_table} "  # noqa: S608
+                "WHERE %s::bigint IS NULL OR notification_id = %s "
+                "ORDER BY notification_id DESC LIMIT 1",
+                (head, head),
+            ).fetchone()
+            if row is None:
+                return None
+            position, digest = int(row[0]), bytes(row[1])
             conn.execute(
                 f"INSERT INTO {self.table} (position, global_hash, signature) "  # noqa: S608
                 "VALUES (%s, %s, %s) ON CONFLICT (position) DO NOTHING",
-                (verdict.head, digest, signature),
+                (position, digest, self.key.sign(_message(position, digest))),
             )
-        return verdict.head
+        return position

@@ -76,6 +76,7 @@ class ServiceSettings(BaseSettings):
     relay_poll_interval_s: float = 0.1
     relay_flush_timeout_s: float = Field(default=8.0, ge=2.0)
     relay_max_backoff_s: float = 10.0
+    chain_checkpoint_interval_s: float = 300.0
 
     @model_validator(mode="after")
     def _no_placeholder_secrets_outside_development(self) -> ServiceSettings:

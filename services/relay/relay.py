@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from eventsourcing.persistence import Notification
 
@@ -39,6 +39,8 @@ class Relay:
         batch_size: int = 500,
         poll_interval_s: float = 0.1,
         max_backoff_s: float = 10.0,
+        sign_head: Callable[[], object] | None = None,
+        checkpoint_interval_s: float = 300.0,
     ) -> None:
         self.store = store
         self.checkpoint = checkpoint
@@ -47,6 +49,10 @@ class Relay:
         self.poll_interval_s = poll_interval_s
         self.max_backoff_s = max_backoff_s
         self.position = checkpoint.position()
+        # Periodically sign the hash chain's head, so a later rewrite of history shows.
+        self.sign_head = sign_head
+        self.checkpoint_interval_s = checkpoint_interval_s
+        self._next_signature = time.monotonic()
 
     def _messages(self, notifications: Sequence[Notification]) -> list[OutgoingMessage]:
         mapper = self.store.clinical_mapper
@@ -113,6 +119,9 @@ class Relay:
                 self.checkpoint.report("halted", str(exc))
                 log.error("relay halted", extra={"fields": {"position": self.position}})
                 raise
+            if self.sign_head is not None and time.monotonic() >= self._next_signature:
+                self.sign_head()
+                self._next_signature = time.monotonic() + self.checkpoint_interval_s
             if published:
                 backoff = 0.5
                 log.debug(

@@ -5,7 +5,9 @@ from __future__ import annotations
 from psycopg import sql
 from psycopg_pool import ConnectionPool
 
+from events.recorders import ClinicalPostgresRecorder
 from events.settings import StoreSettings, get_store_settings
+from events.verification import ChainVerifier, load_signing_key
 from services.bootstrap import build_key_pool, build_store, schema_lock
 from services.relay.checkpoint import Checkpoint, RelayStatus
 from services.relay.publisher import KafkaPublisher
@@ -21,6 +23,13 @@ def build_relay(settings: ServiceSettings, store_settings: StoreSettings) -> Rel
     publisher = KafkaPublisher(
         settings.kafka_bootstrap, f"backbone-{settings.relay_name}", settings.relay_flush_timeout_s
     )
+    recorder = store.clinical_recorder
+    sign_head = None
+    if isinstance(recorder, ClinicalPostgresRecorder):
+        verifier = ChainVerifier(
+            recorder, pool, load_signing_key(store_settings.checkpoint_key_file)
+        )
+        sign_head = verifier.sign_head
     return Relay(
         store,
         checkpoint,
@@ -28,6 +37,8 @@ def build_relay(settings: ServiceSettings, store_settings: StoreSettings) -> Rel
         batch_size=settings.relay_batch_size,
         poll_interval_s=settings.relay_poll_interval_s,
         max_backoff_s=settings.relay_max_backoff_s,
+        sign_head=sign_head,
+        checkpoint_interval_s=settings.chain_checkpoint_interval_s,
     )
 
 

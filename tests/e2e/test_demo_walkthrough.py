@@ -18,10 +18,14 @@ from tests.e2e.harness import running_backbone
 pytestmark = pytest.mark.integration
 
 
-def readme_walkthrough() -> str:
+def readme_block(heading: str) -> str:
     readme = (REPO_ROOT / "README.md").read_text()
-    section = readme.split("## Try it", 1)[1]
+    section = readme.split(heading, 1)[1]
     return section.split("```bash\n", 1)[1].split("```", 1)[0]
+
+
+def readme_walkthrough() -> str:
+    return readme_block("## Try it")
 
 
 def test_the_demo_loads_through_the_api_and_the_readme_walkthrough_works(
@@ -68,3 +72,39 @@ def test_the_demo_loads_through_the_api_and_the_readme_walkthrough_works(
     assert walk.returncode == 0, walk.stderr
     assert '"mrn": "DEMO-000001"' in walk.stdout
     assert '"purpose": "ward round"' in walk.stdout
+
+
+def test_the_readme_compliance_commands_work_when_pasted(
+    stack: LocalStack, settings: ServiceSettings, tmp_path: Path
+) -> None:
+    with running_backbone(tmp_path, settings, 900) as backbone:
+        data_dir = tmp_path / "data" / ".data"
+        env = {**backbone.env, "BACKBONE_DATA_DIR": str(data_dir)}
+        demo = subprocess.run(
+            [sys.executable, "-m", "services.cli", "demo", "--patients", "2"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert demo.returncode == 0, demo.stdout + demo.stderr
+        script = (
+            (readme_walkthrough() + readme_block("## Compliance"))
+            .replace("http://127.0.0.1:8000", backbone.url)
+            .replace(".venv/bin/backbone", f"{sys.executable} -m services.cli")
+        )
+        walk = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", script],
+            cwd=data_dir.parent,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
+
+    assert walk.returncode == 0, walk.stderr
+    assert '"status":"pending_approval"' in walk.stdout.replace(" ", "")
+    assert '"status":"erased"' in walk.stdout.replace(" ", "")
+    assert walk.stdout.strip().endswith("410")

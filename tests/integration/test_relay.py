@@ -14,7 +14,9 @@ from datetime import date
 from typing import Any
 from uuid import UUID
 
+import psycopg
 import pytest
+from psycopg import sql
 
 from events.contract import spec_of
 from events.payloads.patients import PatientRegistered
@@ -119,6 +121,13 @@ def test_5000_events_over_200_patients_all_arrive_in_per_patient_store_order(
     assert reader.headers[0]["schema_version"] == str(first["schema_version"]).encode()
     status, head = relay_status(settings, store_settings)
     assert status.position == head and status.published_total == 5000
+    with psycopg.connect(store_settings.database_url) as conn:
+        signed = conn.execute(
+            sql.SQL("SELECT count(*) FROM {}").format(
+                sql.Identifier(f"{store_settings.store_name}_events_checkpoints")
+            )
+        ).fetchone()
+    assert signed is not None and signed[0] >= 1, "the relay signs the chain head periodically"
 
 
 def _relay_process(store_settings: StoreSettings, batch_size: int) -> subprocess.Popen[bytes]:
