@@ -28,21 +28,27 @@ def readme_walkthrough() -> str:
     return readme_block("## Try it")
 
 
+def run_demo(env: dict[str, str], patients: int) -> subprocess.CompletedProcess[str]:
+    """``backbone demo`` as ``make run`` runs it; fails the test if it fails."""
+    demo = subprocess.run(
+        [sys.executable, "-m", "services.cli", "demo", "--patients", str(patients)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    return demo
+
+
 def test_the_demo_loads_through_the_api_and_the_readme_walkthrough_works(
     stack: LocalStack, settings: ServiceSettings, tmp_path: Path
 ) -> None:
     with running_backbone(tmp_path, settings, 900) as backbone:
         data_dir = tmp_path / "data" / ".data"
         env = {**backbone.env, "BACKBONE_DATA_DIR": str(data_dir)}
-        demo = subprocess.run(
-            [sys.executable, "-m", "services.cli", "demo", "--patients", "3"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        assert demo.returncode == 0, demo.stdout + demo.stderr
+        demo = run_demo(env, 3)
         assert "3 patients loaded" in demo.stdout
 
         credentials_file = data_dir / "demo" / "credentials.json"
@@ -80,15 +86,7 @@ def test_the_readme_compliance_commands_work_when_pasted(
     with running_backbone(tmp_path, settings, 900) as backbone:
         data_dir = tmp_path / "data" / ".data"
         env = {**backbone.env, "BACKBONE_DATA_DIR": str(data_dir)}
-        demo = subprocess.run(
-            [sys.executable, "-m", "services.cli", "demo", "--patients", "2"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        assert demo.returncode == 0, demo.stdout + demo.stderr
+        run_demo(env, 2)
         script = (
             (readme_walkthrough() + readme_block("## Compliance"))
             .replace("http://127.0.0.1:8000", backbone.url)
