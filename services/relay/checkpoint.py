@@ -77,12 +77,22 @@ class Checkpoint:
             )
 
     def status(self) -> RelayStatus:
-        with self.pool.connection() as conn:
-            row = conn.execute(
+        return read_status(self.pool, self.name)
+
+
+def read_status(pool: ConnectionPool, name: str) -> RelayStatus:
+    """A relay's status, read only (no table is created): for status pages and waits."""
+    with pool.connection() as conn:
+        exists = conn.execute("SELECT to_regclass('relay_checkpoints')").fetchone()
+        row = (
+            conn.execute(
                 "SELECT name, position, published_total, errors_total, events_per_s, state, "
                 "last_error, updated_at FROM relay_checkpoints WHERE name = %s",
-                (self.name,),
+                (name,),
             ).fetchone()
-        if row is None:
-            return RelayStatus(self.name, 0, 0, 0, 0.0, "never started", None, None)
-        return RelayStatus(*row)
+            if exists and exists[0] is not None
+            else None
+        )
+    if row is None:
+        return RelayStatus(name, 0, 0, 0, 0.0, "never started", None, None)
+    return RelayStatus(*row)

@@ -9,7 +9,7 @@ from events.recorders import ClinicalPostgresRecorder
 from events.settings import StoreSettings, get_store_settings
 from events.verification import ChainVerifier, load_signing_key
 from services.bootstrap import build_key_pool, build_store, schema_lock
-from services.relay.checkpoint import Checkpoint, RelayStatus
+from services.relay.checkpoint import Checkpoint, RelayStatus, read_status
 from services.relay.publisher import KafkaPublisher
 from services.relay.relay import Relay
 from services.settings import ServiceSettings
@@ -68,15 +68,17 @@ def _head(pool: ConnectionPool, store_settings: StoreSettings) -> int:
 
 
 def relay_status(
-    settings: ServiceSettings, store_settings: StoreSettings
+    settings: ServiceSettings, store_settings: StoreSettings, pool: ConnectionPool | None = None
 ) -> tuple[RelayStatus, int]:
-    """The relay's recorded status and the store's head position (for the lag)."""
-    pool = build_key_pool(store_settings)
+    """The relay's recorded status and the store's head position (for the lag).
+
+    Long-running callers (the API) pass their own pool; one-off commands get a short-lived one.
+    """
+    if pool is not None:
+        name = _relay_name(settings, store_settings)
+        return read_status(pool, name), _head(pool, store_settings)
+    own = build_key_pool(store_settings)
     try:
-        with schema_lock(pool):
-            checkpoint = Checkpoint(pool, _relay_name(settings, store_settings))
-        status = checkpoint.status()
-        head = _head(pool, store_settings)
+        return relay_status(settings, store_settings, own)
     finally:
-        pool.close()
-    return status, head
+        own.close()

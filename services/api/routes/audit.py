@@ -56,7 +56,7 @@ def _catch_up(container: Container) -> None:
     projection = (named("access_audit"),)
 
     def done() -> bool:
-        state, _ = relay_status(container.settings, container.store_settings)
+        state, _ = relay_status(container.settings, container.store_settings, container.reads)
         if state.position < head:
             return False
         return (

@@ -45,7 +45,7 @@ def _readiness(container: ContainerDep) -> dict[str, Any]:
     except (KafkaError, DatabaseError) as exc:
         checks["kafka"] = {"up": False, "error": type(exc).__name__}
     try:
-        state, head = relay_status(container.settings, container.store_settings)
+        state, head = relay_status(container.settings, container.store_settings, container.reads)
         RELAY_LAG.set(max(head - state.position, 0))
         checks["relay"] = {"lag": max(head - state.position, 0), "state": state.state}
     except DatabaseError as exc:
