@@ -22,6 +22,7 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
 from events import chain
+from events.group_commit import GroupCommit
 from events.mapper import split_state
 
 JsonDict = dict[str, Any]
@@ -35,6 +36,21 @@ class IdempotencyClaim:
     result: JsonDict
 
 
+@dataclass(frozen=True)
+class Insertion:
+    """One command's events and its idempotency claim: what one ``insert_events`` call asks."""
+
+    events: Sequence[StoredEvent]
+    claim: IdempotencyClaim | None
+
+
+@dataclass(frozen=True)
+class _Slice:
+    claim: IdempotencyClaim | None
+    start: int
+    stop: int
+
+
 def patient_of(stored: StoredEvent) -> UUID | None:
     """The patient an encrypted stored event belongs to, from its clear header."""
     header = json.loads(split_state(stored.state)[0])
@@ -46,10 +62,14 @@ def _with_position(result: JsonDict, ids: Sequence[int] | None) -> JsonDict:
 
 
 class ClinicalPostgresRecorder(PostgresApplicationRecorder):
-    """The library's PostgreSQL recorder plus an idempotency table in the same transaction."""
+    """The library's PostgreSQL recorder plus, in the same transaction, idempotency claims,
+    the patient index and the hash chain; concurrent inserts are group-committed."""
 
     def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
         super().__init__(datastore, events_table_name=events_table_name)
+        self.group_commit: GroupCommit[Insertion, Sequence[int] | None] = GroupCommit(
+            self._write_insertions
+        )
         self.idempotency_table = f"{events_table_name}_idempotency"
         table = Identifier(self.datastore.schema, self.idempotency_table)
         self.sql_create_statements.append(
@@ -100,21 +120,62 @@ class ClinicalPostgresRecorder(PostgresApplicationRecorder):
         self._set_position = SQL("UPDATE {} SET position = %s WHERE key = %s").format(table)
         self._select_claim = SQL("SELECT result, position FROM {} WHERE key = %s").format(table)
 
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        """Insert one command's events, sharing a transaction with concurrent commands."""
+        return self.group_commit.submit(Insertion(stored_events, kwargs.get("idempotency")))
+
+    def _write_insertions(
+        self, insertions: Sequence[Insertion]
+    ) -> list[Sequence[int] | BaseException | None]:
+        """All insertions in one transaction; if one conflicts, each in its own, so that
+        only the conflicting command fails."""
+        try:
+            return list(self._insert_together(insertions))
+        except IntegrityError as exc:
+            if len(insertions) == 1:
+                return [exc]
+        outcomes: list[Sequence[int] | BaseException | None] = []
+        for insertion in insertions:
+            try:
+                outcomes.extend(self._insert_together([insertion]))
+            except IntegrityError as exc:
+                outcomes.append(exc)
+        return outcomes
+
+    def _insert_together(self, insertions: Sequence[Insertion]) -> list[Sequence[int] | None]:
+        slices: list[_Slice] = []
+        events: list[StoredEvent] = []
+        for insertion in insertions:
+            slices.append(_Slice(insertion.claim, len(events), len(events) + len(insertion.events)))
+            events.extend(insertion.events)
+        ids = super().insert_events(events, slices=slices)
+        if ids is None:
+            return [None] * len(insertions)
+        return [ids[s.start : s.stop] for s in slices]
+
     def _insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> None:
-        claim: IdempotencyClaim | None = kwargs.get("idempotency")
-        if claim is not None:
-            curs.execute(self._insert_claim, (claim.key, json.dumps(claim.result)))
+        slices: Sequence[_Slice] = kwargs.get("slices", ())
+        claims = [(s.claim.key, json.dumps(s.claim.result)) for s in slices if s.claim]
+        if claims:
+            curs.executemany(self._insert_claim, claims)
         super()._insert_events(curs, stored_events, **kwargs)
 
     def _fetch_ids_after_insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
         ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
-        claim: IdempotencyClaim | None = kwargs.get("idempotency")
-        if claim is not None and ids:
-            curs.execute(self._set_position, (max(ids), claim.key))
+        slices: Sequence[_Slice] = kwargs.get("slices", ())
+        positions = [
+            (max(ids[s.start : s.stop]), s.claim.key)
+            for s in slices
+            if s.claim is not None and ids and s.stop > s.start
+        ]
+        if positions:
+            curs.executemany(self._set_position, positions)
         rows = [
             (patient, position)
             for patient, position in zip(map(patient_of, stored_events), ids or (), strict=False)

@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 
 from events.keys import create_master_key
+from events.recorders import ClinicalPostgresRecorder
 from events.settings import StoreSettings
 from events.store import ClinicalStore
-from services.bootstrap import build_store
+from events.verification import ChainVerifier, load_signing_key
+from services.bootstrap import build_key_pool, build_store
 from services.infra.stack import LocalStack
 
 
@@ -29,3 +31,14 @@ def pg_store(store_settings: StoreSettings) -> Iterator[ClinicalStore]:
     store = build_store(store_settings)
     yield store
     store.close()
+
+
+@pytest.fixture
+def verifier(
+    pg_store: ClinicalStore, store_settings: StoreSettings, tmp_path: Path
+) -> Iterator[ChainVerifier]:
+    recorder = pg_store.clinical_recorder
+    assert isinstance(recorder, ClinicalPostgresRecorder)
+    pool = build_key_pool(store_settings)
+    yield ChainVerifier(recorder, pool, load_signing_key(tmp_path / "checkpoint.key"))
+    pool.close()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -13,26 +12,13 @@ import pytest
 from psycopg import sql
 
 from events import chain
-from events.recorders import ClinicalPostgresRecorder
 from events.settings import StoreSettings
 from events.store import ClinicalStore
-from events.verification import ChainVerifier, load_signing_key
-from services.bootstrap import build_key_pool
+from events.verification import ChainVerifier
 from tests.integration.test_store_postgres import amoxicillin, register
 from tests.unit.conftest import NURSE, ctx
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def verifier(
-    pg_store: ClinicalStore, store_settings: StoreSettings, tmp_path: Path
-) -> Iterator[ChainVerifier]:
-    recorder = pg_store.clinical_recorder
-    assert isinstance(recorder, ClinicalPostgresRecorder)
-    pool = build_key_pool(store_settings)
-    yield ChainVerifier(recorder, pool, load_signing_key(tmp_path / "checkpoint.key"))
-    pool.close()
 
 
 def some_history(store: ClinicalStore) -> list[int]:

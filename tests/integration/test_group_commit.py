@@ -1,0 +1,138 @@
+"""Group commit on PostgreSQL: concurrent commands share a transaction, and lose nothing."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+
+from events.errors import ConflictError
+from events.recorders import ClinicalPostgresRecorder, Insertion
+from events.store import ClinicalStore, CommandResult
+from events.verification import ChainVerifier
+from tests.integration.test_store_postgres import amoxicillin, race, register
+from tests.unit.conftest import NURSE, ctx
+
+pytestmark = pytest.mark.integration
+
+
+@contextmanager
+def first_write_waits_for(recorder: ClinicalPostgresRecorder, queued: int) -> Iterator[None]:
+    """Hold the first transaction until ``queued`` more commands wait behind it, so the
+    next transaction is certain to carry them all together."""
+    group = recorder.group_commit
+    original = group._write
+    held = threading.Event()
+
+    def write(insertions: Sequence[Insertion]) -> Any:
+        if not held.is_set():
+            held.set()
+            deadline = time.monotonic() + 10
+            while group.waiting < queued and time.monotonic() < deadline:
+                time.sleep(0.005)
+        return original(insertions)
+
+    group._write = write
+    try:
+        yield
+    finally:
+        group._write = original
+
+
+def postgres_recorder(store: ClinicalStore) -> ClinicalPostgresRecorder:
+    recorder = store.clinical_recorder
+    assert isinstance(recorder, ClinicalPostgresRecorder)
+    return recorder
+
+
+def test_concurrent_commands_share_transactions_and_every_event_is_stored_and_chained(
+    pg_store: ClinicalStore, verifier: ChainVerifier
+) -> None:
+    patients = [register(pg_store, f"MRN-G{i}") for i in range(8)]
+    recorder = postgres_recorder(pg_store)
+    head = recorder.max_notification_id() or 0
+    batches_before, items_before = recorder.group_commit.batches, recorder.group_commit.items
+
+    def vitals(patient: uuid.UUID) -> Callable[[], CommandResult]:
+        return lambda: pg_store.record_vitals(ctx(NURSE), patient, {"heart_rate": 72})
+
+    with first_write_waits_for(recorder, queued=7):
+        outcomes = race(*[vitals(p) for p in patients])
+
+    results = [o for o in outcomes if isinstance(o, CommandResult)]
+    assert len(results) == 8, outcomes
+    assert recorder.group_commit.items - items_before == 8
+    assert recorder.group_commit.batches - batches_before == 2
+    stored = recorder.select_notifications(start=head, limit=100, inclusive_of_start=False)
+    assert sorted(r.position for r in results) == [n.id for n in stored]
+    for patient, result in zip(patients, outcomes, strict=True):
+        assert isinstance(result, CommandResult)
+        assert pg_store.clinical_recorder.patient_notifications(patient)[-1].id == result.position
+    verdict = verifier.verify()
+    assert verdict.ok and verdict.checked == recorder.max_notification_id()
+
+
+def test_a_conflict_in_a_shared_transaction_fails_only_that_command(
+    pg_store: ClinicalStore, verifier: ChainVerifier
+) -> None:
+    patient = register(pg_store, "MRN-G-conflict")
+    medication = pg_store.prescribe(ctx(), patient, amoxicillin()).id
+    others = [register(pg_store, f"MRN-G-other{i}") for i in range(4)]
+    recorder = postgres_recorder(pg_store)
+    both_loaded = threading.Barrier(2)
+    original_load = pg_store.load
+
+    def load_then_wait(stream_id: uuid.UUID, evolve: Any) -> Any:
+        state = original_load(stream_id, evolve)
+        if stream_id == medication:
+            both_loaded.wait(timeout=10)
+        return state
+
+    def change(dose: int) -> Callable[[], CommandResult]:
+        return lambda: pg_store.change_medication(ctx(reason="renal"), medication, {"dose": dose})
+
+    def vitals(other: uuid.UUID) -> Callable[[], CommandResult]:
+        return lambda: pg_store.record_vitals(ctx(NURSE), other, {"heart_rate": 70})
+
+    pg_store.load = load_then_wait  # type: ignore[method-assign]
+    try:
+        with first_write_waits_for(recorder, queued=5):
+            outcomes = race(change(250), change(750), *[vitals(o) for o in others])
+    finally:
+        pg_store.load = original_load  # type: ignore[method-assign]
+
+    changes, rest = outcomes[:2], outcomes[2:]
+    assert sorted(type(o).__name__ for o in changes) == ["CommandResult", "ConflictError"]
+    assert any(isinstance(o, ConflictError) for o in changes)
+    assert all(isinstance(o, CommandResult) for o in rest), rest
+    # The rolled-back shared transaction left a gap in the positions, not in the chain.
+    verdict = verifier.verify()
+    stored = recorder.select_notifications(start=None, limit=100)
+    assert verdict.ok and verdict.checked == len(stored)
+    assert verdict.head == recorder.max_notification_id()
+
+
+def test_idempotent_repeats_inside_one_shared_transaction_store_once(
+    pg_store: ClinicalStore,
+) -> None:
+    patient = register(pg_store, "MRN-G-idem")
+    recorder = postgres_recorder(pg_store)
+    head = recorder.max_notification_id() or 0
+
+    def vitals() -> CommandResult:
+        return pg_store.record_vitals(
+            ctx(NURSE, idempotency_key="group-7"), patient, {"heart_rate": 91}
+        )
+
+    with first_write_waits_for(recorder, queued=3):
+        outcomes = race(vitals, vitals, vitals, vitals)
+
+    assert all(isinstance(o, CommandResult) for o in outcomes), outcomes
+    assert len({(o.id, o.position) for o in outcomes if isinstance(o, CommandResult)}) == 1
+    stored = recorder.select_notifications(start=head, limit=10, inclusive_of_start=False)
+    assert len(stored) == 1
