@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -102,6 +104,31 @@ class Outcome:
     pending: list[Pending]
     detail: JsonDict = field(default_factory=dict)
     on_conflict: DomainError | None = None
+
+
+@dataclass
+class ImportBatch:
+    """Commands decided one by one and saved together, in one transaction, all or none."""
+
+    events: list[ClinicalEvent] = field(default_factory=list)
+    outcomes: list[tuple[UUID, JsonDict, int]] = field(default_factory=list)
+    streams: set[UUID] = field(default_factory=set)
+    results: list[CommandResult] = field(default_factory=list)
+
+    def add(self, outcome: Outcome, events: list[ClinicalEvent]) -> None:
+        for event in events:
+            if event.originator_id in self.streams:
+                raise ConflictError(
+                    "an import batch may change each record once; put later changes to the "
+                    "same record in the next batch"
+                )
+        self.streams.update(e.originator_id for e in events)
+        self.events.extend(events)
+        self.outcomes.append((outcome.result_id, outcome.detail, len(events)))
+
+
+# The import batch commands of this thread (or task) add to, instead of saving each.
+_IMPORTING: ContextVar[ImportBatch | None] = ContextVar("importing", default=None)
 
 
 class ClinicalStore(Application[UUID]):
@@ -225,15 +252,42 @@ class ClinicalStore(Application[UUID]):
             payload=item.payload,
         )
 
+    @contextmanager
+    def importing(self) -> Iterator[ImportBatch]:
+        """Bulk import: commands sent inside the block are checked and decided as usual but
+        saved together when it ends (their ``results`` then carry positions). An error
+        anywhere, a refused command or a conflict saves nothing."""
+        if _IMPORTING.get() is not None:
+            raise RuntimeError("import batches do not nest")
+        batch = ImportBatch()
+        token = _IMPORTING.set(batch)
+        try:
+            yield batch
+        finally:
+            _IMPORTING.reset(token)
+        if not batch.events:
+            return
+        try:
+            recordings = self.save(*batch.events)
+        except IntegrityError as exc:
+            raise ConflictError(
+                "a record in the batch was changed meanwhile (or a patient registered twice); "
+                "nothing was imported"
+            ) from exc
+        ids = iter(r.notification.id for r in recordings)
+        for result_id, detail, count in batch.outcomes:
+            position = max(next(ids) for _ in range(count)) if count else 0
+            batch.results.append(CommandResult(result_id, position, detail))
+
     def execute(self, ctx: CommandContext, decide: Callable[[datetime], Outcome]) -> CommandResult:
         """Run a command: replay an idempotent repeat, or decide, wrap and save atomically."""
+        importing = _IMPORTING.get()
+        if importing is not None:
+            return self._decide_into(importing, ctx, decide)
         key = self._idempotency_key(ctx)
         if key is not None and (prior := self.clinical_recorder.claimed_result(key)) is not None:
             return CommandResult.from_claim(prior)
-        now = self.clock()
-        outcome = decide(now)
-        correlation_id = ctx.correlation_id or self.new_id()
-        events = [self._envelope(item, ctx, now, correlation_id) for item in outcome.pending]
+        outcome, events = self._decide(ctx, decide)
         result = CommandResult(outcome.result_id, 0, outcome.detail)
         claim = IdempotencyClaim(key, result.to_json()) if key is not None else None
         try:
@@ -246,6 +300,23 @@ class ClinicalStore(Application[UUID]):
             ) from exc
         position = max(r.notification.id for r in recordings)
         return CommandResult(outcome.result_id, position, outcome.detail)
+
+    def _decide_into(
+        self, batch: ImportBatch, ctx: CommandContext, decide: Callable[[datetime], Outcome]
+    ) -> CommandResult:
+        if ctx.idempotency_key is not None:
+            raise ValueError("import batches are atomic; idempotency keys do not apply")
+        outcome, events = self._decide(ctx, decide)
+        batch.add(outcome, events)
+        return CommandResult(outcome.result_id, 0, outcome.detail)
+
+    def _decide(
+        self, ctx: CommandContext, decide: Callable[[datetime], Outcome]
+    ) -> tuple[Outcome, list[ClinicalEvent]]:
+        now = self.clock()
+        outcome = decide(now)
+        correlation_id = ctx.correlation_id or self.new_id()
+        return outcome, [self._envelope(i, ctx, now, correlation_id) for i in outcome.pending]
 
     def _one(
         self,
