@@ -13,7 +13,7 @@ from projections.database import create_tables
 from projections.deadletter import DeadLetter
 from projections.runner import ProjectionRunner
 from projections.settings import ProjectionSettings
-from projections.state import stored_offsets
+from projections.state import store_offset, stored_offsets
 
 
 def run_projections(
@@ -82,26 +82,45 @@ def projection_statuses(
     ]
 
 
-def consumer_lag(
-    pool: ConnectionPool, settings: ProjectionSettings, projections: tuple[Projection, ...]
-) -> dict[str, int]:
-    """Messages each projection has still to consume: Kafka end offsets minus stored offsets."""
-    topics = {t for p in projections for t in p.topics}
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=5000)
+def end_offsets(bootstrap: str, topics: set[str]) -> dict[tuple[str, int], int]:
+    """The next offset of every partition of ``topics``."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, request_timeout_ms=5000)
     try:
         partitions = [
             TopicPartition(t, n) for t in topics for n in consumer.partitions_for_topic(t) or ()
         ]
-        ends = consumer.end_offsets(partitions)
+        return {
+            (tp.topic, tp.partition): end for tp, end in consumer.end_offsets(partitions).items()
+        }
     finally:
         consumer.close()
+
+
+def start_at_end(
+    pool: ConnectionPool, settings: ProjectionSettings, projections: tuple[Projection, ...]
+) -> None:
+    """Start a new read schema's projections at the topics' ends: they will see only what
+    is published from now on (an isolated store's events, in tests and benchmarks)."""
+    with pool.connection() as conn:
+        create_tables(conn, settings.read_schema, projections)
+        for projection in projections:
+            ends = end_offsets(settings.kafka_bootstrap, set(projection.topics))
+            for (topic, partition), offset in ends.items():
+                store_offset(conn.cursor(), projection.name, topic, partition, offset)
+
+
+def consumer_lag(
+    pool: ConnectionPool, settings: ProjectionSettings, projections: tuple[Projection, ...]
+) -> dict[str, int]:
+    """Messages each projection has still to consume: Kafka end offsets minus stored offsets."""
+    ends = end_offsets(settings.kafka_bootstrap, {t for p in projections for t in p.topics})
     lag: dict[str, int] = {}
     with pool.connection() as conn:
         for projection in projections:
             stored = stored_offsets(conn.cursor(), projection.name)
             lag[projection.name] = sum(
-                max(end - stored.get((tp.topic, tp.partition), 0), 0)
-                for tp, end in ends.items()
-                if tp.topic in projection.topics
+                max(end - stored.get(partition, 0), 0)
+                for partition, end in ends.items()
+                if partition[0] in projection.topics
             )
     return lag

@@ -43,6 +43,23 @@ def message_for(topic: str, key: bytes, envelope: dict[str, Any]) -> OutgoingMes
     )
 
 
+def producer_config(bootstrap: str, client_id: str, flush_timeout_s: float) -> dict[str, Any]:
+    """The relay's producer settings (the benchmark's raw producer uses the same)."""
+    return {
+        "bootstrap_servers": bootstrap,
+        "client_id": client_id,
+        "acks": "all",
+        "enable_idempotence": True,
+        "max_in_flight_requests_per_connection": 5,
+        "linger_ms": 5,
+        "batch_size": 256 * 1024,
+        "request_timeout_ms": int(flush_timeout_s * 1000) - 1000,
+        "delivery_timeout_ms": int(flush_timeout_s * 1000),
+        "max_block_ms": int(flush_timeout_s * 1000),
+        "reconnect_backoff_max_ms": 2_000,
+    }
+
+
 class KafkaPublisher:
     """A lazily built idempotent producer that publishes whole batches."""
 
@@ -56,17 +73,7 @@ class KafkaPublisher:
         if self._producer is None:
             try:
                 self._producer = KafkaProducer(
-                    bootstrap_servers=self.bootstrap,
-                    client_id=self.client_id,
-                    acks="all",
-                    enable_idempotence=True,
-                    max_in_flight_requests_per_connection=5,
-                    linger_ms=5,
-                    batch_size=256 * 1024,
-                    request_timeout_ms=int(self.flush_timeout_s * 1000) - 1000,
-                    delivery_timeout_ms=int(self.flush_timeout_s * 1000),
-                    max_block_ms=int(self.flush_timeout_s * 1000),
-                    reconnect_backoff_max_ms=2_000,
+                    **producer_config(self.bootstrap, self.client_id, self.flush_timeout_s)
                 )
             except KafkaError as exc:
                 raise PublishFailed(f"cannot connect to Kafka: {type(exc).__name__}") from exc

@@ -22,10 +22,11 @@ from events.keys import create_master_key
 from events.settings import StoreSettings
 from events.store import CommandContext
 from projections.database import read_pool
+from projections.service import start_at_end
 from services.api.container import DEPARTMENT_TABLES, build_container
 from services.infra.processes import wait_until
 from services.settings import ServiceSettings
-from tests.integration.projection_harness import isolated_settings, start_at_end
+from tests.integration.projection_harness import isolated_settings
 
 ROLES = (
     "front_desk",

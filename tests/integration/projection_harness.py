@@ -9,19 +9,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from kafka import KafkaConsumer, TopicPartition
 from psycopg import sql
 from psycopg_pool import ConnectionPool
 
 from events.settings import StoreSettings
 from events.store import ClinicalStore
 from projections.base import Projection
-from projections.database import create_tables
 from projections.rebuild import build_shadow
 from projections.registry import ALL
-from projections.service import run_projections
+from projections.service import end_offsets, run_projections
 from projections.settings import ProjectionSettings
-from projections.state import store_offset, stored_offsets
+from projections.state import stored_offsets
 
 
 def isolated_settings(store_settings: StoreSettings) -> ProjectionSettings:
@@ -32,31 +30,6 @@ def isolated_settings(store_settings: StoreSettings) -> ProjectionSettings:
         consumer_group_prefix=f"test{tag}",
         projection_max_poll_records=100,
     )
-
-
-def end_offsets(bootstrap: str, topics: set[str]) -> dict[tuple[str, int], int]:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
-    try:
-        partitions = [
-            TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()
-        ]
-        return {
-            (tp.topic, tp.partition): off for tp, off in consumer.end_offsets(partitions).items()
-        }
-    finally:
-        consumer.close()
-
-
-def start_at_end(
-    pool: ConnectionPool, settings: ProjectionSettings, projections: tuple[Projection, ...] = ALL
-) -> None:
-    """Seed offsets at the topics' ends: the test's runners see only the test's events."""
-    with pool.connection() as conn:
-        create_tables(conn, settings.read_schema, projections)
-        for projection in projections:
-            ends = end_offsets(settings.kafka_bootstrap, set(projection.topics))
-            for (topic, partition), offset in ends.items():
-                store_offset(conn.cursor(), projection.name, topic, partition, offset)
 
 
 @contextmanager

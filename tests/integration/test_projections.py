@@ -56,7 +56,7 @@ def read_side(
 ) -> Iterator[ReadSide]:
     projection_settings = isolated_settings(store_settings)
     pool = read_pool(projection_settings)
-    start_at_end(pool, projection_settings)
+    start_at_end(pool, projection_settings, ALL)
     yield ReadSide(pg_store, store_settings, projection_settings, pool, [])
     pool.close()
 

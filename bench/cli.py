@@ -1,0 +1,61 @@
+"""``python -m bench [--quick] [--out PATH]``: run every scenario, print the table, write JSON.
+
+Expects the local stack to be up (``make bench`` starts it). Each scenario runs on an
+isolated store and read schema that are dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from bench import report
+from bench.progress import progress_bars
+from bench.scenarios import append, chart_read, e2e, rebuild, relay, scale
+from bench.sizes import FULL, QUICK
+from bench.stack import bench_stack
+from events.settings import StoreSettings
+
+DEFAULT_OUT = Path(__file__).resolve().parent / "results.json"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="smoke-test sizes (CI)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results JSON path")
+    args = parser.parse_args(argv)
+    sizes = QUICK if args.quick else FULL
+    console = Console(stderr=True)
+    began = time.monotonic()
+    results: dict[str, Any] = {
+        "size": sizes.name,
+        "machine": report.machine(StoreSettings().database_url),
+    }
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-") as tmp, progress_bars(console) as bars:
+            with bench_stack(Path(tmp) / "main") as stack:
+                results["append"] = append.run(stack, sizes, bars)
+                results["relay"] = relay.run(stack, sizes, bars)
+                stack.start("relay", "project", "serve")
+                results["e2e"] = e2e.run(stack, sizes, bars)
+                results["chart_read"] = chart_read.run(stack, sizes, bars)
+                results["rebuild"] = rebuild.run(stack, bars)
+            results["scale"] = scale.run(Path(tmp) / "scale", sizes, bars)
+    except Exception as exc:
+        console.print(f"[red]bench failed:[/red] {type(exc).__name__}: {exc}")
+        sys.exit(1)
+    results["seconds"] = round(time.monotonic() - began, 1)
+    report.write(results, args.out)
+    report.show(console, results)
+    a, c = results["append"], results["chart_read"]
+    console.print(
+        f"bench {sizes.name}: done in {results['seconds']:.0f} s; append {a['ratio']:.2f}x raw, "
+        f"relay {results['relay']['ratio']:.2f}x, chart {c['ratio']:.2f}x, "
+        f"rebuild {results['rebuild']['ratio']:.2f}x; results in {args.out}"
+    )

@@ -1,0 +1,92 @@
+"""Synthetic patients and their history, loaded through the store's bulk import path.
+
+Every event goes through the same decisions, envelopes, encryption, patient index and hash
+chain as a clinical command; only the transaction is shared (``ClinicalStore.importing``).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from datetime import date
+from uuid import UUID
+
+from events.envelope import Actor
+from events.payloads.patients import PatientRegistered
+from events.store import ClinicalStore, CommandContext
+
+BATCH = 500
+FAMILIES = ("Okonkwo", "Lindqvist", "Haddad", "Moreau", "Tanaka", "Novak", "Silva", "Byrne")
+Tick = Callable[[int], None]
+
+
+def vitals(i: int) -> dict[str, float | None]:
+    return {
+        "heart_rate": 55 + i % 50,
+        "systolic_bp": 100 + i % 60,
+        "diastolic_bp": 60 + i % 35,
+        "spo2": 90 + i % 10,
+        "temperature_c": 36.2 + (i % 20) / 10,
+    }
+
+
+def registration(tag: str, i: int) -> PatientRegistered:
+    return PatientRegistered(
+        mrn=f"B{tag}-{i:07d}",
+        family_name=FAMILIES[i % len(FAMILIES)],
+        given_names=("Bench",),
+        birth_date=date(1930 + i % 90, 1 + i % 12, 1 + i % 28),
+        sex="female" if i % 2 else "male",
+    )
+
+
+def register_patients(
+    store: ClinicalStore, actor: Actor, tag: str, count: int, tick: Tick | None = None
+) -> list[UUID]:
+    """Register ``count`` patients in import batches; their ids."""
+    ids: list[UUID] = []
+    for start in range(0, count, BATCH):
+        with store.importing():
+            ids.extend(
+                store.register_patient(CommandContext(actor=actor), registration(tag, i)).id
+                for i in range(start, min(start + BATCH, count))
+            )
+        if tick is not None:
+            tick(min(BATCH, count - start))
+    return ids
+
+
+def give_history(
+    store: ClinicalStore,
+    actor: Actor,
+    patients: list[UUID],
+    clinicians: list[UUID],
+    tick: Tick | None = None,
+) -> None:
+    """Per patient: its clinicians on the care team, an allergy and a set of vitals."""
+    ctx = CommandContext(actor=actor)
+    for step in range(len(clinicians)):
+        for start in range(0, len(patients), BATCH):
+            with store.importing():
+                for i, patient in enumerate(patients[start : start + BATCH], start):
+                    store.change_care_team(ctx, patient, clinicians[step], "added")
+                    if step == 0:
+                        store.record_vitals(ctx, patient, vitals(i))
+                    elif step == 1:
+                        store.record_allergy(ctx, patient, "penicillin", "rash", "moderate")
+            if tick is not None:
+                tick(len(patients[start : start + BATCH]))
+
+
+def grow(store: ClinicalStore, actor: Actor, patients: list[UUID], target: int, tick: Tick) -> None:
+    """Add vitals to random patients until the store holds ``target`` events."""
+    ctx = CommandContext(actor=actor)
+    head = store.recorder.max_notification_id() or 0
+    pick = random.Random(7)
+    while head < target:
+        count = min(BATCH * 4, target - head)
+        with store.importing() as batch:
+            for i in range(count):
+                store.record_vitals(ctx, pick.choice(patients), vitals(head + i))
+        head = max(r.position for r in batch.results)
+        tick(count)

@@ -1,0 +1,1 @@
+"""The benchmark scenarios: append, relay, end-to-end latency, chart read, rebuild, scale."""

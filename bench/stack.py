@@ -1,0 +1,231 @@
+"""An isolated backbone for one benchmark run: its own store, read schema, consumer groups
+and API port, with the real relay, projections and API as subprocesses. Dropped at the end.
+
+The topics are the shared local ones: run the bench on a development machine, never beside
+a deployment whose projections would consume the bench's events.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from uuid import UUID
+
+import httpx
+from psycopg import sql
+from psycopg_pool import ConnectionPool
+
+from events.envelope import SYSTEM_ACTOR
+from events.keys import create_master_key
+from events.settings import StoreSettings
+from events.store import ClinicalStore, CommandContext
+from projections.database import read_pool
+from projections.registry import ALL
+from projections.service import consumer_lag, start_at_end
+from projections.settings import ProjectionSettings
+from services.api.container import build_container
+from services.bootstrap import build_key_pool, build_store
+from services.infra.processes import wait_until
+from services.relay.runner import relay_status
+from services.settings import ServiceSettings
+
+PASSWORD = secrets.token_urlsafe(18)  # bench users live as long as the run
+ROLES = ("nurse", "physician")
+ALL_CPUS = frozenset(range(os.cpu_count() or 1))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class BenchStack:
+    """One isolated store and read schema, the processes serving them, and two users."""
+
+    tmp: Path
+    settings: ServiceSettings
+    store_settings: StoreSettings
+    projection_settings: ProjectionSettings
+    store: ClinicalStore
+    reads: ConnectionPool
+    admin: ConnectionPool
+    port: int
+    users: dict[str, UUID] = field(default_factory=dict)
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "BACKBONE_STORE_NAME": self.store_settings.store_name,
+            "BACKBONE_MASTER_KEY_FILE": str(self.store_settings.master_key_file),
+            "BACKBONE_READ_SCHEMA": self.projection_settings.read_schema,
+            "BACKBONE_CONSUMER_GROUP_PREFIX": self.projection_settings.consumer_group_prefix,
+            "BACKBONE_API_PORT": str(self.port),
+            "BACKBONE_LOG_LEVEL": "WARNING",
+        }
+
+    def username(self, role: str) -> str:
+        return f"bench.{self.store_settings.store_name}.{role}"
+
+    def start(self, *commands: str) -> None:
+        """Start ``backbone <command>`` processes (relay, project, serve) on this store."""
+        logs = self.tmp / "logs"
+        logs.mkdir(exist_ok=True)
+        for command in commands:
+            with (logs / f"{command}.log").open("ab") as log:
+                self.processes[command] = subprocess.Popen(
+                    [sys.executable, "-m", "services.cli", command],
+                    env=self.env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    # The bench process may be pinned to the load generator's core.
+                    preexec_fn=lambda: os.sched_setaffinity(0, ALL_CPUS),
+                )
+        if "serve" in commands and not wait_until(self._answers, 60, 0.2):
+            raise RuntimeError(f"the API did not start; see {logs / 'serve.log'}")
+
+    def stop(self, *commands: str) -> None:
+        for command in commands or tuple(self.processes):
+            process = self.processes.pop(command, None)
+            if process is None:
+                continue
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+    def _answers(self) -> bool:
+        try:
+            return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def token(self, role: str) -> str:
+        answer = httpx.post(
+            f"{self.url}/v1/auth/token",
+            data={"username": self.username(role), "password": PASSWORD},
+            timeout=30,
+        )
+        answer.raise_for_status()
+        return str(answer.json()["access_token"])
+
+    def head(self) -> int:
+        return self.store.recorder.max_notification_id() or 0
+
+    def wait_caught_up(self, timeout_s: float = 1800) -> float:
+        """Wait until the relay published the store's head and every projection consumed
+        it; the seconds it took."""
+        began = time.monotonic()
+        head = self.head()
+
+        def done() -> bool:
+            status, _ = relay_status(self.settings, self.store_settings, self.admin)
+            if status.position < head:
+                return False
+            return not any(consumer_lag(self.reads, self.projection_settings, ALL).values())
+
+        if not wait_until(done, timeout_s, 0.1):
+            raise RuntimeError("the relay and projections did not catch up in time")
+        return time.monotonic() - began
+
+    def close(self) -> None:
+        self.stop()
+        self.store.close()
+        with self.admin.connection() as conn:
+            prefix = self.store_settings.store_name
+            tables = conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
+                "AND tablename LIKE %s",
+                (f"{prefix}\\_%",),
+            ).fetchall()
+            for (table,) in tables:
+                conn.execute(
+                    sql.SQL("DROP TABLE IF EXISTS {} CASCADE").format(sql.Identifier(table))
+                )
+            schemas = conn.execute(
+                "SELECT nspname FROM pg_namespace WHERE nspname LIKE %s",
+                (f"{self.projection_settings.read_schema}%",),
+            ).fetchall()
+            for (schema,) in schemas:
+                conn.execute(
+                    sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema))
+                )
+        self.reads.close()
+        self.admin.close()
+
+
+@contextmanager
+def bench_stack(tmp: Path) -> Iterator[BenchStack]:
+    """A fresh isolated backbone (no processes running yet); dropped on the way out."""
+    tag = uuid.uuid4().hex[:8]
+    key_file = tmp / "master.key"
+    create_master_key(key_file)
+    store_settings = StoreSettings(master_key_file=key_file, store_name=f"bench{tag}")
+    projection_settings = ProjectionSettings(
+        read_schema=f"bench{tag}",
+        store_name=store_settings.store_name,
+        consumer_group_prefix=f"bench{tag}",
+    )
+    settings = ServiceSettings()
+    store = build_store(store_settings)
+    reads = read_pool(projection_settings, max_size=40)
+    start_at_end(reads, projection_settings, ALL)
+    stack = BenchStack(
+        tmp,
+        settings,
+        store_settings,
+        projection_settings,
+        store,
+        reads,
+        build_key_pool(store_settings),
+        _free_port(),
+    )
+    try:
+        container = build_container(settings, store_settings, projection_settings)
+        try:
+            for role in ROLES:
+                created = container.auth.create_user(
+                    CommandContext(actor=SYSTEM_ACTOR),
+                    stack.username(role),
+                    f"Bench {role}",
+                    role,
+                    PASSWORD,
+                )
+                stack.users[role] = created.id
+        finally:
+            container.close()
+        yield stack
+    finally:
+        stack.close()
+
+
+@contextmanager
+def load_generator_core() -> Iterator[None]:
+    """Pin the threads started inside the block to the last core, leaving the others to
+    the servers (API, relay, projections, PostgreSQL, Kafka); undone on the way out."""
+    if len(ALL_CPUS) < 2:
+        yield
+        return
+    os.sched_setaffinity(0, {max(ALL_CPUS)})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, ALL_CPUS)
