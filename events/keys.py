@@ -14,7 +14,9 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Protocol
 from uuid import UUID
@@ -72,8 +74,8 @@ class KeyStore(Protocol):
     def load(self, key_ids: Iterable[UUID]) -> dict[UUID, bytes | None]:
         """Wrapped keys by id; ``None`` for a destroyed key; absent ids are missing."""
 
-    def insert(self, key_id: UUID, wrapped: bytes) -> None:
-        """Store a wrapped key unless one exists for the id (first writer wins)."""
+    def insert(self, wrapped: dict[UUID, bytes]) -> None:
+        """Store wrapped keys, each unless one exists for its id (first writer wins)."""
 
     def destroy(self, key_id: UUID) -> bool:
         """Forget the wrapped key (recording the destruction even if none existed yet)."""
@@ -90,9 +92,10 @@ class MemoryKeyStore:
         with self._lock:
             return {k: self._keys[k] for k in key_ids if k in self._keys}
 
-    def insert(self, key_id: UUID, wrapped: bytes) -> None:
+    def insert(self, wrapped: dict[UUID, bytes]) -> None:
         with self._lock:
-            self._keys.setdefault(key_id, wrapped)
+            for key_id, key in wrapped.items():
+                self._keys.setdefault(key_id, key)
 
     def destroy(self, key_id: UUID) -> bool:
         with self._lock:
@@ -131,15 +134,19 @@ class PostgresKeyStore:
             rows = conn.execute(self._select, (ids,)).fetchall()
         return {row[0]: (bytes(row[1]) if row[1] is not None else None) for row in rows}
 
-    def insert(self, key_id: UUID, wrapped: bytes) -> None:
-        with self.pool.connection() as conn:
-            conn.execute(self._insert, (key_id, wrapped, None))
+    def insert(self, wrapped: dict[UUID, bytes]) -> None:
+        with self.pool.connection() as conn, conn.cursor() as cur:
+            cur.executemany(self._insert, [(k, w, None) for k, w in wrapped.items()])
 
     def destroy(self, key_id: UUID) -> bool:
         with self.pool.connection() as conn:
             # One statement: a key created concurrently cannot survive the destruction.
             conn.execute(self._destroy, (key_id,))
             return True
+
+
+# Writing keys checked in the key store moments ago, for the block of ``Keyring.writing``.
+_CHECKED: ContextVar[dict[UUID, bytes | None] | None] = ContextVar("checked_keys", default=None)
 
 
 class Keyring:
@@ -180,14 +187,33 @@ class Keyring:
     def key_for_writing(self, key_id: UUID) -> bytes:
         """The data key, created if the id has none yet; erased ids refuse.
 
-        Always asks the key store, never the cache: a key destroyed by another process
-        must stop new events at once, not after the cache expires.
+        Asks the key store, never the cache: a key destroyed by another process must stop
+        new events at once, not after the cache expires. Inside ``writing`` the block's one
+        check answers.
         """
-        found = self.store.load([key_id])
-        if key_id not in found:
-            self.store.insert(key_id, self._wrap(key_id, secrets.token_bytes(KEY_BYTES)))
-            found = self.store.load([key_id])
+        if key_id == OPERATIONS_KEY_ID and (key := self._cached(key_id)) is not None:
+            return key  # no patient's key: it is never destroyed
+        checked = _CHECKED.get()
+        found = checked if checked is not None and key_id in checked else self._check([key_id])
         return self._resolve(key_id, found.get(key_id))
+
+    def _check(self, key_ids: set[UUID] | list[UUID]) -> dict[UUID, bytes | None]:
+        found = self.store.load(key_ids)
+        missing = [k for k in key_ids if k not in found]
+        if missing:
+            self.store.insert({k: self._wrap(k, secrets.token_bytes(KEY_BYTES)) for k in missing})
+            found = self.store.load(key_ids)
+        return found
+
+    @contextmanager
+    def writing(self, key_ids: Iterable[UUID]) -> Iterator[None]:
+        """Check (and create) many writing keys in one round trip; inside the block,
+        ``key_for_writing`` answers for them from this check (a bulk import's events)."""
+        token = _CHECKED.set(self._check(set(key_ids)))
+        try:
+            yield
+        finally:
+            _CHECKED.reset(token)
 
     def key_for_reading(self, key_id: UUID) -> bytes:
         """The data key; PatientErasedError if it was destroyed or never existed."""
@@ -213,6 +239,8 @@ class Keyring:
         return key
 
     def destroy(self, key_id: UUID) -> bool:
+        if key_id == OPERATIONS_KEY_ID:
+            raise ValueError("the operations key belongs to no patient and is never destroyed")
         with self._lock:
             self._cache.pop(key_id, None)
         return self.store.destroy(key_id)

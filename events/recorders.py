@@ -87,8 +87,11 @@ class ClinicalPostgresRecorder(PostgresApplicationRecorder):
                 "notification_id bigint NOT NULL, PRIMARY KEY (patient_id, notification_id))"
             ).format(index)
         )
+        # Rows go in as arrays, one statement each: executemany in pipeline mode can leave
+        # its results for a later fetch on the same cursor to trip over.
         self._index_event = SQL(
-            "INSERT INTO {} (patient_id, notification_id) VALUES (%s, %s)"
+            "INSERT INTO {} (patient_id, notification_id) "
+            "SELECT * FROM unnest(%s::uuid[], %s::bigint[])"
         ).format(index)
         self._select_patient = SQL(
             "SELECT e.notification_id, e.originator_id, e.originator_version, e.topic, e.state "
@@ -114,10 +117,16 @@ class ClinicalPostgresRecorder(PostgresApplicationRecorder):
         ).format(chain)
         self._chain_insert = SQL(
             "INSERT INTO {} (notification_id, originator_id, originator_version, stream_hash, "
-            "global_hash) VALUES (%s, %s, %s, %s, %s)"
+            "global_hash) SELECT * FROM unnest(%s::bigint[], %s::uuid[], %s::bigint[], "
+            "%s::bytea[], %s::bytea[])"
         ).format(chain)
-        self._insert_claim = SQL("INSERT INTO {} (key, result) VALUES (%s, %s)").format(table)
-        self._set_position = SQL("UPDATE {} SET position = %s WHERE key = %s").format(table)
+        self._insert_claim = SQL(
+            "INSERT INTO {} (key, result) SELECT * FROM unnest(%s::text[], %s::jsonb[])"
+        ).format(table)
+        self._set_position = SQL(
+            "UPDATE {} AS c SET position = u.position "
+            "FROM unnest(%s::text[], %s::bigint[]) AS u(key, position) WHERE c.key = u.key"
+        ).format(table)
         self._select_claim = SQL("SELECT result, position FROM {} WHERE key = %s").format(table)
 
     def insert_events(
@@ -159,32 +168,34 @@ class ClinicalPostgresRecorder(PostgresApplicationRecorder):
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> None:
         slices: Sequence[_Slice] = kwargs.get("slices", ())
-        claims = [(s.claim.key, json.dumps(s.claim.result)) for s in slices if s.claim]
+        claims = [s.claim for s in slices if s.claim]
         if claims:
-            curs.executemany(self._insert_claim, claims)
+            keys, results = [c.key for c in claims], [json.dumps(c.result) for c in claims]
+            curs.execute(self._insert_claim, (keys, results))
         super()._insert_events(curs, stored_events, **kwargs)
 
     def _fetch_ids_after_insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
         ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+        if not ids:
+            return ids
         slices: Sequence[_Slice] = kwargs.get("slices", ())
-        positions = [
-            (max(ids[s.start : s.stop]), s.claim.key)
-            for s in slices
-            if s.claim is not None and ids and s.stop > s.start
-        ]
-        if positions:
-            curs.executemany(self._set_position, positions)
-        rows = [
-            (patient, position)
-            for patient, position in zip(map(patient_of, stored_events), ids or (), strict=False)
-            if patient is not None
-        ]
-        if rows:
-            curs.executemany(self._index_event, rows)
-        if ids:
-            self._extend_chain(curs, stored_events, ids)
+        claimed = [s for s in slices if s.claim is not None and s.stop > s.start]
+        with curs.connection.cursor() as own:
+            if claimed:
+                own.execute(
+                    self._set_position,
+                    (
+                        [s.claim.key for s in claimed if s.claim is not None],
+                        [max(ids[s.start : s.stop]) for s in claimed],
+                    ),
+                )
+            patients = map(patient_of, stored_events)
+            indexed = [(p, n) for p, n in zip(patients, ids, strict=True) if p is not None]
+            if indexed:
+                own.execute(self._index_event, ([p for p, _ in indexed], [n for _, n in indexed]))
+            self._extend_chain(own, stored_events, ids)
         return ids
 
     def _extend_chain(
@@ -210,7 +221,7 @@ class ClinicalPostgresRecorder(PostgresApplicationRecorder):
             streams[(originator_id, event.originator_version)] = link
             previous_global = chain.global_hash(previous_global, position, link)
             rows.append((position, originator_id, event.originator_version, link, previous_global))
-        curs.executemany(self._chain_insert, rows)
+        curs.execute(self._chain_insert, tuple(list(column) for column in zip(*rows, strict=True)))
 
     def backfill_patient_index(self) -> int:
         """Index events stored before the patient index existed; the rows added."""
@@ -225,7 +236,10 @@ class ClinicalPostgresRecorder(PostgresApplicationRecorder):
             rows = [(p, n.id) for n in batch if (p := patient_of(n)) is not None]
             if rows:
                 with self.datastore.transaction(commit=True) as curs:
-                    curs.executemany(self._index_event + SQL(" ON CONFLICT DO NOTHING"), rows)
+                    curs.execute(
+                        self._index_event + SQL(" ON CONFLICT DO NOTHING"),
+                        ([p for p, _ in rows], [n for _, n in rows]),
+                    )
             added += len(rows)
             start = batch[-1].id
         return added

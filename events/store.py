@@ -35,7 +35,7 @@ from events.errors import (
     PatientErasedError,
 )
 from events.keys import Keyring, derive_key
-from events.mapper import ClinicalMapper, ErasedEventError
+from events.mapper import ClinicalMapper, ErasedEventError, key_id_for
 from events.payloads import access as acc
 from events.payloads import medications as m
 from events.payloads import patients as p
@@ -268,7 +268,8 @@ class ClinicalStore(Application[UUID]):
         if not batch.events:
             return
         try:
-            recordings = self.save(*batch.events)
+            with self.keyring.writing({key_id_for(e) for e in batch.events}):
+                recordings = self.save(*batch.events)
         except IntegrityError as exc:
             raise ConflictError(
                 "a record in the batch was changed meanwhile (or a patient registered twice); "

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from services.api import problems
 from services.api.container import Container, build_container
-from services.api.observability import record_latency
+from services.api.observability import LatencyMiddleware
 from services.api.routes import (
     admin,
     audit,
@@ -40,7 +40,7 @@ def create_app(container_factory: Callable[[], Container] = build_container) -> 
         lifespan=lifespan,
     )
     problems.install(app)
-    app.middleware("http")(record_latency)
+    app.add_middleware(LatencyMiddleware)
     for router in (
         auth.router,
         patients.router,
