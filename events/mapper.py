@@ -161,6 +161,10 @@ class ClinicalMapper(Mapper[UUID]):
             state=state,
         )
 
+    def key_id_of(self, stored: StoredEvent) -> UUID:
+        """The id of the data key a stored event is encrypted under (header only)."""
+        return UUID(json.loads(split_state(stored.state)[0])["key_id"])
+
     def decode_header(self, stored: StoredEvent) -> EventHeader:
         header_bytes, _, _ = split_state(stored.state)
         return EventHeader.from_json(json.loads(header_bytes))

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from events.envelope import Actor, ClinicalEvent
 from events.mapper import ClinicalMapper, ErasedEventError
+from events.payloads.base import Payload
 
 
 class PublishedEnvelope(BaseModel):
@@ -44,6 +45,13 @@ class PublishedEnvelope(BaseModel):
 
 def published_envelope(mapper: ClinicalMapper, notification: Notification) -> dict[str, Any]:
     """The envelope of a stored notification: decrypted, or marked erased."""
+    return published(mapper, notification)[0]
+
+
+def published(
+    mapper: ClinicalMapper, notification: Notification
+) -> tuple[dict[str, Any], Payload | None]:
+    """The envelope of a stored notification and its typed payload (None once erased)."""
     try:
         event: ClinicalEvent = mapper.to_domain_event(notification)
     except ErasedEventError as erased:
@@ -64,10 +72,10 @@ def published_envelope(mapper: ClinicalMapper, notification: Notification) -> di
             "causation_id": str(header.causation_id) if header.causation_id else None,
             "payload": None,
             "erased": True,
-        }
+        }, None
     envelope = {**event.envelope(notification.id), "erased": False}
     envelope["erased"] = event.event_type == "patient.erased"
-    return envelope
+    return envelope, event.payload
 
 
 def partition_key(envelope: dict[str, Any]) -> bytes:

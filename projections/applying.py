@@ -8,16 +8,29 @@ into logs without leaking clinical data.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from eventsourcing.persistence import Notification
 from psycopg import Cursor
 from pydantic import ValidationError
 
-from events.contract import UnknownEventType, read_payload
+from events.contract import UnknownEventType, read_payload, spec_of
+from events.mapper import ClinicalMapper
 from events.payloads.base import Payload
-from events.published import PublishedEnvelope
+from events.published import PublishedEnvelope, published
 from projections.base import Projection
-from projections.state import is_erased, mark_erased, mark_of, set_mark
+from projections.marks import MarkKey, Marks
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """An envelope, its typed payload (None once erased) and the topic it travels on."""
+
+    topic: str
+    envelope: PublishedEnvelope
+    payload: Payload | None
 
 
 class Undecodable(Exception):
@@ -52,25 +65,44 @@ def decode(raw: bytes) -> tuple[PublishedEnvelope, Payload | None]:
     return envelope, payload
 
 
+def from_store(mapper: ClinicalMapper, notification: Notification) -> Decoded:
+    """A stored event as consumers see it on Kafka: its topic, envelope and payload."""
+    raw, payload = published(mapper, notification)
+    envelope = PublishedEnvelope.model_validate(raw)
+    return Decoded(spec_of(envelope.event_type).topic.name, envelope, payload)
+
+
+def prefetch_keys(mapper: ClinicalMapper, notifications: Sequence[Notification]) -> None:
+    """Load the data keys of a page of stored events in one round trip."""
+    mapper.keyring.prefetch({mapper.key_id_of(n) for n in notifications})
+
+
+def mark_key(topic: str, envelope: PublishedEnvelope) -> MarkKey:
+    """The (topic, key) an envelope's mark is kept under: its Kafka partition key."""
+    return topic, str(envelope.patient_id or envelope.aggregate_id)
+
+
 def apply_once(
     cur: Cursor[Any],
     projection: Projection,
+    marks: Marks,
     topic: str,
     envelope: PublishedEnvelope,
     payload: Payload | None,
 ) -> bool:
-    """Apply unless this (topic, key) already saw the position; True when applied."""
-    key = str(envelope.patient_id or envelope.aggregate_id)
-    mark = mark_of(cur, projection.name, topic, key)
+    """Apply unless this (topic, key) already saw the position; True when applied.
+
+    ``marks`` must have loaded this envelope's key and patient; the new mark is recorded
+    there (and written when the caller flushes it), only once the apply has succeeded."""
+    topic, key = mark_key(topic, envelope)
+    mark = marks.mark(topic, key)
     if mark is not None and envelope.position <= mark:
         return False
     patient_id = envelope.patient_id
     if envelope.erased and patient_id is not None:
         projection.purge(cur, patient_id)
-        mark_erased(cur, projection.name, patient_id)
-    elif payload is not None and not (
-        patient_id is not None and is_erased(cur, projection.name, patient_id)
-    ):
+        marks.erase(patient_id)
+    elif payload is not None and not (patient_id is not None and marks.is_erased(patient_id)):
         projection.apply(cur, envelope, payload)
-    set_mark(cur, projection.name, topic, key, envelope.position)
+    marks.set(topic, key, envelope.position)
     return True

@@ -15,11 +15,10 @@ from uuid import UUID
 
 from psycopg import Connection, sql
 
-from events.contract import read_payload, spec_of
-from events.published import PublishedEnvelope, published_envelope
 from events.store import ClinicalStore
-from projections.applying import apply_once
+from projections.applying import apply_once, from_store
 from projections.chart import CHART_PROJECTIONS, Chart, fetch_chart
+from projections.marks import Marks
 from projections.registry import named
 from projections.state import STATE_DDL
 
@@ -49,23 +48,25 @@ def chart_as_of(
             for projection in projections:
                 conn.execute(projection.ddl)
             cur = conn.cursor()
+            marks = {p.name: Marks(p.name, empty=True) for p in projections}
             for notification in store.clinical_recorder.patient_notifications(patient_id):
-                raw = published_envelope(mapper, notification)
-                envelope = PublishedEnvelope.model_validate(raw)
+                event = from_store(mapper, notification)
+                envelope = event.envelope
                 moment = envelope.occurred_at if basis == "clinical" else envelope.recorded_at
                 if moment is not None and moment > at:
                     continue
-                payload = (
-                    None
-                    if envelope.payload is None
-                    else read_payload(
-                        envelope.event_type, envelope.schema_version, envelope.payload
-                    )
-                )
-                topic = spec_of(envelope.event_type).topic.name
                 for projection in projections:
-                    if topic in projection.topics:
-                        apply_once(cur, projection, topic, envelope, payload)
+                    if event.topic in projection.topics:
+                        apply_once(
+                            cur,
+                            projection,
+                            marks[projection.name],
+                            event.topic,
+                            envelope,
+                            event.payload,
+                        )
+            for projection_marks in marks.values():
+                projection_marks.flush(cur)
             chart = fetch_chart(conn, patient_id)
             raise ReplayRolledBack
     except ReplayRolledBack:

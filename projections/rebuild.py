@@ -21,11 +21,10 @@ from typing import Any
 from psycopg import Connection, Cursor, sql
 from psycopg_pool import ConnectionPool
 
-from events.contract import read_payload, spec_of
-from events.published import PublishedEnvelope, published_envelope
 from events.store import ClinicalStore
-from projections.applying import apply_once
+from projections.applying import apply_once, from_store, mark_key, prefetch_keys
 from projections.base import Projection
+from projections.marks import Marks
 from projections.runner import projection_lock_id
 from projections.state import STATE_DDL, advance_position
 
@@ -60,11 +59,15 @@ def _apply_from_store(
     cur: Cursor[Any],
     store: ClinicalStore,
     projection: Projection,
+    marks: Marks,
     after: int,
     until: int | None,
     progress: Progress | None,
 ) -> tuple[int, int, int]:
-    """Apply stored events after ``after`` up to ``until``; (last position, read, applied)."""
+    """Apply stored events after ``after`` up to ``until``; (last position, read, applied).
+
+    Statements are pipelined (the handlers' upserts go out without waiting for each
+    answer) and the marks are written once per page."""
     mapper = store.clinical_mapper
     position, read, applied = after, 0, 0
     while True:
@@ -73,26 +76,23 @@ def _apply_from_store(
         )
         if not notifications:
             return position, read, applied
-        top = 0
-        for notification in notifications:
-            raw = published_envelope(mapper, notification)
-            topic = spec_of(raw["event_type"]).topic.name
-            if topic in projection.topics:
-                envelope = PublishedEnvelope.model_validate(raw)
-                payload = (
-                    None
-                    if envelope.payload is None
-                    else read_payload(
-                        envelope.event_type, envelope.schema_version, envelope.payload
-                    )
-                )
-                if apply_once(cur, projection, topic, envelope, payload):
+        prefetch_keys(mapper, notifications)
+        events = [from_store(mapper, n) for n in notifications]
+        wanted = [e for e in events if e.topic in projection.topics]
+        marks.load(
+            cur,
+            [mark_key(e.topic, e.envelope) for e in wanted],
+            [e.envelope.patient_id for e in wanted if e.envelope.patient_id is not None],
+        )
+        with cur.connection.pipeline():
+            for event in wanted:
+                if apply_once(cur, projection, marks, event.topic, event.envelope, event.payload):
                     applied += 1
-                top = notification.id
+            marks.flush(cur)
+            if wanted:
+                advance_position(cur, projection.name, wanted[-1].envelope.position, 0, 0)
         position = notifications[-1].id
         read += len(notifications)
-        if top:
-            advance_position(cur, projection.name, top, 0, 0)
         if progress is not None:
             progress(len(notifications), position)
 
@@ -118,12 +118,13 @@ def build_shadow(
         conn.execute(projection.ddl)
     until = store_head(store)
     position, read, applied = 0, 0, 0
+    marks = Marks(projection.name, empty=True)
     while position < until:
         with pool.connection() as conn, conn.transaction():
             _set_path(conn, shadow)
             step = min(position + 20 * BATCH, until)
             position_now, n, a = _apply_from_store(
-                conn.cursor(), store, projection, position, step, progress
+                conn.cursor(), store, projection, marks, position, step, progress
             )
             read, applied = read + n, applied + a
             position = max(position_now, step)
@@ -144,7 +145,7 @@ def swap_in(
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (projection_lock_id(name),))
         _set_path(conn, shadow)
         position, read, applied = _apply_from_store(
-            conn.cursor(), store, projection, after, None, None
+            conn.cursor(), store, projection, Marks(projection.name), after, None, None
         )
         live, new = sql.Identifier(schema), sql.Identifier(shadow)
         for table in projection.tables:

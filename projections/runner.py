@@ -20,9 +20,12 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 from psycopg_pool import ConnectionPool
 
-from projections.applying import Undecodable, apply_once, decode
+from events.payloads.base import Payload
+from events.published import PublishedEnvelope
+from projections.applying import Undecodable, apply_once, decode, mark_key
 from projections.base import Projection
 from projections.deadletter import DeadLetter
+from projections.marks import Marks
 from projections.settings import ProjectionSettings
 from projections.state import advance_position, store_offset, stored_offsets
 
@@ -93,23 +96,35 @@ class ProjectionRunner:
         name = self.projection.name
         applied = deadlettered = 0
         top = 0
+        decoded: list[tuple[Any, PublishedEnvelope, Payload | None]] = []
+        for records in batch.values():
+            for record in records:
+                try:
+                    envelope, payload = decode(record.value)
+                    decoded.append((record, envelope, payload))
+                except Undecodable as exc:
+                    self.deadletter.send(record, name, str(exc))
+                    deadlettered += 1
         with self.pool.connection() as conn, conn.transaction():
             cur = conn.cursor()
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (projection_lock_id(name),))
+            marks = Marks(name)
+            marks.load(
+                cur,
+                [mark_key(r.topic, e) for r, e, _ in decoded],
+                [e.patient_id for _, e, _ in decoded if e.patient_id is not None],
+            )
+            for record, envelope, payload in decoded:
+                try:
+                    with conn.transaction():  # a savepoint: a failed apply leaves no trace
+                        if apply_once(cur, self.projection, marks, record.topic, envelope, payload):
+                            applied += 1
+                    top = max(top, envelope.position)
+                except MESSAGE_ERRORS as exc:
+                    self.deadletter.send(record, name, f"cannot apply: {type(exc).__name__}")
+                    deadlettered += 1
+            marks.flush(cur)
             for tp, records in batch.items():
-                for record in records:
-                    try:
-                        envelope, payload = decode(record.value)
-                        with conn.transaction():  # a savepoint: a failed apply leaves no trace
-                            if apply_once(cur, self.projection, record.topic, envelope, payload):
-                                applied += 1
-                        top = max(top, envelope.position)
-                    except Undecodable as exc:
-                        self.deadletter.send(record, name, str(exc))
-                        deadlettered += 1
-                    except MESSAGE_ERRORS as exc:
-                        self.deadletter.send(record, name, f"cannot apply: {type(exc).__name__}")
-                        deadlettered += 1
                 store_offset(cur, name, tp.topic, tp.partition, records[-1].offset + 1)
             advance_position(cur, name, top, applied, deadlettered)
             self.deadletter.confirm()

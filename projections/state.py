@@ -17,7 +17,6 @@ swaps them in); offsets stay in the live schema.
 from __future__ import annotations
 
 from typing import Any
-from uuid import UUID
 
 from psycopg import Cursor
 
@@ -60,31 +59,6 @@ def mark_of(cur: Cursor[Any], projection: str, topic: str, key: str) -> int | No
         (projection, topic, key),
     ).fetchone()
     return int(row[0]) if row else None
-
-
-def set_mark(cur: Cursor[Any], projection: str, topic: str, key: str, position: int) -> None:
-    cur.execute(
-        "INSERT INTO projection_marks (projection, topic, key, position) VALUES (%s, %s, %s, %s) "
-        "ON CONFLICT (projection, topic, key) DO UPDATE SET position = "
-        "GREATEST(projection_marks.position, EXCLUDED.position)",
-        (projection, topic, key, position),
-    )
-
-
-def is_erased(cur: Cursor[Any], projection: str, patient_id: UUID) -> bool:
-    row = cur.execute(
-        "SELECT 1 FROM projection_erased WHERE projection = %s AND patient_id = %s",
-        (projection, patient_id),
-    ).fetchone()
-    return row is not None
-
-
-def mark_erased(cur: Cursor[Any], projection: str, patient_id: UUID) -> None:
-    cur.execute(
-        "INSERT INTO projection_erased (projection, patient_id) VALUES (%s, %s) "
-        "ON CONFLICT DO NOTHING",
-        (projection, patient_id),
-    )
 
 
 def advance_position(

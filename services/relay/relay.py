@@ -57,7 +57,7 @@ class Relay:
     def _messages(self, notifications: Sequence[Notification]) -> list[OutgoingMessage]:
         mapper = self.store.clinical_mapper
         try:
-            key_ids = {mapper.decode_header(n).key_id for n in notifications}
+            key_ids = {mapper.key_id_of(n) for n in notifications}
             # Fresh keys for every batch, so an erasure made elsewhere is honoured at once.
             self.store.keyring.refresh()
             self.store.keyring.prefetch(key_ids)

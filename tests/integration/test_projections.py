@@ -22,17 +22,15 @@ from projections.chart import fetch_chart, wait_for_position
 from projections.database import read_pool
 from projections.rebuild import rebuild
 from projections.registry import ALL, named
-from projections.service import projection_statuses
+from projections.service import end_offsets, projection_statuses, start_at_end
 from projections.settings import ProjectionSettings
 from services.infra.processes import wait_until
 from services.relay.runner import build_relay
 from services.settings import ServiceSettings
 from tests.integration.projection_harness import (
     caught_up,
-    end_offsets,
     isolated_settings,
     running_projections,
-    start_at_end,
     table_differences,
 )
 from tests.integration.test_relay import RelayThread
