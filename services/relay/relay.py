@@ -20,6 +20,7 @@ from events.published import partition_key, published_envelope
 from events.store import ClinicalStore
 from services.relay.checkpoint import Checkpoint
 from services.relay.publisher import KafkaPublisher, OutgoingMessage, PublishFailed, message_for
+from services.relay.wakeup import StoreWakeup
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ class Relay:
         max_backoff_s: float = 10.0,
         sign_head: Callable[[], object] | None = None,
         checkpoint_interval_s: float = 300.0,
+        wakeup: StoreWakeup | None = None,
     ) -> None:
         self.store = store
         self.checkpoint = checkpoint
@@ -53,6 +55,7 @@ class Relay:
         self.sign_head = sign_head
         self.checkpoint_interval_s = checkpoint_interval_s
         self._next_signature = time.monotonic()
+        self.wakeup = wakeup
 
     def _messages(self, notifications: Sequence[Notification]) -> list[OutgoingMessage]:
         mapper = self.store.clinical_mapper
@@ -127,7 +130,11 @@ class Relay:
                 log.debug(
                     "published", extra={"fields": {"count": published, "position": self.position}}
                 )
+            elif self.wakeup is not None:
+                self.wakeup.wait(self.poll_interval_s, stop)
             else:
                 stop.wait(self.poll_interval_s)
         self.checkpoint.report("stopped")
         self.publisher.close()
+        if self.wakeup is not None:
+            self.wakeup.close()

@@ -12,6 +12,7 @@ from services.bootstrap import build_key_pool, build_store, schema_lock
 from services.relay.checkpoint import Checkpoint, RelayStatus, read_status
 from services.relay.publisher import KafkaPublisher
 from services.relay.relay import Relay
+from services.relay.wakeup import StoreWakeup
 from services.settings import ServiceSettings
 
 
@@ -24,12 +25,13 @@ def build_relay(settings: ServiceSettings, store_settings: StoreSettings) -> Rel
         settings.kafka_bootstrap, f"backbone-{settings.relay_name}", settings.relay_flush_timeout_s
     )
     recorder = store.clinical_recorder
-    sign_head = None
+    sign_head, wakeup = None, None
     if isinstance(recorder, ClinicalPostgresRecorder):
         verifier = ChainVerifier(
             recorder, pool, load_signing_key(store_settings.checkpoint_key_file)
         )
         sign_head = verifier.sign_head
+        wakeup = StoreWakeup(store_settings.database_url, recorder.channel_name)
     return Relay(
         store,
         checkpoint,
@@ -39,6 +41,7 @@ def build_relay(settings: ServiceSettings, store_settings: StoreSettings) -> Rel
         max_backoff_s=settings.relay_max_backoff_s,
         sign_head=sign_head,
         checkpoint_interval_s=settings.chain_checkpoint_interval_s,
+        wakeup=wakeup,
     )
 
 

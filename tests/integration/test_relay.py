@@ -250,3 +250,16 @@ def test_an_erased_patients_events_go_out_without_payload(
     assert [e["payload"] for e in gone[:2]] == [None, None]
     assert gone[2]["payload"] == {"legal_basis": "GDPR art. 17"}
     assert all(not e["erased"] and e["payload"] for e in by_patient[str(kept)])
+
+
+def test_an_idle_relay_wakes_on_the_stores_commit_notification_not_its_poll(
+    pg_store: ClinicalStore, store_settings: StoreSettings, settings: ServiceSettings
+) -> None:
+    relay = build_relay(settings.model_copy(update={"relay_poll_interval_s": 30.0}), store_settings)
+    with RelayThread(relay):
+        time.sleep(1.0)  # the relay has found nothing and waits on its 30 s poll
+        register_patients(pg_store, 1, "W")
+        position = pg_store.recorder.max_notification_id()
+        began = time.monotonic()
+        assert wait_until(lambda: relay.position == position, 10, 0.005)
+        assert time.monotonic() - began < 2.0
