@@ -22,6 +22,8 @@ from bench.stack import BenchStack, load_generator_core
 from events.envelope import SYSTEM_ACTOR
 from projections.chart import fetch_chart
 
+WARM_UP = 5  # requests per client before measuring: connections and pools are open by then
+
 
 def populate(stack: BenchStack, count: int, tag: str, progress: Progress) -> list[Any]:
     """``count`` patients with a care team (both bench users), vitals and an allergy."""
@@ -36,14 +38,15 @@ def populate(stack: BenchStack, count: int, tag: str, progress: Progress) -> lis
 
 
 def api_reads(stack: BenchStack, patients: list[Any], clients: int, seconds: float) -> Load:
-    pool = Clients(stack.url, stack.token("physician"))
+    pool = Clients(stack.url, stack.token("physician"), clients)
     pick = random.Random(11)
 
-    def read(_: int, __: int) -> None:
-        pool.get().get(f"/v1/patients/{pick.choice(patients)}/chart").raise_for_status()
+    def read(worker: int, _: int) -> None:
+        pool.get(worker).request("GET", f"/v1/patients/{pick.choice(patients)}/chart")
 
     try:
         with load_generator_core():
+            hammer(clients, read, each=WARM_UP)
             return hammer(clients, read, seconds=seconds)
     finally:
         pool.close()
@@ -64,6 +67,7 @@ def raw_reads(stack: BenchStack, patients: list[Any], clients: int, seconds: flo
 
     try:
         with load_generator_core():
+            hammer(clients, read, each=WARM_UP)
             return hammer(clients, read, seconds=seconds)
     finally:
         for conn in connections:

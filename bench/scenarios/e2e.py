@@ -14,7 +14,7 @@ from typing import Any
 from uuid import UUID
 
 from bench.clients import Clients
-from bench.measure import paced, percentile
+from bench.measure import hammer, paced, percentile
 from bench.population import give_history, register_patients, vitals
 from bench.progress import Progress
 from bench.sizes import Sizes
@@ -25,6 +25,7 @@ from projections.chart import CHART_PROJECTIONS
 from projections.registry import ALL
 
 PATIENTS = 64
+WORKERS = 16
 VITALS_TOPIC = spec_of("vitals.recorded").topic.name
 CHART_VITALS = next(p.name for p in ALL if p.name in CHART_PROJECTIONS and VITALS_TOPIC in p.topics)
 
@@ -82,7 +83,15 @@ def run(stack: BenchStack, sizes: Sizes, progress: Progress) -> dict[str, Any]:
     patients = register_patients(stack.store, SYSTEM_ACTOR, "e2e", PATIENTS)
     give_history(stack.store, SYSTEM_ACTOR, patients, [stack.users["nurse"]])
     stack.wait_caught_up()
-    clients = Clients(stack.url, stack.token("nurse"))
+    clients = Clients(stack.url, stack.token("nurse"), WORKERS)
+
+    def read(worker: int, i: int) -> None:
+        clients.get(worker).request("GET", f"/v1/patients/{patients[i]}/chart")
+
+    with load_generator_core():
+        warm_up = hammer(WORKERS, read, each=4)  # opens the connections the runs will use
+    if warm_up.errors:
+        raise RuntimeError("the API answers the warm-up with errors")
     task = progress.task("e2e", int(sum(sizes.e2e_rates) * sizes.e2e_s))
     by_rate = []
     try:
@@ -90,16 +99,15 @@ def run(stack: BenchStack, sizes: Sizes, progress: Progress) -> dict[str, Any]:
             observer = Observer(stack)
             observer.thread.start()
 
-            def write(_: int, i: int, observer: Observer = observer) -> None:
+            def write(worker: int, i: int, observer: Observer = observer) -> None:
                 patient = patients[i % PATIENTS]
-                answer = clients.get().post(f"/v1/patients/{patient}/vitals", json=vitals(i))
-                answered = time.perf_counter()
-                answer.raise_for_status()
-                observer.written(patient, int(answer.json()["position"]), answered)
+                path = f"/v1/patients/{patient}/vitals"
+                answer = clients.get(worker).request("POST", path, vitals(i))
+                observer.written(patient, int(answer["position"]), time.perf_counter())
                 progress.advance(task)
 
             with load_generator_core():
-                load = paced(rate, sizes.e2e_s, write, workers=16)
+                load = paced(rate, sizes.e2e_s, write, workers=WORKERS)
             lost = observer.drain()
             samples = observer.latencies_ms
             by_rate.append(
