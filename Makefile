@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PACKAGES := events projections services
 
-.PHONY: setup run test lint down infra-up
+.PHONY: setup run test lint down infra-up bench
 
 setup:
 	bash infra/setup.sh
@@ -27,9 +27,13 @@ test: infra-up
 	$(BIN)/pytest -q tests
 
 lint: setup
-	$(BIN)/ruff check $(PACKAGES) tests
-	$(BIN)/ruff format --check $(PACKAGES) tests
-	$(BIN)/mypy $(PACKAGES)
+	$(BIN)/ruff check $(PACKAGES) bench tests
+	$(BIN)/ruff format --check $(PACKAGES) bench tests
+	$(BIN)/mypy $(PACKAGES) bench
+
+# Every scenario against its raw baseline; prints the table, writes bench/results.json.
+bench: infra-up
+	$(BIN)/python -m bench
 
 down:
 	@if [ -x $(BIN)/backbone ]; then $(BIN)/backbone down; else echo "nothing to stop (no .venv)"; fi

@@ -10,6 +10,7 @@ import argparse
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +30,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smoke-test sizes (CI)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results JSON path")
+    parser.add_argument(
+        "--scale",
+        type=lambda text: tuple(int(n) for n in text.split(",")),
+        help="stored-event levels for the scale scenario, e.g. 10000,100000",
+    )
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
+    if args.scale:
+        sizes = replace(sizes, scale_levels=args.scale)
     console = Console(stderr=True)
     began = time.monotonic()
     results: dict[str, Any] = {

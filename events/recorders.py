@@ -107,6 +107,13 @@ class ClinicalPostgresRecorder(PostgresApplicationRecorder):
                 "stream_hash bytea NOT NULL, global_hash bytea NOT NULL)"
             ).format(chain)
         )
+        # Each insert looks up the previous link of its streams: without this index that
+        # lookup scans the whole chain, and appends slow down as the store grows.
+        self.sql_create_statements.append(
+            SQL(
+                "CREATE UNIQUE INDEX IF NOT EXISTS {} ON {} (originator_id, originator_version)"
+            ).format(Identifier(f"{events_table_name}_chain_stream"), chain)
+        )
         self._chain_head = SQL(
             "SELECT global_hash FROM {} ORDER BY notification_id DESC LIMIT 1"
         ).format(chain)

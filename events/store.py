@@ -114,6 +114,7 @@ class ImportBatch:
     outcomes: list[tuple[UUID, JsonDict, int]] = field(default_factory=list)
     streams: set[UUID] = field(default_factory=set)
     results: list[CommandResult] = field(default_factory=list)
+    loaded: dict[tuple[UUID, Any], Any] = field(default_factory=dict)
 
     def add(self, outcome: Outcome, events: list[ClinicalEvent]) -> None:
         for event in events:
@@ -193,7 +194,19 @@ class ClinicalStore(Application[UUID]):
         return UUID(bytes=bytes(raw))
 
     def load(self, stream_id: UUID, evolve: Evolve[S]) -> S | None:
-        """The current state of a stream, or None if it has no events."""
+        """The current state of a stream, or None if it has no events.
+
+        Inside an import batch a stream is read once: the batch sees one snapshot of what it
+        reads (what it writes is still checked against the store's versions when saved)."""
+        batch = _IMPORTING.get()
+        if batch is None:
+            return self._load(stream_id, evolve)
+        if (stream_id, evolve) not in batch.loaded:
+            batch.loaded[(stream_id, evolve)] = self._load(stream_id, evolve)
+        state: S | None = batch.loaded[(stream_id, evolve)]
+        return state
+
+    def _load(self, stream_id: UUID, evolve: Evolve[S]) -> S | None:
         try:
             state: S = self.repository.get(  # type: ignore[type-var,assignment]
                 stream_id, projector_func=fold(evolve)

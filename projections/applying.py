@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from events.contract import UnknownEventType, read_payload, spec_of
 from events.mapper import ClinicalMapper
 from events.payloads.base import Payload
-from events.published import PublishedEnvelope, published
+from events.published import PublishedEnvelope, published_model
 from projections.base import Projection
 from projections.marks import MarkKey, Marks
 
@@ -67,8 +67,7 @@ def decode(raw: bytes) -> tuple[PublishedEnvelope, Payload | None]:
 
 def from_store(mapper: ClinicalMapper, notification: Notification) -> Decoded:
     """A stored event as consumers see it on Kafka: its topic, envelope and payload."""
-    raw, payload = published(mapper, notification)
-    envelope = PublishedEnvelope.model_validate(raw)
+    envelope, payload = published_model(mapper, notification)
     return Decoded(spec_of(envelope.event_type).topic.name, envelope, payload)
 
 

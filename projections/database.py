@@ -39,6 +39,11 @@ def create_tables(
         if not _exist(conn, schema, ("projection_offsets", "projection_marks")):
             conn.execute(OFFSETS_DDL)
             conn.execute(STATE_DDL)
+        elif not _exist(conn, schema, ("projection_marks_key",)):
+            # Read schemas made before the chart's position lookup had its index.
+            conn.execute(
+                "CREATE INDEX IF NOT EXISTS projection_marks_key ON projection_marks (key)"
+            )
         for projection in projections:
             # CREATE INDEX IF NOT EXISTS still locks the table: skip tables that exist, or a
             # starting process deadlocks with a running consumer's writes.

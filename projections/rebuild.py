@@ -21,6 +21,7 @@ from typing import Any
 from psycopg import Connection, Cursor, sql
 from psycopg_pool import ConnectionPool
 
+from events.contract import spec_of
 from events.store import ClinicalStore
 from projections.applying import apply_once, from_store, mark_key, prefetch_keys
 from projections.base import Projection
@@ -76,9 +77,11 @@ def _apply_from_store(
         )
         if not notifications:
             return position, read, applied
-        prefetch_keys(mapper, notifications)
-        events = [from_store(mapper, n) for n in notifications]
-        wanted = [e for e in events if e.topic in projection.topics]
+        # The clear header names the event type: skip what this projection does not consume
+        # before paying for decryption.
+        consumed = [n for n in notifications if spec_of(n.topic).topic.name in projection.topics]
+        prefetch_keys(mapper, consumed)
+        wanted = [from_store(mapper, n) for n in consumed]
         marks.load(
             cur,
             [mark_key(e.topic, e.envelope) for e in wanted],

@@ -28,6 +28,7 @@ CREATE TABLE IF NOT EXISTS projection_marks (
     position bigint NOT NULL,
     PRIMARY KEY (projection, topic, key)
 );
+CREATE INDEX IF NOT EXISTS projection_marks_key ON projection_marks (key);
 CREATE TABLE IF NOT EXISTS projection_erased (
     projection text NOT NULL,
     patient_id uuid NOT NULL,

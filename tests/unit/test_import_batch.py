@@ -63,3 +63,21 @@ def test_import_batches_refuse_idempotency_keys(store: ClinicalStore) -> None:
     with pytest.raises(ValueError, match="idempotency"), store.importing():
         store.register_patient(ctx(idempotency_key="k1"), registration("MRN-B-key"))
     assert stored_count(store) == 0
+
+
+def test_a_batch_reads_each_record_once(store: ClinicalStore) -> None:
+    patient_id = registered(store)
+    reads: list[object] = []
+    original = store.repository.get
+
+    def counting_get(*args: object, **kwargs: object) -> object:
+        reads.append(args[0])
+        return original(*args, **kwargs)  # type: ignore[arg-type]
+
+    store.repository.get = counting_get  # type: ignore[method-assign,assignment]
+    with store.importing() as batch:
+        for heart_rate in (60, 70, 80):
+            store.record_vitals(ctx(NURSE), patient_id, {"heart_rate": heart_rate})
+
+    assert reads == [patient_id]
+    assert len(batch.results) == 3

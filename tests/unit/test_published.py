@@ -1,0 +1,32 @@
+"""The typed envelope rebuilds use is the one consumers get from the published JSON."""
+
+from __future__ import annotations
+
+from events.published import PublishedEnvelope, published, published_envelope, published_model
+from events.store import ClinicalStore
+from tests.unit.conftest import NURSE, FakeClock, ctx
+from tests.unit.test_upcasting import store_v1_vitals
+from tests.unit.test_write_side import _amoxicillin, registered
+
+
+def test_the_typed_envelope_equals_the_validated_published_json(
+    store: ClinicalStore, clock: FakeClock
+) -> None:
+    kept = registered(store, "MRN-P1")
+    store.record_allergy(ctx(), kept, "latex", "rash", "moderate")
+    store.prescribe(ctx(), kept, _amoxicillin())
+    store.record_vitals(ctx(NURSE), kept, {"heart_rate": 130})
+    store_v1_vitals(store, clock, "150/95")
+    gone = registered(store, "MRN-P2")
+    store.record_vitals(ctx(NURSE), gone, {"heart_rate": 80})
+    store.forget(ctx(reason="patient's request"), gone, "GDPR art. 17")
+    mapper = store.clinical_mapper
+
+    notifications = store.recorder.select_notifications(start=None, limit=100)
+    erased = 0
+    for notification in notifications:
+        typed, payload = published_model(mapper, notification)
+        assert typed == PublishedEnvelope.model_validate(published_envelope(mapper, notification))
+        assert payload == published(mapper, notification)[1]
+        erased += typed.payload is None
+    assert len(notifications) >= 8 and erased >= 2
