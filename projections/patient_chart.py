@@ -113,16 +113,25 @@ def allergy_refuted(cur: Cursor[Any], env: PublishedEnvelope, payload: p.Allergy
 
 
 def vitals_recorded(cur: Cursor[Any], env: PublishedEnvelope, payload: obs.VitalsRecorded) -> None:
-    for vital, value in payload.values().items():
-        cur.execute(
-            "INSERT INTO latest_vitals (patient_id, vital, value, flag, measured_at, position) "
-            "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (patient_id, vital) DO UPDATE SET "
-            "value = EXCLUDED.value, flag = EXCLUDED.flag, measured_at = EXCLUDED.measured_at, "
-            "position = EXCLUDED.position "
-            "WHERE (EXCLUDED.measured_at, EXCLUDED.position) > "
-            "(latest_vitals.measured_at, latest_vitals.position)",
-            (env.patient_id, vital, value, payload.flags.get(vital), env.occurred_at, env.position),
-        )
+    measured = payload.values()
+    cur.execute(
+        "INSERT INTO latest_vitals (patient_id, vital, value, flag, measured_at, position) "
+        "SELECT %s, v.vital, v.value, v.flag, %s, %s "
+        "FROM unnest(%s::text[], %s::float8[], %s::text[]) AS v(vital, value, flag) "
+        "ON CONFLICT (patient_id, vital) DO UPDATE SET "
+        "value = EXCLUDED.value, flag = EXCLUDED.flag, measured_at = EXCLUDED.measured_at, "
+        "position = EXCLUDED.position "
+        "WHERE (EXCLUDED.measured_at, EXCLUDED.position) > "
+        "(latest_vitals.measured_at, latest_vitals.position)",
+        (
+            env.patient_id,
+            env.occurred_at,
+            env.position,
+            list(measured),
+            [float(v) for v in measured.values()],
+            [payload.flags.get(vital) for vital in measured],
+        ),
+    )
 
 
 def purge(cur: Cursor[Any], patient_id: UUID) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import zlib
+from contextlib import nullcontext
 from typing import Any
 
 import psycopg
@@ -32,6 +33,8 @@ from projections.state import advance_position, store_offset, stored_offsets
 log = logging.getLogger(__name__)
 
 # Problems of one message's content; anything else (database or network down) is retried.
+# A polled message: the Kafka record, its envelope and its typed payload (None once erased).
+Decoded = tuple[Any, PublishedEnvelope, Payload | None]
 MESSAGE_ERRORS = (ValueError, TypeError, KeyError, psycopg.DataError, psycopg.IntegrityError)
 
 
@@ -92,19 +95,36 @@ class ProjectionRunner:
                 self.consumer.seek_to_beginning(tp)
 
     def process(self, batch: dict[TopicPartition, list[Any]]) -> tuple[int, int]:
-        """Apply one polled batch atomically; (applied, dead-lettered)."""
-        name = self.projection.name
-        applied = deadlettered = 0
-        top = 0
-        decoded: list[tuple[Any, PublishedEnvelope, Payload | None]] = []
+        """Apply one polled batch atomically; (applied, dead-lettered).
+
+        The batch is first applied in one pipelined go; only if a message fails to apply is
+        it rolled back and applied again with a savepoint per message, so that the failing
+        one goes to the dead-letter topic and the rest still apply."""
+        decoded: list[Decoded] = []
+        undecodable = 0
         for records in batch.values():
             for record in records:
                 try:
-                    envelope, payload = decode(record.value)
-                    decoded.append((record, envelope, payload))
+                    decoded.append((record, *decode(record.value)))
                 except Undecodable as exc:
-                    self.deadletter.send(record, name, str(exc))
-                    deadlettered += 1
+                    self.deadletter.send(record, self.projection.name, str(exc))
+                    undecodable += 1
+        try:
+            applied, failed = self._apply(batch, decoded, isolate=False, undecodable=undecodable)
+        except MESSAGE_ERRORS:
+            applied, failed = self._apply(batch, decoded, isolate=True, undecodable=undecodable)
+        return applied, undecodable + failed
+
+    def _apply(
+        self,
+        batch: dict[TopicPartition, list[Any]],
+        decoded: list[Decoded],
+        *,
+        isolate: bool,
+        undecodable: int,
+    ) -> tuple[int, int]:
+        name = self.projection.name
+        applied = failed = top = 0
         with self.pool.connection() as conn, conn.transaction():
             cur = conn.cursor()
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (projection_lock_id(name),))
@@ -114,21 +134,26 @@ class ProjectionRunner:
                 [mark_key(r.topic, e) for r, e, _ in decoded],
                 [e.patient_id for _, e, _ in decoded if e.patient_id is not None],
             )
-            for record, envelope, payload in decoded:
-                try:
-                    with conn.transaction():  # a savepoint: a failed apply leaves no trace
-                        if apply_once(cur, self.projection, marks, record.topic, envelope, payload):
-                            applied += 1
-                    top = max(top, envelope.position)
-                except MESSAGE_ERRORS as exc:
-                    self.deadletter.send(record, name, f"cannot apply: {type(exc).__name__}")
-                    deadlettered += 1
+            with nullcontext() if isolate else conn.pipeline():
+                for record, envelope, payload in decoded:
+                    try:
+                        with conn.transaction() if isolate else nullcontext():
+                            if apply_once(
+                                cur, self.projection, marks, record.topic, envelope, payload
+                            ):
+                                applied += 1
+                        top = max(top, envelope.position)
+                    except MESSAGE_ERRORS as exc:
+                        if not isolate:
+                            raise
+                        self.deadletter.send(record, name, f"cannot apply: {type(exc).__name__}")
+                        failed += 1
             marks.flush(cur)
             for tp, records in batch.items():
                 store_offset(cur, name, tp.topic, tp.partition, records[-1].offset + 1)
-            advance_position(cur, name, top, applied, deadlettered)
+            advance_position(cur, name, top, applied, undecodable + failed)
             self.deadletter.confirm()
-        return applied, deadlettered
+        return applied, failed
 
     def run(self, stop: threading.Event) -> None:
         """Consume until ``stop`` is set; a failed batch is rewound and retried, never skipped."""

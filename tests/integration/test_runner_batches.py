@@ -1,0 +1,108 @@
+"""A polled batch whose message fails to apply: the rest apply, that one is dead-lettered."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from kafka import TopicPartition
+from psycopg import Cursor
+from psycopg_pool import ConnectionPool
+
+from events.published import published_envelope
+from events.settings import StoreSettings
+from events.store import ClinicalStore
+from events.topics import OBSERVATIONS
+from projections.base import Projection
+from projections.database import create_tables, read_pool
+from projections.deadletter import DeadLetter
+from projections.runner import ProjectionRunner
+from projections.settings import ProjectionSettings
+from tests.integration.projection_harness import isolated_settings
+from tests.integration.test_store_postgres import register
+from tests.unit.conftest import NURSE, ctx
+
+pytestmark = pytest.mark.integration
+
+DDL = "CREATE TABLE IF NOT EXISTS seen (position bigint PRIMARY KEY, heart_rate float8)"
+
+
+def remember(cur: Cursor[Any], envelope: Any, payload: Any) -> None:
+    if payload.heart_rate == 13:
+        raise ValueError("this handler cannot take 13")
+    cur.execute("INSERT INTO seen VALUES (%s, %s)", (envelope.position, payload.heart_rate))
+
+
+PICKY = Projection(
+    name="picky",
+    topics=(OBSERVATIONS.name,),
+    tables=("seen",),
+    ddl=DDL,
+    handlers={"vitals.recorded": remember},
+    purge=lambda _cur, _patient: None,
+)
+
+
+@dataclass
+class Record:
+    """What the runner reads of a Kafka record."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes
+    value: bytes
+    headers: list[tuple[str, bytes]]
+
+
+@pytest.fixture
+def picky_side(
+    store_settings: StoreSettings,
+) -> Iterator[tuple[ProjectionSettings, ConnectionPool]]:
+    settings = isolated_settings(store_settings)
+    pool = read_pool(settings)
+    with pool.connection() as conn:
+        create_tables(conn, settings.read_schema, (PICKY,))
+    yield settings, pool
+    pool.close()
+
+
+def test_one_message_failing_to_apply_is_dead_lettered_and_the_rest_of_the_batch_applies(
+    pg_store: ClinicalStore, picky_side: tuple[ProjectionSettings, ConnectionPool]
+) -> None:
+    settings, pool = picky_side
+    patient = register(pg_store, "MRN-RB1")
+    for heart_rate in (60, 13, 80):
+        pg_store.record_vitals(ctx(NURSE), patient, {"heart_rate": heart_rate})
+    mapper = pg_store.clinical_mapper
+
+    stored = pg_store.recorder.select_notifications(start=None, limit=10)
+    records = [
+        Record(
+            OBSERVATIONS.name,
+            0,
+            offset,
+            str(patient).encode(),
+            json.dumps(published_envelope(mapper, n)).encode(),
+            [],
+        )
+        for offset, n in enumerate(x for x in stored if x.topic == "vitals.recorded")
+    ]
+    deadletter = DeadLetter(settings.kafka_bootstrap, "test-runner-batches")
+    runner = ProjectionRunner(PICKY, pool, settings, deadletter)
+    try:
+        applied, deadlettered = runner.process({TopicPartition(OBSERVATIONS.name, 0): records})
+    finally:
+        deadletter.close()
+
+    assert (applied, deadlettered) == (2, 1)
+    with pool.connection() as conn:
+        seen = [r[0] for r in conn.execute("SELECT heart_rate FROM seen ORDER BY position")]
+        offset = conn.execute(
+            "SELECT next_offset FROM projection_offsets WHERE projection = 'picky'"
+        ).fetchone()
+    assert seen == [60.0, 80.0]
+    assert offset is not None and offset[0] == 3
