@@ -20,6 +20,7 @@ import secrets
 import struct
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
@@ -42,6 +43,21 @@ MAGIC = b"CB1"
 # itself, and the access log (a read of an erased patient's metadata is still audited).
 OPERATIONS_KEYED = frozenset({"patient.erased", "erasure.requested", "chart.viewed"})
 _LEN = struct.Struct(">I")
+
+
+_ACTOR_FIELDS = frozenset({"user_id", "role", "on_behalf_of"})
+
+
+def _actor(data: dict[str, Any]) -> Actor:
+    """The header's actor; the few actors of a store repeat, so their validation is cached."""
+    if not data.keys() <= _ACTOR_FIELDS:
+        return Actor.model_validate(data)  # refuses the unknown field
+    return _known_actor(data["user_id"], data["role"], data.get("on_behalf_of"))
+
+
+@lru_cache(maxsize=4096)
+def _known_actor(user_id: str, role: str, on_behalf_of: str | None) -> Actor:
+    return Actor.model_validate({"user_id": user_id, "role": role, "on_behalf_of": on_behalf_of})
 
 
 @dataclass(frozen=True)
@@ -79,7 +95,7 @@ class EventHeader:
             schema_version=int(data["schema_version"]),
             patient_id=UUID(data["patient_id"]) if data["patient_id"] else None,
             recorded_at=datetime.fromisoformat(data["recorded_at"]),
-            actor=Actor.model_validate(data["actor"]),
+            actor=_actor(data["actor"]),
             correlation_id=UUID(data["correlation_id"]),
             causation_id=UUID(data["causation_id"]) if data["causation_id"] else None,
             key_id=UUID(data["key_id"]),
