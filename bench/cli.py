@@ -22,6 +22,8 @@ from bench.scenarios import append, chart_read, e2e, rebuild, relay, scale
 from bench.sizes import FULL, QUICK
 from bench.stack import bench_stack
 from events.settings import StoreSettings
+from services.settings import get_settings
+from services.supervisor import PROCESSES, Supervisor
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results.json"
 
@@ -36,10 +38,18 @@ def main(argv: list[str] | None = None) -> None:
         help="stored-event levels for the scale scenario, e.g. 10000,100000",
     )
     args = parser.parse_args(argv)
+    console = Console(stderr=True)
+    running = [p.name for p in PROCESSES if Supervisor(get_settings()).pid(p) is not None]
+    if running:
+        # They consume every local topic: the bench's events would land in their read tables.
+        console.print(
+            f"[red]the local backbone is running ({', '.join(running)}); stop it first with "
+            "`make down` (its projections would consume the bench's events)[/red]"
+        )
+        sys.exit(2)
     sizes = QUICK if args.quick else FULL
     if args.scale:
         sizes = replace(sizes, scale_levels=args.scale)
-    console = Console(stderr=True)
     began = time.monotonic()
     results: dict[str, Any] = {
         "size": sizes.name,
