@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> None:
         help="stored-event levels for the scale scenario, e.g. 10000,100000",
     )
     args = parser.parse_args(argv)
-    console = Console(stderr=True)
+    console = Console(stderr=True, width=120)
     running = [p.name for p in PROCESSES if Supervisor(get_settings()).pid(p) is not None]
     if running:
         # They consume every local topic: the bench's events would land in their read tables.

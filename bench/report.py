@@ -41,9 +41,7 @@ def machine(database_url: str) -> dict[str, Any]:
     with psycopg.connect(database_url) as conn:
         version = conn.execute("SHOW server_version").fetchone()
         sync = conn.execute("SHOW synchronous_commit").fetchone()
-    kafka = re.search(
-        r"<artifactId>kafka_2\.13</artifactId>\s*<version>([^<]+)<", KAFKA_POM.read_text()
-    )
+    kafka = re.search(r"<kafka\.version>([^<]+)</kafka\.version>", KAFKA_POM.read_text())
     return {
         "cpu": _cpu_model(),
         "cores": os.cpu_count(),
