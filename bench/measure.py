@@ -48,7 +48,6 @@ def hammer(
     *,
     each: int | None = None,
     seconds: float | None = None,
-    tick: Callable[[], None] | None = None,
 ) -> Load:
     """Closed loop: ``workers`` threads run ``operation`` back to back, ``each`` times or for
     ``seconds``. Failed operations are counted, not timed."""
@@ -56,39 +55,29 @@ def hammer(
         raise ValueError("give exactly one of each or seconds")
     load = Load()
     lock = threading.Lock()
-    start = threading.Barrier(workers + 1)
-    deadline = [0.0]
+    # The clock starts when every thread is ready: the barrier's action sets it.
+    clock = [0.0]
+    start = threading.Barrier(workers + 1, action=lambda: clock.__setitem__(0, time.perf_counter()))
+    run_for = seconds or 0.0
 
     def work(worker: int) -> None:
         mine: list[float] = []
         failed = 0
         start.wait()
         i = 0
-        while (i < each) if each is not None else (time.perf_counter() < deadline[0]):
+        while (i < each) if each is not None else (time.perf_counter() < clock[0] + run_for):
             began = time.perf_counter()
             try:
                 operation(worker, i)
                 mine.append((time.perf_counter() - began) * 1000)
             except Exception:
                 failed += 1
-            if tick is not None:
-                tick()
             i += 1
         with lock:
             load.latencies_ms.extend(mine)
             load.errors += failed
 
-    threads = [threading.Thread(target=work, args=(w,), daemon=True) for w in range(workers)]
-    for thread in threads:
-        thread.start()
-    began = time.perf_counter()
-    deadline[0] = began + (seconds or 0)
-    start.wait()
-    for thread in threads:
-        thread.join()
-    load.seconds = time.perf_counter() - began
-    load.operations = len(load.latencies_ms)
-    return load
+    return _run(workers, work, load, lambda: clock[0], start)
 
 
 def paced(rate: float, seconds: float, operation: Operation, *, workers: int = 16) -> Load:
@@ -115,11 +104,25 @@ def paced(rate: float, seconds: float, operation: Operation, *, workers: int = 1
                 with lock:
                     load.errors += 1
 
+    return _run(workers, work, load, lambda: began)
+
+
+def _run(
+    workers: int,
+    work: Callable[[int], None],
+    load: Load,
+    began: Callable[[], float],
+    start: threading.Barrier | None = None,
+) -> Load:
+    """Run ``work`` on ``workers`` threads (released together by ``start``, if given) and
+    complete ``load`` with the wall time since ``began()``."""
     threads = [threading.Thread(target=work, args=(w,), daemon=True) for w in range(workers)]
     for thread in threads:
         thread.start()
+    if start is not None:
+        start.wait()
     for thread in threads:
         thread.join()
-    load.seconds = time.perf_counter() - began
+    load.seconds = time.perf_counter() - began()
     load.operations = len(load.latencies_ms)
     return load

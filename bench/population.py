@@ -11,7 +11,9 @@ from collections.abc import Callable
 from datetime import date
 from uuid import UUID
 
-from events.envelope import Actor
+from bench.progress import Progress
+from bench.stack import BenchStack
+from events.envelope import SYSTEM_ACTOR, Actor
 from events.payloads.patients import PatientRegistered
 from events.store import ClinicalStore, CommandContext
 
@@ -90,3 +92,15 @@ def grow(store: ClinicalStore, actor: Actor, patients: list[UUID], target: int, 
                 store.record_vitals(ctx, pick.choice(patients), vitals(head + i))
         head = max(r.position for r in batch.results)
         tick(count)
+
+
+def populate(stack: BenchStack, count: int, tag: str, progress: Progress) -> list[UUID]:
+    """``count`` patients with a care team (both bench users), vitals and an allergy."""
+    task = progress.task("population", count * 3)
+    tick = progress.ticker(task)
+    patients = register_patients(stack.store, SYSTEM_ACTOR, tag, count, tick)
+    give_history(
+        stack.store, SYSTEM_ACTOR, patients, [stack.users["physician"], stack.users["nurse"]], tick
+    )
+    stack.wait_caught_up()
+    return patients

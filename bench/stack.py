@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -35,19 +34,13 @@ from projections.service import consumer_lag, start_at_end
 from projections.settings import ProjectionSettings
 from services.api.container import build_container
 from services.bootstrap import build_key_pool, build_store
-from services.infra.processes import wait_until
+from services.infra.processes import api_healthy, free_port, wait_until
 from services.relay.runner import relay_status
 from services.settings import ServiceSettings
 
 PASSWORD = secrets.token_urlsafe(18)  # bench users live as long as the run
 ROLES = ("nurse", "physician")
 ALL_CPUS = frozenset(range(os.cpu_count() or 1))
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -98,7 +91,7 @@ class BenchStack:
                     # The bench process may be pinned to the load generator's core.
                     preexec_fn=lambda: os.sched_setaffinity(0, ALL_CPUS),
                 )
-        if "serve" in commands and not wait_until(self._answers, 60, 0.2):
+        if "serve" in commands and not wait_until(lambda: api_healthy(self.url), 60, 0.2):
             raise RuntimeError(f"the API did not start; see {logs / 'serve.log'}")
 
     def stop(self, *commands: str) -> None:
@@ -111,12 +104,6 @@ class BenchStack:
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 process.kill()
-
-    def _answers(self) -> bool:
-        try:
-            return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
 
     def token(self, role: str) -> str:
         answer = httpx.post(
@@ -149,24 +136,23 @@ class BenchStack:
     def close(self) -> None:
         self.stop()
         self.store.close()
+        # The store's tables (<store>_events, _chain, _data_keys, ...) and the read schema
+        # with its rebuild shadows: one statement lists both kinds.
         with self.admin.connection() as conn:
-            prefix = self.store_settings.store_name
-            tables = conn.execute(
-                "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
-                "AND tablename LIKE %s",
-                (f"{prefix}\\_%",),
+            leftovers = conn.execute(
+                "SELECT 'TABLE', tablename FROM pg_tables WHERE schemaname = current_schema() "
+                "AND tablename LIKE %s UNION ALL "
+                "SELECT 'SCHEMA', nspname FROM pg_namespace WHERE nspname LIKE %s",
+                (
+                    f"{self.store_settings.store_name}\\_%",
+                    f"{self.projection_settings.read_schema}%",
+                ),
             ).fetchall()
-            for (table,) in tables:
+            for kind, name in leftovers:
                 conn.execute(
-                    sql.SQL("DROP TABLE IF EXISTS {} CASCADE").format(sql.Identifier(table))
-                )
-            schemas = conn.execute(
-                "SELECT nspname FROM pg_namespace WHERE nspname LIKE %s",
-                (f"{self.projection_settings.read_schema}%",),
-            ).fetchall()
-            for (schema,) in schemas:
-                conn.execute(
-                    sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema))
+                    sql.SQL("DROP {} IF EXISTS {} CASCADE").format(
+                        sql.SQL(kind), sql.Identifier(name)
+                    )
                 )
         self.reads.close()
         self.admin.close()
@@ -196,7 +182,7 @@ def bench_stack(tmp: Path) -> Iterator[BenchStack]:
         store,
         reads,
         build_key_pool(store_settings),
-        _free_port(),
+        free_port(),
     )
     try:
         container = build_container(settings, store_settings, projection_settings)

@@ -15,26 +15,13 @@ from psycopg import sql
 
 from bench.clients import Clients
 from bench.measure import Load, hammer, ratio
-from bench.population import give_history, register_patients
+from bench.population import populate
 from bench.progress import Progress
 from bench.sizes import Sizes
 from bench.stack import BenchStack, load_generator_core
-from events.envelope import SYSTEM_ACTOR
 from projections.chart import fetch_chart
 
 WARM_UP = 5  # requests per client before measuring: connections and pools are open by then
-
-
-def populate(stack: BenchStack, count: int, tag: str, progress: Progress) -> list[Any]:
-    """``count`` patients with a care team (both bench users), vitals and an allergy."""
-    task = progress.task("population", count * 3)
-    tick = progress.ticker(task)
-    patients = register_patients(stack.store, SYSTEM_ACTOR, tag, count, tick)
-    give_history(
-        stack.store, SYSTEM_ACTOR, patients, [stack.users["physician"], stack.users["nurse"]], tick
-    )
-    stack.wait_caught_up()
-    return patients
 
 
 def api_reads(stack: BenchStack, patients: list[Any], clients: int, seconds: float) -> Load:

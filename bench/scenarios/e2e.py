@@ -15,12 +15,11 @@ from uuid import UUID
 
 from bench.clients import Clients
 from bench.measure import hammer, paced, percentile
-from bench.population import give_history, register_patients, vitals
+from bench.population import populate, vitals
 from bench.progress import Progress
 from bench.sizes import Sizes
 from bench.stack import BenchStack, load_generator_core
 from events.contract import spec_of
-from events.envelope import SYSTEM_ACTOR
 from projections.chart import CHART_PROJECTIONS
 from projections.registry import ALL
 
@@ -80,9 +79,7 @@ class Observer:
 
 
 def run(stack: BenchStack, sizes: Sizes, progress: Progress) -> dict[str, Any]:
-    patients = register_patients(stack.store, SYSTEM_ACTOR, "e2e", PATIENTS)
-    give_history(stack.store, SYSTEM_ACTOR, patients, [stack.users["nurse"]])
-    stack.wait_caught_up()
+    patients = populate(stack, PATIENTS, "e2e", progress)
     clients = Clients(stack.url, stack.token("nurse"), WORKERS)
 
     def read(worker: int, i: int) -> None:

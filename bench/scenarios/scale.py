@@ -10,10 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bench.population import grow
+from bench.population import grow, populate
 from bench.progress import Progress
 from bench.scenarios.append import vitals_load
-from bench.scenarios.chart_read import api_reads, populate
+from bench.scenarios.chart_read import api_reads
 from bench.sizes import Sizes
 from bench.stack import bench_stack
 from events.envelope import SYSTEM_ACTOR

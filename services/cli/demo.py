@@ -4,24 +4,16 @@ from __future__ import annotations
 
 import time
 
-import httpx
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from services.api.container import build_container
 from services.demo import DemoClient, ensure_users, load_population
-from services.infra.processes import wait_until
+from services.infra.processes import api_healthy, wait_until
 from services.settings import get_settings
 
 console = Console()
-
-
-def _api_answers(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def demo(
@@ -35,7 +27,7 @@ def demo(
         credentials = ensure_users(container.auth, credentials_file)
     finally:
         container.close()
-    if not wait_until(lambda: _api_answers(settings.api_url), 60, 0.5):
+    if not wait_until(lambda: api_healthy(settings.api_url), 60, 0.5):
         console.print(
             f"[red]the API does not answer at {settings.api_url}; start it (backbone up)[/red]"
         )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import uuid
@@ -12,7 +11,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 from uuid import UUID
 
 import httpx
@@ -24,7 +22,7 @@ from events.store import CommandContext
 from projections.database import read_pool
 from projections.service import start_at_end
 from services.api.container import DEPARTMENT_TABLES, build_container
-from services.infra.processes import wait_until
+from services.infra.processes import api_healthy, free_port, wait_until
 from services.settings import ServiceSettings
 from tests.integration.projection_harness import isolated_settings
 
@@ -39,12 +37,6 @@ ROLES = (
     "admin",
 )
 PASSWORD = "correct horse battery staple"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -129,7 +121,7 @@ def running_backbone(
                 )
             )
     try:
-        up = wait_until(lambda: _answers(backbone.url), 60, 0.2)
+        up = wait_until(lambda: api_healthy(backbone.url), 60, 0.2)
         assert up, (logs / "api.log").read_text()[-2000:]
         yield backbone
     finally:
@@ -140,29 +132,3 @@ def running_backbone(
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 process.kill()
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-def register_patient(client: httpx.Client, mrn: str) -> UUID:
-    answer = client.post(
-        "/v1/patients",
-        json={
-            "mrn": mrn,
-            "family_name": "Testperson",
-            "given_names": ["Eve"],
-            "birth_date": "1975-05-05",
-            "sex": "female",
-        },
-    )
-    assert answer.status_code == 201, answer.text
-    return UUID(answer.json()["id"])
-
-
-def json_of(answer: httpx.Response) -> Any:
-    return answer.json()

@@ -15,7 +15,7 @@ from events.errors import ConflictError
 from events.recorders import ClinicalPostgresRecorder, Insertion
 from events.store import ClinicalStore, CommandResult
 from events.verification import ChainVerifier
-from tests.integration.test_store_postgres import amoxicillin, race, register
+from tests.integration.test_store_postgres import amoxicillin, loads_meet, race, register
 from tests.unit.conftest import NURSE, ctx
 
 pytestmark = pytest.mark.integration
@@ -84,14 +84,6 @@ def test_a_conflict_in_a_shared_transaction_fails_only_that_command(
     medication = pg_store.prescribe(ctx(), patient, amoxicillin()).id
     others = [register(pg_store, f"MRN-G-other{i}") for i in range(4)]
     recorder = postgres_recorder(pg_store)
-    both_loaded = threading.Barrier(2)
-    original_load = pg_store.load
-
-    def load_then_wait(stream_id: uuid.UUID, evolve: Any) -> Any:
-        state = original_load(stream_id, evolve)
-        if stream_id == medication:
-            both_loaded.wait(timeout=10)
-        return state
 
     def change(dose: int) -> Callable[[], CommandResult]:
         return lambda: pg_store.change_medication(ctx(reason="renal"), medication, {"dose": dose})
@@ -99,12 +91,8 @@ def test_a_conflict_in_a_shared_transaction_fails_only_that_command(
     def vitals(other: uuid.UUID) -> Callable[[], CommandResult]:
         return lambda: pg_store.record_vitals(ctx(NURSE), other, {"heart_rate": 70})
 
-    pg_store.load = load_then_wait  # type: ignore[method-assign]
-    try:
-        with first_write_waits_for(recorder, queued=5):
-            outcomes = race(change(250), change(750), *[vitals(o) for o in others])
-    finally:
-        pg_store.load = original_load  # type: ignore[method-assign]
+    with loads_meet(pg_store, medication), first_write_waits_for(recorder, queued=5):
+        outcomes = race(change(250), change(750), *[vitals(o) for o in others])
 
     changes, rest = outcomes[:2], outcomes[2:]
     assert sorted(type(o).__name__ for o in changes) == ["CommandResult", "ConflictError"]

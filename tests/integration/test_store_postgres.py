@@ -5,8 +5,9 @@ from __future__ import annotations
 import subprocess
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import date
 from typing import Any
 
@@ -60,25 +61,35 @@ def race(*commands: Callable[[], CommandResult]) -> list[CommandResult | Excepti
         return list(pool.map(attempt, commands))
 
 
+@contextmanager
+def loads_meet(store: ClinicalStore, stream_id: uuid.UUID) -> Iterator[None]:
+    """Inside the block, two commands that load ``stream_id`` wait for each other after
+    loading it, so both decide on the same version."""
+    both_loaded = threading.Barrier(2)
+    original_load = store.load
+
+    def load_then_wait(loaded: uuid.UUID, evolve: Any) -> Any:
+        state = original_load(loaded, evolve)
+        if loaded == stream_id:
+            both_loaded.wait(timeout=10)
+        return state
+
+    store.load = load_then_wait  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        store.load = original_load  # type: ignore[method-assign]
+
+
 def test_two_concurrent_changes_to_one_medication_order_one_wins_one_conflicts(
     pg_store: ClinicalStore,
 ) -> None:
     medication_id = pg_store.prescribe(ctx(), register(pg_store, "MRN-C1"), amoxicillin()).id
-    both_loaded = threading.Barrier(2)
-    original_load = pg_store.load
-
-    def load_then_wait(stream_id: uuid.UUID, evolve: Any) -> Any:
-        state = original_load(stream_id, evolve)
-        if stream_id == medication_id:
-            both_loaded.wait(timeout=10)
-        return state
-
-    pg_store.load = load_then_wait  # type: ignore[method-assign]
-    outcomes = race(
-        lambda: pg_store.change_medication(ctx(reason="renal"), medication_id, {"dose": 250}),
-        lambda: pg_store.change_medication(ctx(reason="weight"), medication_id, {"dose": 750}),
-    )
-    pg_store.load = original_load  # type: ignore[method-assign]
+    with loads_meet(pg_store, medication_id):
+        outcomes = race(
+            lambda: pg_store.change_medication(ctx(reason="renal"), medication_id, {"dose": 250}),
+            lambda: pg_store.change_medication(ctx(reason="weight"), medication_id, {"dose": 750}),
+        )
 
     winners = [o for o in outcomes if isinstance(o, CommandResult)]
     losers = [o for o in outcomes if isinstance(o, Exception)]
