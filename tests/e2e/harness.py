@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 import httpx
@@ -132,3 +133,22 @@ def running_backbone(
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+def register_patient(client: httpx.Client, mrn: str) -> UUID:
+    answer = client.post(
+        "/v1/patients",
+        json={
+            "mrn": mrn,
+            "family_name": "Testperson",
+            "given_names": ["Eve"],
+            "birth_date": "1975-05-05",
+            "sex": "female",
+        },
+    )
+    assert answer.status_code == 201, answer.text
+    return UUID(answer.json()["id"])
+
+
+def json_of(answer: httpx.Response) -> Any:
+    return answer.json()
