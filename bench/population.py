@@ -13,9 +13,9 @@ from uuid import UUID
 
 from bench.progress import Progress
 from bench.stack import BenchStack
-from events.envelope import SYSTEM_ACTOR, Actor
-from events.payloads.patients import PatientRegistered
-from events.store import ClinicalStore, CommandContext
+from events.domain.envelope import SYSTEM_ACTOR, Actor
+from events.domain.payloads.patients import PatientRegistered
+from events.store.application import ClinicalStore, CommandContext
 
 BATCH = 500
 FAMILIES = ("Okonkwo", "Lindqvist", "Haddad", "Moreau", "Tanaka", "Novak", "Silva", "Byrne")

@@ -29,7 +29,7 @@ CREATE TABLE {table} (
 INSERT = (
     "INSERT INTO {table} (originator_id, originator_version, topic, state) VALUES (%s, 1, %s, %s)"
 )
-TOPIC = "events.payloads.observations:VitalsRecorded"
+TOPIC = "events.domain.payloads.observations:VitalsRecorded"
 
 
 @contextmanager

@@ -24,17 +24,17 @@ import httpx
 from psycopg import sql
 from psycopg_pool import ConnectionPool
 
-from events.envelope import SYSTEM_ACTOR
-from events.keys import create_master_key
+from events.domain.envelope import SYSTEM_ACTOR
 from events.settings import StoreSettings
-from events.store import ClinicalStore, CommandContext
-from projections.database import read_pool
+from events.store.application import ClinicalStore, CommandContext
+from events.store.keys import create_master_key
+from projections.engine.database import read_pool
+from projections.engine.service import consumer_lag, start_at_end
 from projections.registry import ALL
-from projections.service import consumer_lag, start_at_end
 from projections.settings import ProjectionSettings
 from services.api.container import build_container
 from services.bootstrap import build_key_pool, build_store
-from services.infra.processes import api_healthy, free_port, wait_until
+from services.local_stack.processes import api_healthy, free_port, wait_until
 from services.relay.runner import relay_status
 from services.settings import ServiceSettings
 

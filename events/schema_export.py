@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from events.contract import SPECS
-from events.published import PublishedEnvelope
+from events.domain.contract import SPECS
+from events.store.published import PublishedEnvelope
 
 HEADER = """# Event contract
 

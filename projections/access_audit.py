@@ -7,11 +7,11 @@ from uuid import UUID
 
 from psycopg import Cursor
 
-from events.payloads import access as acc
-from events.payloads import patients as p
-from events.published import PublishedEnvelope
-from events.topics import ACCESS, PATIENTS
-from projections.base import Projection
+from events.domain.payloads import access as acc
+from events.domain.payloads import patients as p
+from events.domain.topics import ACCESS, PATIENTS
+from events.store.published import PublishedEnvelope
+from projections.engine.base import Projection
 
 DDL = """
 CREATE TABLE IF NOT EXISTS access_audit (

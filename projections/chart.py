@@ -17,11 +17,11 @@ from uuid import UUID
 
 from psycopg import Connection, sql
 
-from events.contract import spec_of
-from events.mapper import EventHeader, split_state
-from projections.base import Projection
+from events.domain.contract import spec_of
+from events.store.mapper import EventHeader, split_state
+from projections.engine.base import Projection
+from projections.engine.state import mark_of
 from projections.registry import named
-from projections.state import mark_of
 
 CHART_PROJECTIONS = ("patient_chart", "medications", "orders", "lab_results")
 

@@ -12,13 +12,13 @@ from uuid import UUID
 
 from psycopg import Cursor
 
-from events.errors import ClinicalRuleViolation
-from events.payloads import orders as o
-from events.published import PublishedEnvelope
-from events.rules.results import trend
-from events.rules.units import to_canonical
-from events.topics import PATIENTS, RESULTS
-from projections.base import Projection
+from events.domain.errors import ClinicalRuleViolation
+from events.domain.payloads import orders as o
+from events.domain.rules.results import trend
+from events.domain.rules.units import to_canonical
+from events.domain.topics import PATIENTS, RESULTS
+from events.store.published import PublishedEnvelope
+from projections.engine.base import Projection
 
 DDL = """
 CREATE TABLE IF NOT EXISTS lab_results (

@@ -8,11 +8,11 @@ from uuid import UUID
 
 from psycopg import Cursor
 
-from events.payloads import medications as m
-from events.payloads.base import Payload
-from events.published import PublishedEnvelope
-from events.topics import MEDICATIONS, PATIENTS
-from projections.base import Projection
+from events.domain.payloads import medications as m
+from events.domain.payloads.base import Payload
+from events.domain.topics import MEDICATIONS, PATIENTS
+from events.store.published import PublishedEnvelope
+from projections.engine.base import Projection
 
 DDL = """
 CREATE TABLE IF NOT EXISTS medication_orders (

@@ -12,10 +12,10 @@ from uuid import UUID
 
 from psycopg import Cursor
 
-from events.payloads import orders as o
-from events.published import PublishedEnvelope
-from events.topics import ORDERS, PATIENTS, RESULTS
-from projections.base import Projection
+from events.domain.payloads import orders as o
+from events.domain.topics import ORDERS, PATIENTS, RESULTS
+from events.store.published import PublishedEnvelope
+from projections.engine.base import Projection
 
 DDL = """
 CREATE TABLE IF NOT EXISTS lab_orders (

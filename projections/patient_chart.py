@@ -7,11 +7,11 @@ from uuid import UUID
 
 from psycopg import Cursor
 
-from events.payloads import observations as obs
-from events.payloads import patients as p
-from events.published import PublishedEnvelope
-from events.topics import OBSERVATIONS, PATIENTS
-from projections.base import Projection
+from events.domain.payloads import observations as obs
+from events.domain.payloads import patients as p
+from events.domain.topics import OBSERVATIONS, PATIENTS
+from events.store.published import PublishedEnvelope
+from projections.engine.base import Projection
 
 DDL = """
 CREATE TABLE IF NOT EXISTS patients (

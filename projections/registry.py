@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from projections import access_audit, lab_results, medications, orders, patient_chart
-from projections.base import Projection
+from projections.engine.base import Projection
 
 ALL: tuple[Projection, ...] = (
     patient_chart.PROJECTION,

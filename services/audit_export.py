@@ -16,8 +16,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from events.history import history_entries
-from events.store import ClinicalStore
+from events.store.application import ClinicalStore
+from events.store.history import history_entries
 
 FIELDS = (
     "position",

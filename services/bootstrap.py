@@ -12,10 +12,10 @@ from contextlib import contextmanager
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
-from events.keys import Keyring, PostgresKeyStore, load_master_key
-from events.recorders import ClinicalPostgresRecorder
 from events.settings import StoreSettings, get_store_settings
-from events.store import ClinicalStore
+from events.store.application import ClinicalStore
+from events.store.keys import Keyring, PostgresKeyStore, load_master_key
+from events.store.recorders import ClinicalPostgresRecorder
 
 
 def store_env(settings: StoreSettings) -> dict[str, str]:

@@ -19,10 +19,10 @@ from typing import Any
 
 import httpx
 
-from events.aggregates.users import DuplicateUsername
-from events.envelope import SYSTEM_ACTOR
-from events.payloads.access import ROLES
-from events.store import CommandContext
+from events.domain.aggregates.users import DuplicateUsername
+from events.domain.envelope import SYSTEM_ACTOR
+from events.domain.payloads.access import ROLES
+from events.store.application import CommandContext
 from services.auth.service import AuthService
 
 DRUGS = (

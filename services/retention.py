@@ -15,9 +15,9 @@ from uuid import UUID
 
 from psycopg_pool import ConnectionPool
 
-from events.contract import spec_of
-from events.envelope import SYSTEM_ACTOR
-from events.store import ClinicalStore, CommandContext
+from events.domain.contract import spec_of
+from events.domain.envelope import SYSTEM_ACTOR
+from events.store.application import ClinicalStore, CommandContext
 
 HOLDS_DDL = """
 CREATE TABLE IF NOT EXISTS legal_holds (

@@ -11,7 +11,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.infra.processes import pid_alive, read_pid, terminate
+from services.local_stack.processes import pid_alive, read_pid, terminate
 from services.settings import ServiceSettings
 
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from services.infra.stack import LocalStack
+from services.local_stack.stack import LocalStack
 from services.settings import ServiceSettings, get_settings
 
 

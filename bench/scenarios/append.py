@@ -19,9 +19,9 @@ from bench.progress import Progress
 from bench.raw import batch_inserts, raw_table, single_inserts
 from bench.sizes import Sizes
 from bench.stack import BenchStack
-from events.envelope import SYSTEM_ACTOR, Actor
-from events.recorders import ClinicalPostgresRecorder
-from events.store import CommandContext
+from events.domain.envelope import SYSTEM_ACTOR, Actor
+from events.store.application import CommandContext
+from events.store.recorders import ClinicalPostgresRecorder
 
 WRITERS = 8
 

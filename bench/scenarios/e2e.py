@@ -19,7 +19,7 @@ from bench.population import populate, vitals
 from bench.progress import Progress
 from bench.sizes import Sizes
 from bench.stack import BenchStack, load_generator_core
-from events.contract import spec_of
+from events.domain.contract import spec_of
 from projections.chart import CHART_PROJECTIONS
 from projections.registry import ALL
 

@@ -16,7 +16,7 @@ from psycopg import sql
 from bench.measure import ratio
 from bench.progress import Progress
 from bench.stack import BenchStack
-from projections.rebuild import rebuild
+from projections.engine.rebuild import rebuild
 from projections.registry import named
 
 PROJECTION = "patient_chart"

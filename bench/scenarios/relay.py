@@ -19,8 +19,8 @@ from bench.population import register_patients, vitals
 from bench.progress import Progress
 from bench.sizes import Sizes
 from bench.stack import BenchStack
-from events.envelope import SYSTEM_ACTOR, Actor
-from events.store import CommandContext
+from events.domain.envelope import SYSTEM_ACTOR, Actor
+from events.store.application import CommandContext
 from services.relay.publisher import OutgoingMessage, producer_config
 from services.relay.runner import build_relay
 

@@ -16,8 +16,8 @@ from bench.scenarios.append import vitals_load
 from bench.scenarios.chart_read import api_reads
 from bench.sizes import Sizes
 from bench.stack import bench_stack
-from events.envelope import SYSTEM_ACTOR
-from projections.rebuild import rebuild
+from events.domain.envelope import SYSTEM_ACTOR
+from projections.engine.rebuild import rebuild
 from projections.registry import named
 
 

@@ -7,14 +7,14 @@ from dataclasses import dataclass
 from psycopg_pool import ConnectionPool
 
 from events.settings import StoreSettings, get_store_settings
-from events.store import ClinicalStore
-from projections.database import create_tables, read_pool
+from events.store.application import ClinicalStore
+from projections.engine.database import create_tables, read_pool
 from projections.registry import ALL
 from projections.settings import ProjectionSettings, get_projection_settings
 from services.auth.service import AuthService
 from services.bootstrap import build_key_pool, build_store, schema_lock
-from services.lab_routing.projection import lab_routing
-from services.pharmacy.projection import PROJECTION as PHARMACY
+from services.departments.lab_routing import lab_routing
+from services.departments.pharmacy import PROJECTION as PHARMACY
 from services.settings import ServiceSettings, get_settings
 
 # The API reads the department tables too (queue, inbox): create them if it starts first.

@@ -10,7 +10,7 @@ from uuid import UUID
 from fastapi import Depends, Header, Request
 from fastapi.security import OAuth2PasswordBearer
 
-from events.store import CommandContext
+from events.store.application import CommandContext
 from services.api.container import Container
 from services.api.problems import Forbidden
 from services.auth.service import AuthenticationFailed, Principal

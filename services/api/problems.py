@@ -10,8 +10,8 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from events.aggregates.users import DuplicateUsername
-from events.errors import (
+from events.domain.aggregates.users import DuplicateUsername
+from events.domain.errors import (
     ClinicalRuleViolation,
     ConflictError,
     DomainError,

@@ -16,9 +16,9 @@ from uuid import UUID, uuid4
 
 from psycopg_pool import ConnectionPool
 
-from events.aggregates import users
-from events.envelope import Actor
-from events.store import ClinicalStore, CommandContext, CommandResult
+from events.domain.aggregates import users
+from events.domain.envelope import Actor
+from events.store.application import ClinicalStore, CommandContext, CommandResult
 from services.auth import passwords, tokens, totp
 from services.settings import ServiceSettings
 

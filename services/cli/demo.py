@@ -10,7 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from services.api.container import build_container
 from services.demo import DemoClient, ensure_users, load_population
-from services.infra.processes import api_healthy, wait_until
+from services.local_stack.processes import api_healthy, wait_until
 from services.settings import get_settings
 
 console = Console()

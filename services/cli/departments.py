@@ -6,12 +6,12 @@ import signal
 import threading
 from types import FrameType
 
-from projections.base import Projection
-from projections.database import read_pool
-from projections.service import run_projections
+from projections.engine.base import Projection
+from projections.engine.database import read_pool
+from projections.engine.service import run_projections
 from projections.settings import get_projection_settings
-from services.lab_routing.projection import CRITICAL, lab_routing
-from services.pharmacy.projection import PROJECTION as PHARMACY
+from services.departments.lab_routing import CRITICAL, lab_routing
+from services.departments.pharmacy import PROJECTION as PHARMACY
 from services.settings import ServiceSettings, get_settings
 
 

@@ -8,9 +8,9 @@ from uuid import UUID
 import typer
 from rich.console import Console
 
-from events.envelope import SYSTEM_ACTOR
-from events.errors import DomainError
-from events.store import CommandContext
+from events.domain.envelope import SYSTEM_ACTOR
+from events.domain.errors import DomainError
+from events.store.application import CommandContext
 from services.bootstrap import build_store
 
 console = Console()

@@ -8,8 +8,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from services.infra.errors import InfraError
-from services.infra.stack import LocalStack
+from services.local_stack.errors import InfraError
+from services.local_stack.stack import LocalStack
 from services.settings import get_settings
 
 app = typer.Typer(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import typer
 from rich.console import Console
 
-from events.keys import create_master_key
 from events.settings import get_store_settings
+from events.store.keys import create_master_key
 
 app = typer.Typer(help="Encryption keys.", no_args_is_help=True)
 console = Console()

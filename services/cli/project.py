@@ -18,12 +18,12 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from projections.base import Projection
-from projections.database import create_tables, read_pool
-from projections.rebuild import rebuild as rebuild_projection
-from projections.rebuild import store_head
+from projections.engine.base import Projection
+from projections.engine.database import create_tables, read_pool
+from projections.engine.rebuild import rebuild as rebuild_projection
+from projections.engine.rebuild import store_head
+from projections.engine.service import projection_statuses, run_projections
 from projections.registry import ALL, named
-from projections.service import projection_statuses, run_projections
 from projections.settings import get_projection_settings
 from services.bootstrap import build_store
 from services.relay.runner import store_head_position

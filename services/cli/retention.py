@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from events.settings import get_store_settings
-from events.store import utc_now
+from events.store.application import utc_now
 from services.bootstrap import build_key_pool, build_store
 from services.retention import Expired, RetentionPolicy
 from services.settings import get_settings

@@ -10,12 +10,12 @@ from rich.console import Console
 from rich.table import Table
 
 from events.settings import get_store_settings
-from projections.database import read_pool
+from projections.engine.database import read_pool
+from projections.engine.service import consumer_lag, projection_statuses
 from projections.registry import ALL
-from projections.service import consumer_lag, projection_statuses
 from projections.settings import get_projection_settings
-from services.infra.errors import InfraError
-from services.infra.stack import LocalStack
+from services.local_stack.errors import InfraError
+from services.local_stack.stack import LocalStack
 from services.relay.runner import relay_status
 from services.settings import get_settings
 from services.supervisor import PROCESSES, Supervisor

@@ -8,9 +8,9 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from events.recorders import ClinicalPostgresRecorder
 from events.settings import get_store_settings
-from events.verification import ChainVerifier, load_signing_key
+from events.store.recorders import ClinicalPostgresRecorder
+from events.store.verification import ChainVerifier, load_signing_key
 from services.bootstrap import build_key_pool, build_store
 
 console = Console()

@@ -15,9 +15,9 @@ from collections.abc import Callable, Sequence
 
 from eventsourcing.persistence import Notification
 
-from events.contract import spec_of
-from events.published import partition_key, published_envelope
-from events.store import ClinicalStore
+from events.domain.contract import spec_of
+from events.store.application import ClinicalStore
+from events.store.published import partition_key, published_envelope
 from services.relay.checkpoint import Checkpoint
 from services.relay.publisher import KafkaPublisher, OutgoingMessage, PublishFailed, message_for
 from services.relay.wakeup import StoreWakeup

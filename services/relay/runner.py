@@ -5,9 +5,9 @@ from __future__ import annotations
 from psycopg import sql
 from psycopg_pool import ConnectionPool
 
-from events.recorders import ClinicalPostgresRecorder
 from events.settings import StoreSettings, get_store_settings
-from events.verification import ChainVerifier, load_signing_key
+from events.store.recorders import ClinicalPostgresRecorder
+from events.store.verification import ChainVerifier, load_signing_key
 from services.bootstrap import build_key_pool, build_store, schema_lock
 from services.relay.checkpoint import Checkpoint, RelayStatus, read_status
 from services.relay.publisher import KafkaPublisher

@@ -16,14 +16,14 @@ from uuid import UUID
 
 import httpx
 
-from events.envelope import SYSTEM_ACTOR
-from events.keys import create_master_key
+from events.domain.envelope import SYSTEM_ACTOR
 from events.settings import StoreSettings
-from events.store import CommandContext
-from projections.database import read_pool
-from projections.service import start_at_end
+from events.store.application import CommandContext
+from events.store.keys import create_master_key
+from projections.engine.database import read_pool
+from projections.engine.service import start_at_end
 from services.api.container import DEPARTMENT_TABLES, build_container
-from services.infra.processes import api_healthy, free_port, wait_until
+from services.local_stack.processes import api_healthy, free_port, wait_until
 from services.settings import ServiceSettings
 from tests.integration.projection_harness import isolated_settings
 

@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from services.auth import totp
-from services.infra.processes import wait_until
-from services.infra.stack import LocalStack
+from services.local_stack.processes import wait_until
+from services.local_stack.stack import LocalStack
 from services.settings import ServiceSettings
 from tests.e2e.harness import PASSWORD, Backbone, register_patient, running_backbone
 

@@ -9,15 +9,15 @@ from datetime import date
 
 import pytest
 
-from events.keys import create_master_key
-from events.payloads.patients import PatientRegistered
+from events.domain.payloads.patients import PatientRegistered
 from events.settings import get_store_settings
+from events.store.keys import create_master_key
 from projections.chart import fetch_chart
-from projections.database import read_pool
+from projections.engine.database import read_pool
 from projections.settings import get_projection_settings
 from services.bootstrap import build_store
-from services.infra.processes import wait_until
-from services.infra.stack import LocalStack
+from services.local_stack.processes import wait_until
+from services.local_stack.stack import LocalStack
 from services.settings import ServiceSettings
 from services.supervisor import PROCESSES, Supervisor
 from tests.cli import backbone

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from services.infra.stack import LocalStack
+from services.local_stack.stack import LocalStack
 from services.settings import REPO_ROOT, ServiceSettings
 from tests.e2e.harness import running_backbone
 

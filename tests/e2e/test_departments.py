@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from services.infra.processes import wait_until
-from services.infra.stack import LocalStack
+from services.local_stack.processes import wait_until
+from services.local_stack.stack import LocalStack
 from services.settings import ServiceSettings
 from tests.e2e.harness import Backbone, register_patient, running_backbone
 from tests.integration.contract_reader import ContractReader

@@ -11,7 +11,7 @@ from uuid import UUID
 import httpx
 import pytest
 
-from services.infra.stack import LocalStack
+from services.local_stack.stack import LocalStack
 from services.settings import ServiceSettings
 from tests.e2e.harness import ROLES, Backbone, register_patient, running_backbone
 

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from events.keys import create_master_key
-from events.recorders import ClinicalPostgresRecorder
 from events.settings import StoreSettings
-from events.store import ClinicalStore
-from events.verification import ChainVerifier, load_signing_key
+from events.store.application import ClinicalStore
+from events.store.keys import create_master_key
+from events.store.recorders import ClinicalPostgresRecorder
+from events.store.verification import ChainVerifier, load_signing_key
 from services.bootstrap import build_key_pool, build_store
-from services.infra.stack import LocalStack
+from services.local_stack.stack import LocalStack
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
-from events.topics import ALL_TOPICS, DEADLETTER
+from events.domain.topics import ALL_TOPICS, DEADLETTER
 
 
 class ContractReader:

@@ -13,13 +13,13 @@ from psycopg import sql
 from psycopg_pool import ConnectionPool
 
 from events.settings import StoreSettings
-from events.store import ClinicalStore
-from projections.base import Projection
-from projections.rebuild import build_shadow
+from events.store.application import ClinicalStore
+from projections.engine.base import Projection
+from projections.engine.rebuild import build_shadow
+from projections.engine.service import end_offsets, run_projections
+from projections.engine.state import stored_offsets
 from projections.registry import ALL
-from projections.service import end_offsets, run_projections
 from projections.settings import ProjectionSettings
-from projections.state import stored_offsets
 
 
 def isolated_settings(store_settings: StoreSettings) -> ProjectionSettings:

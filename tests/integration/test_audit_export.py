@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from events.settings import StoreSettings
-from events.store import ClinicalStore
+from events.store.application import ClinicalStore
 from tests.integration.test_store_postgres import amoxicillin, register
 from tests.unit.conftest import NURSE, ctx
 

@@ -13,10 +13,10 @@ from uuid import UUID
 
 import pytest
 
-from events.payloads.patients import PatientRegistered
+from events.domain.payloads.patients import PatientRegistered
 from events.settings import StoreSettings
-from events.store import ClinicalStore
-from services.infra.processes import wait_until
+from events.store.application import ClinicalStore
+from services.local_stack.processes import wait_until
 from services.relay.runner import build_relay, relay_status
 from services.settings import ServiceSettings
 from tests.integration.test_relay import RelayThread

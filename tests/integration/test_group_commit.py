@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from events.errors import ConflictError
-from events.recorders import ClinicalPostgresRecorder, Insertion
-from events.store import ClinicalStore, CommandResult
-from events.verification import ChainVerifier
+from events.domain.errors import ConflictError
+from events.store.application import ClinicalStore, CommandResult
+from events.store.recorders import ClinicalPostgresRecorder, Insertion
+from events.store.verification import ChainVerifier
 from tests.integration.test_store_postgres import amoxicillin, loads_meet, race, register
 from tests.unit.conftest import NURSE, ctx
 

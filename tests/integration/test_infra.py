@@ -9,8 +9,8 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 
-from events.topics import ALL_TOPICS
-from services.infra.stack import LocalStack
+from events.domain.topics import ALL_TOPICS
+from services.local_stack.stack import LocalStack
 from services.settings import ServiceSettings
 from tests.cli import backbone
 

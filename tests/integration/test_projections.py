@@ -15,16 +15,16 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from psycopg_pool import ConnectionPool
 
+from events.domain.topics import DEADLETTER, PATIENTS
 from events.settings import StoreSettings
-from events.store import ClinicalStore
-from events.topics import DEADLETTER, PATIENTS
+from events.store.application import ClinicalStore
 from projections.chart import fetch_chart, wait_for_position
-from projections.database import read_pool
-from projections.rebuild import rebuild
+from projections.engine.database import read_pool
+from projections.engine.rebuild import rebuild
+from projections.engine.service import end_offsets, projection_statuses, start_at_end
 from projections.registry import ALL, named
-from projections.service import end_offsets, projection_statuses, start_at_end
 from projections.settings import ProjectionSettings
-from services.infra.processes import wait_until
+from services.local_stack.processes import wait_until
 from services.relay.runner import build_relay
 from services.settings import ServiceSettings
 from tests.integration.projection_harness import (

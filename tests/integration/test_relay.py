@@ -18,12 +18,12 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from events.contract import spec_of
-from events.payloads.patients import PatientRegistered
+from events.domain.contract import spec_of
+from events.domain.payloads.patients import PatientRegistered
 from events.settings import StoreSettings
-from events.store import ClinicalStore
-from services.infra.processes import wait_until
-from services.infra.stack import LocalStack
+from events.store.application import ClinicalStore
+from services.local_stack.processes import wait_until
+from services.local_stack.stack import LocalStack
 from services.relay.relay import Relay
 from services.relay.runner import build_relay, relay_status
 from services.settings import ServiceSettings

@@ -9,10 +9,10 @@ import sys
 
 import pytest
 
-from events.aggregates import patients
-from events.errors import PatientErasedError
+from events.domain.aggregates import patients
+from events.domain.errors import PatientErasedError
 from events.settings import StoreSettings
-from events.store import ClinicalStore
+from events.store.application import ClinicalStore
 from tests.integration.test_store_postgres import register
 from tests.unit.conftest import ctx
 

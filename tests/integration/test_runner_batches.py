@@ -12,14 +12,14 @@ from kafka import TopicPartition
 from psycopg import Cursor
 from psycopg_pool import ConnectionPool
 
-from events.published import published_envelope
+from events.domain.topics import OBSERVATIONS
 from events.settings import StoreSettings
-from events.store import ClinicalStore
-from events.topics import OBSERVATIONS
-from projections.base import Projection
-from projections.database import create_tables, read_pool
-from projections.deadletter import DeadLetter
-from projections.runner import ProjectionRunner
+from events.store.application import ClinicalStore
+from events.store.published import published_envelope
+from projections.engine.base import Projection
+from projections.engine.database import create_tables, read_pool
+from projections.engine.deadletter import DeadLetter
+from projections.engine.runner import ProjectionRunner
 from projections.settings import ProjectionSettings
 from tests.integration.projection_harness import isolated_settings
 from tests.integration.test_store_postgres import register

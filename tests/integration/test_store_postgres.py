@@ -13,15 +13,15 @@ from typing import Any
 
 import pytest
 
-from events.aggregates import medications, patients
-from events.aggregates.orders import AnalyteInput
-from events.errors import ConflictError, PatientErasedError
-from events.payloads.observations import VitalsRecorded
-from events.payloads.patients import PatientRegistered
+from events.domain.aggregates import medications, patients
+from events.domain.aggregates.orders import AnalyteInput
+from events.domain.errors import ConflictError, PatientErasedError
+from events.domain.payloads.observations import VitalsRecorded
+from events.domain.payloads.patients import PatientRegistered
 from events.settings import StoreSettings
-from events.store import ClinicalStore, CommandResult
+from events.store.application import ClinicalStore, CommandResult
 from services.bootstrap import build_store
-from services.infra.postgres import find_bin_dir
+from services.local_stack.postgres import find_bin_dir
 from tests.unit.conftest import LAB, NURSE, FakeClock, ctx
 from tests.unit.test_upcasting import store_v1_vitals
 

@@ -11,10 +11,10 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from events import chain
 from events.settings import StoreSettings
-from events.store import ClinicalStore
-from events.verification import ChainVerifier
+from events.store import chain
+from events.store.application import ClinicalStore
+from events.store.verification import ChainVerifier
 from tests.integration.test_store_postgres import amoxicillin, register
 from tests.unit.conftest import NURSE, ctx
 

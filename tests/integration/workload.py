@@ -6,12 +6,12 @@ import random
 from datetime import date, timedelta
 from uuid import UUID
 
-from events.aggregates import medications
-from events.aggregates.orders import AnalyteInput
-from events.envelope import Actor
-from events.errors import DomainError
-from events.payloads.patients import DemographicsUpdated, PatientRegistered
-from events.store import ClinicalStore, CommandContext
+from events.domain.aggregates import medications
+from events.domain.aggregates.orders import AnalyteInput
+from events.domain.envelope import Actor
+from events.domain.errors import DomainError
+from events.domain.payloads.patients import DemographicsUpdated, PatientRegistered
+from events.store.application import ClinicalStore, CommandContext
 
 PHYSICIAN = Actor(user_id=UUID("00000000-0000-4000-8000-0000000000a1"), role="physician")
 NURSE = Actor(user_id=UUID("00000000-0000-4000-8000-0000000000a2"), role="nurse")

@@ -8,9 +8,9 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from events.envelope import Actor
-from events.keys import Keyring, MemoryKeyStore
-from events.store import ClinicalStore, CommandContext
+from events.domain.envelope import Actor
+from events.store.application import ClinicalStore, CommandContext
+from events.store.keys import Keyring, MemoryKeyStore
 
 
 class FakeClock:

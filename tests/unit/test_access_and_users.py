@@ -6,9 +6,9 @@ from datetime import timedelta
 
 import pytest
 
-from events.aggregates.users import DuplicateUsername
-from events.errors import ClinicalRuleViolation, ReasonRequired
-from events.store import ClinicalStore
+from events.domain.aggregates.users import DuplicateUsername
+from events.domain.errors import ClinicalRuleViolation, ReasonRequired
+from events.store.application import ClinicalStore
 from tests.unit.conftest import NURSE, PHYSICIAN, FakeClock, ctx
 from tests.unit.test_write_side import registered
 

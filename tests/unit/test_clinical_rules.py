@@ -9,9 +9,9 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from events.errors import ClinicalRuleViolation, ImpossibleValueError, UnknownUnitError
-from events.rules.medications import allergy_alerts, dose_alerts, drug, drug_by_name
-from events.rules.reference import (
+from events.domain.errors import ClinicalRuleViolation, ImpossibleValueError, UnknownUnitError
+from events.domain.rules.medications import allergy_alerts, dose_alerts, drug, drug_by_name
+from events.domain.rules.reference import (
     allergy_rules,
     analyte,
     analytes,
@@ -19,9 +19,9 @@ from events.rules.reference import (
     unit_table,
     vital_signs,
 )
-from events.rules.results import flag_result, trend
-from events.rules.units import canonical_unit, to_canonical
-from events.rules.vitals import VITAL_NAMES, check_vitals
+from events.domain.rules.results import flag_result, trend
+from events.domain.rules.units import canonical_unit, to_canonical
+from events.domain.rules.vitals import VITAL_NAMES, check_vitals
 
 POTASSIUM = "2823-3"
 SODIUM = "2951-2"
@@ -61,7 +61,7 @@ NORMAL_VITALS = {
 
 def test_every_reference_file_is_packaged_and_says_where_its_values_come_from() -> None:
     # given the reference folder inside the events package
-    folder = files("events").joinpath("reference")
+    folder = files("events.domain").joinpath("reference")
     # when each data set is loaded
     sources = [unit_table().source, allergy_rules().source]
     # then every file exists as package data and each data set carries a source note
@@ -585,7 +585,7 @@ def test_a_shared_class_without_a_cross_reactivity_rule_is_no_alert() -> None:
 
 
 def test_warfarin_with_an_nsaid_and_ace_inhibitor_with_spironolactone_interact() -> None:
-    from events.rules.interactions import duplicate_therapy_alerts, interaction_alerts
+    from events.domain.rules.interactions import duplicate_therapy_alerts, interaction_alerts
 
     assert interaction_alerts("5640", "ibuprofen", [("11289", "warfarin")])[0].startswith(
         "interaction (major): ibuprofen with warfarin"

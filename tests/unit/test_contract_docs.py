@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from events.contract import SPECS
+from events.domain.contract import SPECS
 from events.schema_export import contract_files
 from services.api.app import create_app
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from events.group_commit import GroupCommit
+from events.store.group_commit import GroupCommit
 
 
 def test_writers_arriving_during_a_write_go_together_in_the_next_one() -> None:

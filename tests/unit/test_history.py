@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from events.history import history_entries
-from events.store import ClinicalStore
+from events.store.application import ClinicalStore
+from events.store.history import history_entries
 from tests.unit.conftest import NURSE, ctx
 from tests.unit.test_write_side import _amoxicillin, registered
 

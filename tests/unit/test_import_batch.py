@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from events.aggregates import patients
-from events.errors import ClinicalRuleViolation, ConflictError, DuplicateMRN
-from events.store import ClinicalStore
+from events.domain.aggregates import patients
+from events.domain.errors import ClinicalRuleViolation, ConflictError, DuplicateMRN
+from events.store.application import ClinicalStore
 from tests.unit.conftest import NURSE, ctx
 from tests.unit.test_write_side import registered, registration
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from services.infra.kafka import new_cluster_id
-from services.infra.postgres import redact_url
+from services.local_stack.kafka import new_cluster_id
+from services.local_stack.postgres import redact_url
 
 
 def test_cluster_ids_never_start_with_a_dash_that_the_storage_tool_reads_as_an_option() -> None:

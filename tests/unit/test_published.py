@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from events.published import PublishedEnvelope, published, published_envelope, published_model
-from events.store import ClinicalStore
+from events.store.application import ClinicalStore
+from events.store.published import PublishedEnvelope, published, published_envelope, published_model
 from tests.unit.conftest import NURSE, FakeClock, ctx
 from tests.unit.test_upcasting import store_v1_vitals
 from tests.unit.test_write_side import _amoxicillin, registered

@@ -13,11 +13,11 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from events.aggregates import medications
-from events.aggregates.common import fold
-from events.envelope import ClinicalEvent
-from events.errors import DomainError
-from events.payloads.patients import PatientRegistered
+from events.domain.aggregates import medications
+from events.domain.aggregates.common import fold
+from events.domain.envelope import ClinicalEvent
+from events.domain.errors import DomainError
+from events.domain.payloads.patients import PatientRegistered
 from tests.unit.conftest import NURSE, FakeClock, ctx, memory_store
 
 commands = st.lists(

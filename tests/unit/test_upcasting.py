@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from uuid import uuid4
 
-from events.envelope import ClinicalEvent
-from events.payloads.observations import VitalsRecorded, VitalsRecordedV1
-from events.store import ClinicalStore
+from events.domain.envelope import ClinicalEvent
+from events.domain.payloads.observations import VitalsRecorded, VitalsRecordedV1
+from events.store.application import ClinicalStore
 from tests.unit.conftest import NURSE, FakeClock
 
 

@@ -8,10 +8,10 @@ from uuid import UUID, uuid4
 import pytest
 from pydantic import ValidationError
 
-from events.aggregates import medications, orders, patients
-from events.aggregates.orders import AnalyteInput
-from events.envelope import ClinicalEvent
-from events.errors import (
+from events.domain.aggregates import medications, orders, patients
+from events.domain.aggregates.orders import AnalyteInput
+from events.domain.envelope import ClinicalEvent
+from events.domain.errors import (
     ClinicalRuleViolation,
     DuplicateMRN,
     ImpossibleValueError,
@@ -21,9 +21,9 @@ from events.errors import (
     ReasonRequired,
     UnknownUnitError,
 )
-from events.payloads.observations import VitalsRecorded
-from events.payloads.patients import DemographicsUpdated, PatientRegistered
-from events.store import ClinicalStore
+from events.domain.payloads.observations import VitalsRecorded
+from events.domain.payloads.patients import DemographicsUpdated, PatientRegistered
+from events.store.application import ClinicalStore
 from tests.unit.conftest import LAB, NURSE, FakeClock, ctx
 
 

@@ -9,13 +9,13 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query
 from pydantic import AwareDatetime, BaseModel
 
+from projections.engine.service import consumer_lag
 from projections.registry import named
-from projections.service import consumer_lag
 from services.api.container import Container
 from services.api.deps import ContainerDep, require
 from services.api.examples import ACCESS, ALERTS, example
 from services.auth.service import Principal
-from services.infra.processes import wait_until
+from services.local_stack.processes import wait_until
 from services.relay.runner import relay_status
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])

@@ -9,8 +9,8 @@ from fastapi.responses import JSONResponse
 from kafka.errors import KafkaError
 from psycopg import Error as DatabaseError
 
+from projections.engine.service import consumer_lag
 from projections.registry import ALL
-from projections.service import consumer_lag
 from services.api.deps import ContainerDep
 from services.api.examples import HEALTH, METRICS, READY, example
 from services.api.observability import PROJECTION_LAG, RELAY_LAG, exposition

@@ -9,7 +9,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query, status
 from pydantic import BaseModel
 
-from events.errors import NotFound
+from events.domain.errors import NotFound
 from projections.chart import wait_for_position
 from services.api.deps import ContainerDep, IdempotencyKey, command_context, require
 from services.api.examples import INBOX, example
@@ -17,7 +17,7 @@ from services.api.problems import Forbidden
 from services.api.schemas.common import Written
 from services.auth.service import Principal
 from services.cli.departments import routed_flags
-from services.lab_routing.projection import lab_routing
+from services.departments.lab_routing import lab_routing
 
 router = APIRouter(prefix="/v1/inbox", tags=["inbox"])
 

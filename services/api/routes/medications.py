@@ -7,8 +7,8 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, status
 
-from events.aggregates import medications as medication_aggregate
-from events.errors import NotFound
+from events.domain.aggregates import medications as medication_aggregate
+from events.domain.errors import NotFound
 from services.api.container import Container
 from services.api.deps import ContainerDep, IdempotencyKey, command_context, patient_access, require
 from services.api.schemas.common import Written

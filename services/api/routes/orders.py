@@ -7,9 +7,9 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, status
 
-from events.aggregates import orders as order_aggregate
-from events.aggregates.orders import AnalyteInput
-from events.errors import NotFound
+from events.domain.aggregates import orders as order_aggregate
+from events.domain.aggregates.orders import AnalyteInput
+from events.domain.errors import NotFound
 from services.api.container import Container
 from services.api.deps import ContainerDep, IdempotencyKey, command_context, patient_access, require
 from services.api.schemas.common import Written

@@ -9,12 +9,12 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
 from pydantic import AwareDatetime
 
-from events.aggregates import patients as patient_aggregate
-from events.errors import NotFound
-from events.history import history_entries, within
-from events.payloads.patients import PatientRegistered
-from projections.as_of import chart_as_of
+from events.domain.aggregates import patients as patient_aggregate
+from events.domain.errors import NotFound
+from events.domain.payloads.patients import PatientRegistered
+from events.store.history import history_entries, within
 from projections.chart import fetch_chart, wait_for_position
+from projections.engine.as_of import chart_as_of
 from projections.registry import named
 from services.api.container import Container
 from services.api.deps import (

@@ -9,15 +9,15 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from events.errors import NotFound
-from events.store import CommandContext
+from events.domain.errors import NotFound
+from events.store.application import CommandContext
 from projections.chart import wait_for_position
 from services.api.container import Container
 from services.api.deps import ContainerDep, IdempotencyKey, require
 from services.api.examples import QUEUE, example
 from services.api.schemas.common import Written
 from services.auth.service import Principal
-from services.pharmacy.projection import PROJECTION as PHARMACY
+from services.departments.pharmacy import PROJECTION as PHARMACY
 
 router = APIRouter(prefix="/v1/pharmacy", tags=["pharmacy"])
 

@@ -1,0 +1,1 @@
+"""Pure domain: payloads, aggregates, clinical rules and reference data. No I/O."""

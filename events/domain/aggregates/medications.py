@@ -1,0 +1,167 @@
+"""The medication order aggregate: prescribed → changed → discontinued, with administrations.
+
+Prescribing and dose changes check the dose against the per-drug maximum and the drug
+against the patient's active allergies (same substance or a cross-reacting class). A
+check that fires refuses the command unless it carries an override reason, which is
+recorded with the alerts it overrode.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Literal
+from uuid import UUID
+
+from events.domain.aggregates.common import require_reason
+from events.domain.aggregates.patients import Patient
+from events.domain.envelope import ClinicalEvent
+from events.domain.errors import ClinicalRuleViolation, ConflictError, OverrideRequired
+from events.domain.payloads import medications as m
+from events.domain.rules.medications import allergy_alerts, dose_alerts
+
+Verification = Literal["pending", "verified", "rejected"]
+
+
+@dataclass(frozen=True)
+class MedicationOrder:
+    """A medication order's current state."""
+
+    id: UUID
+    version: int
+    patient_id: UUID
+    drug_code: str
+    drug_name: str
+    dose: float
+    dose_unit: str
+    route: str
+    frequency: str
+    prescriber: UUID
+    status: Literal["active", "discontinued"] = "active"
+    verification: Verification = "pending"
+    administrations: int = 0
+    order_change_version: int = 1  # the version of the last prescription or change
+
+
+def evolve(state: MedicationOrder | None, event: ClinicalEvent) -> MedicationOrder:
+    payload = event.payload
+    if isinstance(payload, m.MedicationPrescribed):
+        if event.patient_id is None:
+            raise ValueError("medication.prescribed without a patient")
+        return MedicationOrder(
+            id=event.originator_id,
+            version=event.originator_version,
+            patient_id=event.patient_id,
+            drug_code=payload.drug_code,
+            drug_name=payload.drug_name,
+            dose=payload.dose,
+            dose_unit=payload.dose_unit,
+            route=payload.route,
+            frequency=payload.frequency,
+            prescriber=payload.prescriber,
+        )
+    if state is None:
+        raise ValueError(f"{event.event_type} before medication.prescribed")
+    state = replace(state, version=event.originator_version)
+    if isinstance(payload, m.MedicationChanged):
+        return replace(
+            state,
+            dose=payload.dose if payload.dose is not None else state.dose,
+            dose_unit=payload.dose_unit or state.dose_unit,
+            frequency=payload.frequency or state.frequency,
+            verification="pending",
+            order_change_version=event.originator_version,
+        )
+    if isinstance(payload, m.MedicationDiscontinued):
+        return replace(state, status="discontinued")
+    if isinstance(payload, m.MedicationAdministered):
+        return replace(state, administrations=state.administrations + 1)
+    if isinstance(payload, m.PharmacyVerified):
+        return replace(state, verification="verified")
+    if isinstance(payload, m.PharmacyRejected):
+        return replace(state, verification="rejected")
+    raise ValueError(f"medication stream cannot apply {event.event_type}")
+
+
+def _safety_alerts(
+    patient: Patient, drug_code: str, drug_name: str, dose: float, dose_unit: str
+) -> list[str]:
+    allergies = [(a.substance, a.substance_code) for a in patient.active_allergies]
+    return dose_alerts(drug_code, dose, dose_unit) + allergy_alerts(drug_code, drug_name, allergies)
+
+
+def _overridable(alerts: list[str], override_reason: str | None) -> str | None:
+    if not alerts:
+        return None
+    if override_reason is None or not override_reason.strip():
+        raise OverrideRequired(
+            "refused by safety checks: "
+            + "; ".join(alerts)
+            + " (resend with an override_reason to proceed)",
+            alerts,
+        )
+    return override_reason.strip()
+
+
+def prescribe(patient: Patient, request: m.MedicationPrescribed) -> m.MedicationPrescribed:
+    alerts = _safety_alerts(
+        patient, request.drug_code, request.drug_name, request.dose, request.dose_unit
+    )
+    override = _overridable(alerts, request.override_reason)
+    return request.model_copy(
+        update={"alerts_overridden": tuple(alerts), "override_reason": override}
+    )
+
+
+def _active(order: MedicationOrder, what: str) -> None:
+    if order.status == "discontinued":
+        raise ClinicalRuleViolation(
+            f"the medication is discontinued: cannot {what}", field="medication_id"
+        )
+
+
+def change(
+    order: MedicationOrder,
+    request: m.MedicationChanged,
+    reason: str | None,
+) -> m.MedicationChanged:
+    require_reason(reason, "change a medication")
+    _active(order, "change it")
+    dose = request.dose if request.dose is not None else order.dose
+    unit = request.dose_unit or order.dose_unit
+    # The drug does not change here, so only the dose is checked again.
+    dose_changes = request.dose is not None or request.dose_unit is not None
+    alerts = dose_alerts(order.drug_code, dose, unit) if dose_changes else []
+    override = _overridable(alerts, request.override_reason)
+    return request.model_copy(
+        update={"alerts_overridden": tuple(alerts), "override_reason": override}
+    )
+
+
+def discontinue(order: MedicationOrder, reason: str | None) -> m.MedicationDiscontinued:
+    require_reason(reason, "discontinue a medication")
+    _active(order, "discontinue it again")
+    return m.MedicationDiscontinued()
+
+
+def administer(
+    order: MedicationOrder, given: m.MedicationAdministered, now: datetime
+) -> m.MedicationAdministered:
+    _active(order, "record an administration")
+    if given.administered_at > now:
+        raise ClinicalRuleViolation("administered_at is in the future", field="administered_at")
+    return given
+
+
+def pharmacy_decision(
+    order: MedicationOrder, order_version: int, decision: m.PharmacyVerified | m.PharmacyRejected
+) -> m.PharmacyVerified | m.PharmacyRejected:
+    _active(order, "verify it")
+    if order_version != order.order_change_version:
+        raise ConflictError(
+            f"the prescriber changed the order since version {order_version} "
+            f"(now {order.order_change_version}): review the new item"
+        )
+    if order.verification != "pending":
+        raise ConflictError(f"this version of the order was already {order.verification}")
+    return decision

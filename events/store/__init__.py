@@ -1,0 +1,1 @@
+"""Persistence: recorders, keys, mapper, hash chain, group commit, verification, the log."""

@@ -1,0 +1,136 @@
+"""A patient's full history from the store: every change and every read, with what changed.
+
+Each event is folded into the state of its stream with the aggregate's own ``evolve``;
+the fields that differ before and after are the change. Events of an erased patient
+show only their clear metadata (type, actor, recording time), never clinical content.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import Notification
+
+from events.domain.aggregates import access, medications, orders, patients
+from events.domain.envelope import ClinicalEvent
+from events.store.mapper import ClinicalMapper, ErasedEventError
+
+EVOLVE_BY_TYPE: dict[str, Callable[[Any, ClinicalEvent], Any]] = {
+    **dict.fromkeys(
+        (
+            "patient.registered",
+            "patient.demographics_updated",
+            "allergy.recorded",
+            "allergy.refuted",
+            "patient.erased",
+        ),
+        patients.evolve,
+    ),
+    **dict.fromkeys(
+        (
+            "order.placed",
+            "specimen.collected",
+            "result.received",
+            "result.amended",
+            "order.cancelled",
+            "result.acknowledged",
+        ),
+        orders.evolve,
+    ),
+    **dict.fromkeys(
+        (
+            "medication.prescribed",
+            "medication.changed",
+            "medication.discontinued",
+            "medication.administered",
+            "pharmacy.verified",
+            "pharmacy.rejected",
+        ),
+        medications.evolve,
+    ),
+    "care_team.changed": access.evolve_care_team,
+    "access.break_glass": access.evolve_break_glass,
+}
+READS = frozenset({"chart.viewed"})
+
+
+def _plain(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+def _changes(before: Any, after: Any) -> dict[str, dict[str, Any]]:
+    old = dataclasses.asdict(before) if before is not None else {}
+    new = dataclasses.asdict(after)
+    return {
+        name: {"before": _plain(old.get(name)), "after": _plain(value)}
+        for name, value in new.items()
+        if name != "id" and not name.endswith("version") and old.get(name) != value
+    }
+
+
+def history_entries(
+    mapper: ClinicalMapper, notifications: Iterable[Notification]
+) -> list[dict[str, Any]]:
+    """One entry per event, oldest first, with a before/after of changed fields."""
+    states: dict[UUID, Any] = {}
+    entries: list[dict[str, Any]] = []
+    for notification in notifications:
+        try:
+            event: ClinicalEvent = mapper.to_domain_event(notification)
+        except ErasedEventError as erased:
+            header = erased.header
+            entries.append(
+                {
+                    "position": notification.id,
+                    "event_type": header.event_type,
+                    "actor": header.actor.model_dump(mode="json"),
+                    "reason": None,
+                    "occurred_at": None,
+                    "recorded_at": header.recorded_at.isoformat(),
+                    "kind": "read" if header.event_type in READS else "change",
+                    "changes": None,
+                    "erased": True,
+                }
+            )
+            continue
+        entry: dict[str, Any] = {
+            "position": notification.id,
+            "event_type": event.event_type,
+            "actor": event.actor.model_dump(mode="json"),
+            "reason": event.reason,
+            "occurred_at": event.occurred_at.isoformat(),
+            "recorded_at": event.timestamp.isoformat(),
+            "kind": "read" if event.event_type in READS else "change",
+            "erased": False,
+        }
+        evolve = EVOLVE_BY_TYPE.get(event.event_type)
+        if evolve is not None:
+            before = states.get(event.originator_id)
+            try:
+                after = evolve(before, event)
+            except ValueError:  # the stream's earlier events are erased
+                entry["changes"] = None
+            else:
+                states[event.originator_id] = after
+                entry["changes"] = _changes(before, after)
+        else:
+            entry["changes"] = (
+                None
+                if event.event_type in READS
+                else {
+                    k: {"before": None, "after": v}
+                    for k, v in event.payload.model_dump(mode="json").items()
+                }
+            )
+        entries.append(entry)
+    return entries
+
+
+def within(entry: dict[str, Any], since: datetime | None, until: datetime | None) -> bool:
+    recorded = datetime.fromisoformat(entry["recorded_at"])
+    return (since is None or recorded >= since) and (until is None or recorded <= until)

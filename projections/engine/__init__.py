@@ -1,0 +1,1 @@
+"""The projection engine: runner, marks, positions, rebuild, dead letters, replay."""

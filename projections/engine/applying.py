@@ -1,0 +1,107 @@
+"""Decoding a Kafka message into an envelope and applying it once to a projection.
+
+A message that cannot be decoded (not JSON, not an envelope, unknown event type or
+version, payload invalid for its schema) raises ``Undecodable`` with a reason that names
+fields and error kinds but never the values, so it can go to the dead-letter topic and
+into logs without leaking clinical data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from eventsourcing.persistence import Notification
+from psycopg import Cursor
+from pydantic import ValidationError
+
+from events.domain.contract import UnknownEventType, read_payload, spec_of
+from events.domain.payloads.base import Payload
+from events.store.mapper import ClinicalMapper
+from events.store.published import PublishedEnvelope, published_model
+from projections.engine.base import Projection
+from projections.engine.marks import MarkKey, Marks
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """An envelope, its typed payload (None once erased) and the topic it travels on."""
+
+    topic: str
+    envelope: PublishedEnvelope
+    payload: Payload | None
+
+
+class Undecodable(Exception):
+    """The message is not a valid envelope of the contract."""
+
+
+def _describe(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(part) for part in error['loc']) or '(root)'}: {error['type']}"
+        for error in exc.errors()[:10]
+    )
+
+
+def decode(raw: bytes) -> tuple[PublishedEnvelope, Payload | None]:
+    """The envelope and its typed payload (None for an erased envelope)."""
+    try:
+        envelope = PublishedEnvelope.model_validate_json(raw)
+    except ValidationError as exc:
+        raise Undecodable(f"invalid envelope: {_describe(exc)}") from None
+    if envelope.payload is None:
+        if not envelope.erased:
+            raise Undecodable("envelope without payload that is not marked erased")
+        return envelope, None
+    try:
+        payload = read_payload(envelope.event_type, envelope.schema_version, envelope.payload)
+    except UnknownEventType as exc:
+        raise Undecodable(str(exc)) from None
+    except ValidationError as exc:
+        raise Undecodable(
+            f"invalid {envelope.event_type} v{envelope.schema_version} payload: {_describe(exc)}"
+        ) from None
+    return envelope, payload
+
+
+def from_store(mapper: ClinicalMapper, notification: Notification) -> Decoded:
+    """A stored event as consumers see it on Kafka: its topic, envelope and payload."""
+    envelope, payload = published_model(mapper, notification)
+    return Decoded(spec_of(envelope.event_type).topic.name, envelope, payload)
+
+
+def prefetch_keys(mapper: ClinicalMapper, notifications: Sequence[Notification]) -> None:
+    """Load the data keys of a page of stored events in one round trip."""
+    mapper.keyring.prefetch({mapper.key_id_of(n) for n in notifications})
+
+
+def mark_key(topic: str, envelope: PublishedEnvelope) -> MarkKey:
+    """The (topic, key) an envelope's mark is kept under: its Kafka partition key."""
+    return topic, str(envelope.patient_id or envelope.aggregate_id)
+
+
+def apply_once(
+    cur: Cursor[Any],
+    projection: Projection,
+    marks: Marks,
+    topic: str,
+    envelope: PublishedEnvelope,
+    payload: Payload | None,
+) -> bool:
+    """Apply unless this (topic, key) already saw the position; True when applied.
+
+    ``marks`` must have loaded this envelope's key and patient; the new mark is recorded
+    there (and written when the caller flushes it), only once the apply has succeeded."""
+    topic, key = mark_key(topic, envelope)
+    mark = marks.mark(topic, key)
+    if mark is not None and envelope.position <= mark:
+        return False
+    patient_id = envelope.patient_id
+    if envelope.erased and patient_id is not None:
+        projection.purge(cur, patient_id)
+        marks.erase(patient_id)
+    elif payload is not None and not (patient_id is not None and marks.is_erased(patient_id)):
+        projection.apply(cur, envelope, payload)
+    marks.set(topic, key, envelope.position)
+    return True

@@ -1,0 +1,38 @@
+"""What a projection is: its topics, tables, DDL, per-event handlers and purge.
+
+Handlers are idempotent upserts in plain SQL over unqualified table names; the runner and
+the rebuild set ``search_path`` so that the same SQL writes the live tables or the shadow
+tables of a rebuild.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from psycopg import Cursor
+
+from events.domain.payloads.base import Payload
+from events.store.published import PublishedEnvelope
+
+Handler = Callable[[Cursor[Any], PublishedEnvelope, Any], None]
+Purge = Callable[[Cursor[Any], UUID], None]
+
+
+@dataclass(frozen=True)
+class Projection:
+    """A read model kept by one consumer group."""
+
+    name: str
+    topics: tuple[str, ...]
+    tables: tuple[str, ...]
+    ddl: str
+    handlers: Mapping[str, Handler]
+    purge: Purge
+
+    def apply(self, cur: Cursor[Any], envelope: PublishedEnvelope, payload: Payload) -> None:
+        handler = self.handlers.get(envelope.event_type)
+        if handler is not None:
+            handler(cur, envelope, payload)

@@ -1,0 +1,200 @@
+"""The projection runner: one Kafka consumer group per projection, offsets in PostgreSQL.
+
+For each polled batch, in one PostgreSQL transaction: every message is decoded and applied
+once (duplicates by ``event_id`` / position are no-ops), undecodable or unappliable ones
+are sent to the dead-letter topic with the reason, and the next offset of each partition
+is stored with the read-table writes. Dead letters are confirmed by Kafka before that
+transaction commits. On assignment the consumer seeks to the stored offsets; Kafka's own
+committed offsets are never used.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import zlib
+from contextlib import nullcontext
+from typing import Any
+
+import psycopg
+from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
+from psycopg_pool import ConnectionPool
+
+from events.domain.payloads.base import Payload
+from events.store.published import PublishedEnvelope
+from projections.engine.applying import Undecodable, apply_once, decode, mark_key
+from projections.engine.base import Projection
+from projections.engine.deadletter import DeadLetter
+from projections.engine.marks import Marks
+from projections.engine.state import advance_position, store_offset, stored_offsets
+from projections.settings import ProjectionSettings
+
+log = logging.getLogger(__name__)
+
+# Problems of one message's content; anything else (database or network down) is retried.
+# A polled message: the Kafka record, its envelope and its typed payload (None once erased).
+Decoded = tuple[Any, PublishedEnvelope, Payload | None]
+MESSAGE_ERRORS = (ValueError, TypeError, KeyError, psycopg.DataError, psycopg.IntegrityError)
+
+
+def projection_lock_id(projection: str) -> int:
+    """The advisory lock a runner's batch and a rebuild's swap both take."""
+    return zlib.crc32(f"projection:{projection}".encode())
+
+
+class _SeekToStored(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, runner: ProjectionRunner) -> None:
+        self.runner = runner
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        del revoked
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        self.runner.seek_to_stored(list(assigned))
+
+
+class ProjectionRunner:
+    """Keeps one projection's read tables up to date from Kafka."""
+
+    def __init__(
+        self,
+        projection: Projection,
+        pool: ConnectionPool,
+        settings: ProjectionSettings,
+        deadletter: DeadLetter,
+    ) -> None:
+        self.projection = projection
+        self.pool = pool
+        self.settings = settings
+        self.deadletter = deadletter
+        self.group_id = f"{settings.consumer_group_prefix}.{settings.read_schema}.{projection.name}"
+        self.consumer: KafkaConsumer | None = None
+
+    def _new_consumer(self) -> KafkaConsumer:
+        return KafkaConsumer(
+            bootstrap_servers=self.settings.kafka_bootstrap,
+            group_id=self.group_id,
+            client_id=self.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=self.settings.projection_max_poll_records,
+        )
+
+    def seek_to_stored(self, partitions: list[TopicPartition]) -> None:
+        """Position the consumer at the offsets stored with the read tables."""
+        if self.consumer is None:
+            return
+        with self.pool.connection() as conn:
+            offsets = stored_offsets(conn.cursor(), self.projection.name)
+        for tp in partitions:
+            stored = offsets.get((tp.topic, tp.partition))
+            if stored is not None:
+                self.consumer.seek(tp, stored)
+            else:
+                self.consumer.seek_to_beginning(tp)
+
+    def process(self, batch: dict[TopicPartition, list[Any]]) -> tuple[int, int]:
+        """Apply one polled batch atomically; (applied, dead-lettered).
+
+        The batch is first applied in one pipelined go; only if a message fails to apply is
+        it rolled back and applied again with a savepoint per message, so that the failing
+        one goes to the dead-letter topic and the rest still apply."""
+        decoded: list[Decoded] = []
+        undecodable = 0
+        for records in batch.values():
+            for record in records:
+                try:
+                    decoded.append((record, *decode(record.value)))
+                except Undecodable as exc:
+                    self.deadletter.send(record, self.projection.name, str(exc))
+                    undecodable += 1
+        try:
+            applied, failed = self._apply(batch, decoded, isolate=False, undecodable=undecodable)
+        except MESSAGE_ERRORS:
+            applied, failed = self._apply(batch, decoded, isolate=True, undecodable=undecodable)
+        return applied, undecodable + failed
+
+    def _apply(
+        self,
+        batch: dict[TopicPartition, list[Any]],
+        decoded: list[Decoded],
+        *,
+        isolate: bool,
+        undecodable: int,
+    ) -> tuple[int, int]:
+        name = self.projection.name
+        applied = failed = top = 0
+        with self.pool.connection() as conn, conn.transaction():
+            cur = conn.cursor()
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (projection_lock_id(name),))
+            marks = Marks(name)
+            marks.load(
+                cur,
+                [mark_key(r.topic, e) for r, e, _ in decoded],
+                [e.patient_id for _, e, _ in decoded if e.patient_id is not None],
+            )
+            with nullcontext() if isolate else conn.pipeline():
+                for record, envelope, payload in decoded:
+                    try:
+                        with conn.transaction() if isolate else nullcontext():
+                            if apply_once(
+                                cur, self.projection, marks, record.topic, envelope, payload
+                            ):
+                                applied += 1
+                        top = max(top, envelope.position)
+                    except MESSAGE_ERRORS as exc:
+                        if not isolate:
+                            raise
+                        self.deadletter.send(record, name, f"cannot apply: {type(exc).__name__}")
+                        failed += 1
+            marks.flush(cur)
+            for tp, records in batch.items():
+                store_offset(cur, name, tp.topic, tp.partition, records[-1].offset + 1)
+            advance_position(cur, name, top, applied, undecodable + failed)
+            self.deadletter.confirm()
+        return applied, failed
+
+    def run(self, stop: threading.Event) -> None:
+        """Consume until ``stop`` is set; a failed batch is rewound and retried, never skipped."""
+        self.consumer = self._new_consumer()
+        self.consumer.subscribe(list(self.projection.topics), listener=_SeekToStored(self))
+        backoff = 0.5
+        try:
+            while not stop.is_set():
+                batch = self.consumer.poll(timeout_ms=500)
+                if not batch:
+                    continue
+                try:
+                    applied, deadlettered = self.process(batch)
+                except (psycopg.OperationalError, KafkaError) as exc:
+                    self.deadletter.discard_pending()
+                    log.warning(
+                        "batch failed; rewinding",
+                        extra={
+                            "fields": {
+                                "projection": self.projection.name,
+                                "error": type(exc).__name__,
+                                "backoff_s": backoff,
+                            }
+                        },
+                    )
+                    stop.wait(backoff)
+                    backoff = min(backoff * 2, 10.0)
+                    self.seek_to_stored(list(self.consumer.assignment()))
+                    continue
+                backoff = 0.5
+                if deadlettered:
+                    log.warning(
+                        "dead-lettered messages",
+                        extra={
+                            "fields": {"projection": self.projection.name, "count": deadlettered}
+                        },
+                    )
+                log.debug(
+                    "applied",
+                    extra={"fields": {"projection": self.projection.name, "count": applied}},
+                )
+        finally:
+            self.consumer.close()
+            self.consumer = None

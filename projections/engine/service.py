@@ -1,0 +1,126 @@
+"""Running every projection in one process (a thread and a consumer group each) and its status."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from kafka import KafkaConsumer, TopicPartition
+from psycopg_pool import ConnectionPool
+
+from projections.engine.base import Projection
+from projections.engine.database import create_tables
+from projections.engine.deadletter import DeadLetter
+from projections.engine.runner import ProjectionRunner
+from projections.engine.state import store_offset, stored_offsets
+from projections.settings import ProjectionSettings
+
+
+def run_projections(
+    projections: tuple[Projection, ...],
+    pool: ConnectionPool,
+    settings: ProjectionSettings,
+    stop: threading.Event,
+) -> None:
+    """Run the runners until ``stop``; if one dies, stop the others and re-raise."""
+    with pool.connection() as conn:
+        create_tables(conn, settings.read_schema, projections)
+    failures: list[BaseException] = []
+
+    def run(runner: ProjectionRunner) -> None:
+        try:
+            runner.run(stop)
+        except BaseException as exc:
+            failures.append(exc)
+            stop.set()
+            raise
+        finally:
+            runner.deadletter.close()
+
+    threads = []
+    for projection in projections:
+        deadletter = DeadLetter(settings.kafka_bootstrap, f"deadletter.{projection.name}")
+        runner = ProjectionRunner(projection, pool, settings, deadletter)
+        thread = threading.Thread(target=run, args=(runner,), name=projection.name, daemon=True)
+        thread.start()
+        threads.append(thread)
+    for thread in threads:
+        thread.join()
+    if failures:
+        raise failures[0]
+
+
+@dataclass(frozen=True)
+class ProjectionStatus:
+    """One projection's progress as ``backbone project --status`` prints it."""
+
+    name: str
+    position: int
+    applied_total: int
+    deadlettered_total: int
+
+
+def projection_statuses(
+    pool: ConnectionPool, projections: tuple[Projection, ...]
+) -> list[ProjectionStatus]:
+    with pool.connection() as conn:
+        exists = conn.execute("SELECT to_regclass('projection_positions')").fetchone()
+        rows = (
+            conn.execute(
+                "SELECT projection, position, applied_total, deadlettered_total "
+                "FROM projection_positions"
+            ).fetchall()
+            if exists and exists[0] is not None
+            else []
+        )
+    by_name = {row[0]: row for row in rows}
+    return [
+        ProjectionStatus(p.name, *(int(v) for v in by_name[p.name][1:]))
+        if p.name in by_name
+        else ProjectionStatus(p.name, 0, 0, 0)
+        for p in projections
+    ]
+
+
+def end_offsets(bootstrap: str, topics: set[str]) -> dict[tuple[str, int], int]:
+    """The next offset of every partition of ``topics``."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+    try:
+        partitions = [
+            TopicPartition(t, n) for t in topics for n in consumer.partitions_for_topic(t) or ()
+        ]
+        return {
+            (tp.topic, tp.partition): end for tp, end in consumer.end_offsets(partitions).items()
+        }
+    finally:
+        consumer.close()
+
+
+def start_at_end(
+    pool: ConnectionPool, settings: ProjectionSettings, projections: tuple[Projection, ...]
+) -> None:
+    """Start a new read schema's projections at the topics' ends: they will see only what
+    is published from now on (an isolated store's events, in tests and benchmarks)."""
+    with pool.connection() as conn:
+        create_tables(conn, settings.read_schema, projections)
+        for projection in projections:
+            ends = end_offsets(settings.kafka_bootstrap, set(projection.topics))
+            for (topic, partition), offset in ends.items():
+                store_offset(conn.cursor(), projection.name, topic, partition, offset)
+
+
+def consumer_lag(
+    pool: ConnectionPool, settings: ProjectionSettings, projections: tuple[Projection, ...]
+) -> dict[str, int]:
+    """Messages each projection has still to consume: Kafka end offsets minus stored offsets."""
+    ends = end_offsets(settings.kafka_bootstrap, {t for p in projections for t in p.topics})
+    lag: dict[str, int] = {}
+    with pool.connection() as conn:
+        for projection in projections:
+            stored = stored_offsets(conn.cursor(), projection.name)
+            lag[projection.name] = sum(
+                max(end - stored.get(partition, 0), 0)
+                for partition, end in ends.items()
+                if partition[0] in projection.topics
+            )
+    return lag

@@ -1,0 +1,1 @@
+"""Department consumers: the pharmacy verification queue and lab result routing."""

@@ -1,0 +1,250 @@
+"""The pharmacy's own consumer: verification items with the alerts it computes on arrival.
+
+Every ``medication.prescribed`` and ``medication.changed`` becomes an item (its id is the
+event's id, so a decision can name it as its cause). Alerts are computed by the pharmacy at
+that moment from what it has seen: drug-allergy (same substance or a cross-reacting class),
+drug-drug interactions and duplicate therapy against the patient's other active drugs, and
+dose above the maximum. A change supersedes the pending item; a discontinuation withdraws it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from uuid import UUID
+
+from psycopg import Cursor
+
+from events.domain.payloads import medications as m
+from events.domain.payloads import patients as p
+from events.domain.rules.interactions import duplicate_therapy_alerts, interaction_alerts
+from events.domain.rules.medications import allergy_alerts, dose_alerts
+from events.domain.topics import MEDICATIONS, PATIENTS
+from events.store.published import PublishedEnvelope
+from projections.engine.base import Projection
+
+DDL = """
+CREATE TABLE IF NOT EXISTS pharmacy_allergies (
+    allergy_id uuid PRIMARY KEY,
+    patient_id uuid NOT NULL,
+    substance text NOT NULL,
+    substance_code text,
+    active boolean NOT NULL
+);
+CREATE INDEX IF NOT EXISTS pharmacy_allergies_patient ON pharmacy_allergies (patient_id);
+CREATE TABLE IF NOT EXISTS pharmacy_drugs (
+    medication_id uuid PRIMARY KEY,
+    patient_id uuid NOT NULL,
+    drug_code text NOT NULL,
+    drug_name text NOT NULL,
+    dose double precision NOT NULL,
+    dose_unit text NOT NULL,
+    active boolean NOT NULL
+);
+CREATE INDEX IF NOT EXISTS pharmacy_drugs_patient ON pharmacy_drugs (patient_id) WHERE active;
+CREATE TABLE IF NOT EXISTS pharmacy_items (
+    item_id uuid PRIMARY KEY,
+    medication_id uuid NOT NULL,
+    patient_id uuid NOT NULL,
+    order_version integer NOT NULL,
+    kind text NOT NULL,
+    drug_code text NOT NULL,
+    drug_name text NOT NULL,
+    dose double precision NOT NULL,
+    dose_unit text NOT NULL,
+    route text NOT NULL,
+    frequency text NOT NULL,
+    prescriber uuid NOT NULL,
+    alerts jsonb NOT NULL,
+    status text NOT NULL,
+    created_at timestamptz NOT NULL,
+    decided_at timestamptz,
+    decided_by uuid,
+    decision_reason text
+);
+CREATE INDEX IF NOT EXISTS pharmacy_items_queue ON pharmacy_items (status, created_at);
+CREATE INDEX IF NOT EXISTS pharmacy_items_medication ON pharmacy_items (medication_id);
+"""
+
+
+def allergy_recorded(cur: Cursor[Any], env: PublishedEnvelope, payload: p.AllergyRecorded) -> None:
+    cur.execute(
+        "INSERT INTO pharmacy_allergies (allergy_id, patient_id, substance, substance_code, "
+        "active) VALUES (%s, %s, %s, %s, true) ON CONFLICT (allergy_id) DO NOTHING",
+        (payload.allergy_id, env.patient_id, payload.substance, payload.substance_code),
+    )
+
+
+def allergy_refuted(cur: Cursor[Any], env: PublishedEnvelope, payload: p.AllergyRefuted) -> None:
+    del env
+    cur.execute(
+        "UPDATE pharmacy_allergies SET active = false WHERE allergy_id = %s", (payload.allergy_id,)
+    )
+
+
+def _alerts(
+    cur: Cursor[Any],
+    patient_id: UUID | None,
+    medication_id: UUID,
+    code: str,
+    name: str,
+    dose: float,
+    unit: str,
+) -> list[str]:
+    allergies = cur.execute(
+        "SELECT substance, substance_code FROM pharmacy_allergies WHERE patient_id = %s AND active",
+        (patient_id,),
+    ).fetchall()
+    others = cur.execute(
+        "SELECT drug_code, drug_name FROM pharmacy_drugs "
+        "WHERE patient_id = %s AND active AND medication_id <> %s",
+        (patient_id, medication_id),
+    ).fetchall()
+    other_drugs = [(str(r[0]), str(r[1])) for r in others]
+    return (
+        allergy_alerts(code, name, [(str(a[0]), a[1]) for a in allergies])
+        + interaction_alerts(code, name, other_drugs)
+        + duplicate_therapy_alerts(code, name, other_drugs)
+        + dose_alerts(code, dose, unit)
+    )
+
+
+def _item(
+    cur: Cursor[Any], env: PublishedEnvelope, kind: str, order: tuple[Any, ...], alerts: list[str]
+) -> None:
+    drug_code, drug_name, dose, dose_unit, route, frequency, prescriber = order
+    cur.execute(
+        "INSERT INTO pharmacy_items (item_id, medication_id, patient_id, order_version, kind, "
+        "drug_code, drug_name, dose, dose_unit, route, frequency, prescriber, alerts, status, "
+        "created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'pending', %s) "
+        "ON CONFLICT (item_id) DO NOTHING",
+        (
+            env.event_id,
+            env.aggregate_id,
+            env.patient_id,
+            env.aggregate_version,
+            kind,
+            drug_code,
+            drug_name,
+            dose,
+            dose_unit,
+            route,
+            frequency,
+            prescriber,
+            json.dumps(alerts),
+            env.recorded_at,
+        ),
+    )
+
+
+def prescribed(cur: Cursor[Any], env: PublishedEnvelope, payload: m.MedicationPrescribed) -> None:
+    alerts = _alerts(
+        cur,
+        env.patient_id,
+        env.aggregate_id,
+        payload.drug_code,
+        payload.drug_name,
+        payload.dose,
+        payload.dose_unit,
+    )
+    cur.execute(
+        "INSERT INTO pharmacy_drugs (medication_id, patient_id, drug_code, drug_name, dose, "
+        "dose_unit, active) VALUES (%s, %s, %s, %s, %s, %s, true) "
+        "ON CONFLICT (medication_id) DO NOTHING",
+        (
+            env.aggregate_id,
+            env.patient_id,
+            payload.drug_code,
+            payload.drug_name,
+            payload.dose,
+            payload.dose_unit,
+        ),
+    )
+    order = (
+        payload.drug_code,
+        payload.drug_name,
+        payload.dose,
+        payload.dose_unit,
+        payload.route,
+        payload.frequency,
+        payload.prescriber,
+    )
+    _item(cur, env, "prescribed", order, alerts)
+
+
+def changed(cur: Cursor[Any], env: PublishedEnvelope, payload: m.MedicationChanged) -> None:
+    previous = cur.execute(
+        "SELECT drug_code, drug_name, dose, dose_unit, route, frequency, prescriber "
+        "FROM pharmacy_items WHERE medication_id = %s ORDER BY order_version DESC LIMIT 1",
+        (env.aggregate_id,),
+    ).fetchone()
+    if previous is None:
+        raise ValueError("medication.changed for an order the pharmacy has not seen")
+    code, name, dose, unit, route, frequency, prescriber = previous
+    dose = payload.dose if payload.dose is not None else dose
+    unit = payload.dose_unit or unit
+    frequency = payload.frequency or frequency
+    cur.execute(
+        "UPDATE pharmacy_items SET status = 'superseded' WHERE medication_id = %s "
+        "AND status = 'pending'",
+        (env.aggregate_id,),
+    )
+    cur.execute(
+        "UPDATE pharmacy_drugs SET dose = %s, dose_unit = %s WHERE medication_id = %s",
+        (dose, unit, env.aggregate_id),
+    )
+    alerts = _alerts(cur, env.patient_id, env.aggregate_id, code, name, dose, unit)
+    _item(cur, env, "changed", (code, name, dose, unit, route, frequency, prescriber), alerts)
+
+
+def discontinued(
+    cur: Cursor[Any], env: PublishedEnvelope, payload: m.MedicationDiscontinued
+) -> None:
+    del payload
+    cur.execute(
+        "UPDATE pharmacy_drugs SET active = false WHERE medication_id = %s", (env.aggregate_id,)
+    )
+    cur.execute(
+        "UPDATE pharmacy_items SET status = 'withdrawn' WHERE medication_id = %s "
+        "AND status = 'pending'",
+        (env.aggregate_id,),
+    )
+
+
+def _decided(cur: Cursor[Any], env: PublishedEnvelope, item_id: UUID, status: str) -> None:
+    cur.execute(
+        "UPDATE pharmacy_items SET status = %s, decided_at = %s, decided_by = %s, "
+        "decision_reason = %s WHERE item_id = %s",
+        (status, env.recorded_at, env.actor.user_id, env.reason, item_id),
+    )
+
+
+def verified(cur: Cursor[Any], env: PublishedEnvelope, payload: m.PharmacyVerified) -> None:
+    _decided(cur, env, payload.item_id, "verified")
+
+
+def rejected(cur: Cursor[Any], env: PublishedEnvelope, payload: m.PharmacyRejected) -> None:
+    _decided(cur, env, payload.item_id, "rejected")
+
+
+def purge(cur: Cursor[Any], patient_id: UUID) -> None:
+    for table in ("pharmacy_items", "pharmacy_drugs", "pharmacy_allergies"):
+        cur.execute(f"DELETE FROM {table} WHERE patient_id = %s", (patient_id,))  # noqa: S608
+
+
+PROJECTION = Projection(
+    name="pharmacy",
+    topics=(PATIENTS.name, MEDICATIONS.name),
+    tables=("pharmacy_allergies", "pharmacy_drugs", "pharmacy_items"),
+    ddl=DDL,
+    handlers={
+        "allergy.recorded": allergy_recorded,
+        "allergy.refuted": allergy_refuted,
+        "medication.prescribed": prescribed,
+        "medication.changed": changed,
+        "medication.discontinued": discontinued,
+        "pharmacy.verified": verified,
+        "pharmacy.rejected": rejected,
+    },
+    purge=purge,
+)

@@ -1,1 +1,0 @@
-"""Critical-result routing: abnormal results into the ordering physician's inbox."""

@@ -1,1 +1,0 @@
-"""The pharmacy department: a verification queue fed by the medication stream."""
