@@ -83,7 +83,7 @@ def give_history(
 def grow(store: ClinicalStore, actor: Actor, patients: list[UUID], target: int, tick: Tick) -> None:
     """Add vitals to random patients until the store holds ``target`` events."""
     ctx = CommandContext(actor=actor)
-    head = store.recorder.max_notification_id() or 0
+    head = store.event_log.head()
     pick = random.Random(7)
     while head < target:
         count = min(BATCH * 4, target - head)

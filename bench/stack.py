@@ -115,7 +115,7 @@ class BenchStack:
         return str(answer.json()["access_token"])
 
     def head(self) -> int:
-        return self.store.recorder.max_notification_id() or 0
+        return self.store.event_log.head()
 
     def wait_caught_up(self, timeout_s: float = 1800) -> float:
         """Wait until the relay published the store's head and every projection consumed

@@ -9,16 +9,14 @@ projections have applied the event at a given store position.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from psycopg import Connection, sql
+from psycopg import Connection
 
-from events.domain.contract import spec_of
-from events.store.mapper import EventHeader, split_state
+from events.store.log import EventLog
 from projections.engine.base import Projection
 from projections.engine.state import mark_of
 from projections.registry import named
@@ -103,35 +101,15 @@ def applied_position(conn: Connection[Any], projection: str) -> int:
     return int(row[0]) if row else 0
 
 
-def _event_stream(
-    conn: Connection[Any], events_table: str, position: int
-) -> tuple[str, str] | None:
-    """(topic, partition key) of the stored event at ``position``, or None if there is none."""
-    row = conn.execute(
-        sql.SQL("SELECT originator_id, state FROM {} WHERE notification_id = %s").format(
-            sql.Identifier(events_table)
-        ),
-        (position,),
-    ).fetchone()
-    if row is None:
-        return None
-    header = EventHeader.from_json(json.loads(split_state(bytes(row[1]))[0]))
-    return spec_of(header.event_type).topic.name, str(header.patient_id or row[0])
-
-
 def has_applied(
     conn: Connection[Any],
-    events_table: str,
+    stream: tuple[str, str],
     position: int,
     projections: tuple[Projection, ...] | None = None,
 ) -> bool:
     """True when every projection of ``projections`` (default: the chart's) that consumes
-    the event at ``position`` has applied it (by its (topic, key) mark, not a maximum)."""
-    if position <= 0:
-        return True
-    stream = _event_stream(conn, events_table, position)
-    if stream is None:
-        return False
+    the event at ``position`` on ``stream`` (topic, partition key) has applied it (by its
+    (topic, key) mark, not a maximum)."""
     topic, key = stream
     for projection in projections or tuple(named(name) for name in CHART_PROJECTIONS):
         if topic not in projection.topics:
@@ -144,15 +122,19 @@ def has_applied(
 
 def wait_for_position(
     conn: Connection[Any],
-    events_table: str,
+    log: EventLog,
     min_position: int,
     timeout_s: float,
     projections: tuple[Projection, ...] | None = None,
 ) -> bool:
     """Wait (bounded) until the event at ``min_position`` is applied; False on time-out."""
+    if min_position <= 0:
+        return True
     deadline = time.monotonic() + timeout_s
+    stream = None
     while True:
-        if has_applied(conn, events_table, min_position, projections):
+        stream = stream or log.stream_of(min_position)
+        if stream is not None and has_applied(conn, stream, min_position, projections):
             return True
         if time.monotonic() >= deadline:
             return False

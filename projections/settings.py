@@ -20,10 +20,6 @@ class ProjectionSettings(BaseSettings):
     projection_max_poll_records: int = 500
     projection_wait_timeout_s: float = 2.0
 
-    @property
-    def events_table(self) -> str:
-        return f"{self.store_name}_events"
-
 
 @lru_cache(maxsize=1)
 def get_projection_settings() -> ProjectionSettings:

@@ -18,6 +18,7 @@ from uuid import UUID
 
 from events.store.application import ClinicalStore
 from events.store.history import history_entries
+from events.store.mapper import EventHeader
 
 FIELDS = (
     "position",
@@ -45,28 +46,21 @@ def export_rows(
     advance: Callable[[int], None] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """The matching events oldest first, as flat rows."""
-    mapper = store.clinical_mapper
-    position = 0
-    while batch := store.recorder.select_notifications(
-        start=position, limit=1000, inclusive_of_start=False
-    ):
-        chosen = []
-        for notification in batch:
-            header = mapper.decode_header(notification)
-            if patient_id is not None and header.patient_id != patient_id:
-                continue
-            if user_id is not None and header.actor.user_id != user_id:
-                continue
-            if since is not None and header.recorded_at < since:
-                continue
-            chosen.append(notification)
-        for entry, notification in zip(history_entries(mapper, chosen), chosen, strict=True):
-            header = mapper.decode_header(notification)
+
+    def wanted(header: EventHeader) -> bool:
+        return (
+            (patient_id is None or header.patient_id == patient_id)
+            and (user_id is None or header.actor.user_id == user_id)
+            and (since is None or header.recorded_at >= since)
+        )
+
+    for page in store.event_log.pages(where=wanted):
+        for entry, logged in zip(history_entries(page.events), page.events, strict=True):
             yield {
                 "position": entry["position"],
                 "log": "access" if entry["event_type"] in ACCESS_TYPES else "change",
                 "event_type": entry["event_type"],
-                "patient_id": str(header.patient_id) if header.patient_id else "",
+                "patient_id": str(logged.patient_id) if logged.patient_id else "",
                 "user_id": entry["actor"]["user_id"],
                 "role": entry["actor"]["role"],
                 "reason": entry["reason"] or "",
@@ -75,9 +69,8 @@ def export_rows(
                 "erased": entry["erased"],
                 "changes": json.dumps(entry["changes"]) if entry["changes"] else "",
             }
-        position = batch[-1].id
         if advance is not None:
-            advance(len(batch))
+            advance(page.read)
 
 
 def render(rows: Iterator[dict[str, Any]], fmt: str) -> Iterator[str]:

@@ -15,7 +15,6 @@ from psycopg_pool import ConnectionPool
 from events.settings import StoreSettings, get_store_settings
 from events.store.application import ClinicalStore
 from events.store.keys import Keyring, PostgresKeyStore, load_master_key
-from events.store.recorders import ClinicalPostgresRecorder
 
 
 def store_env(settings: StoreSettings) -> dict[str, str]:
@@ -68,8 +67,5 @@ def build_store(settings: StoreSettings | None = None) -> ClinicalStore:
         keys = PostgresKeyStore(pool, f"{settings.store_name}_data_keys")
         keyring = Keyring(master_key, keys, settings.key_cache_ttl_s)
         store = ClinicalStore(store_env(settings), keyring, master_key, name=settings.store_name)
-        recorder = store.clinical_recorder
-        if isinstance(recorder, ClinicalPostgresRecorder):
-            recorder.backfill_patient_index()
-            recorder.backfill_chain()
+        store.prepare()
         return store

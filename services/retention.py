@@ -74,15 +74,10 @@ class RetentionPolicy:
 
     def expired(self, now: datetime, advance: Callable[[int], None] | None = None) -> list[Expired]:
         """Every patient (not already erased) whose retention ran out, oldest activity first."""
-        mapper = self.store.clinical_mapper
         last: dict[UUID, dict[str, datetime]] = defaultdict(dict)
         erased: set[UUID] = set()
-        position = 0
-        while batch := self.store.recorder.select_notifications(
-            start=position, limit=2000, inclusive_of_start=False
-        ):
-            for notification in batch:
-                header = mapper.decode_header(notification)
+        for batch in self.store.event_log.headers(page_size=2000):
+            for header in batch:
                 if header.patient_id is None:
                     continue
                 if header.event_type == "patient.erased":
@@ -91,7 +86,6 @@ class RetentionPolicy:
                 seen = last[header.patient_id].get(area)
                 if seen is None or header.recorded_at > seen:
                     last[header.patient_id][area] = header.recorded_at
-            position = batch[-1].id
             if advance is not None:
                 advance(len(batch))
         holds = self._holds()

@@ -21,7 +21,6 @@ from bench.sizes import Sizes
 from bench.stack import BenchStack
 from events.domain.envelope import SYSTEM_ACTOR, Actor
 from events.store.application import CommandContext
-from events.store.recorders import ClinicalPostgresRecorder
 
 WRITERS = 8
 
@@ -50,18 +49,12 @@ def run(stack: BenchStack, sizes: Sizes, progress: Progress) -> dict[str, Any]:
     batch_rate = sizes.import_patients / (time.perf_counter() - began)
     patients = register_patients(store, SYSTEM_ACTOR, "writers", WRITERS * 4)
 
-    recorder = store.clinical_recorder
-    if not isinstance(recorder, ClinicalPostgresRecorder):
-        raise TypeError("the append bench needs the PostgreSQL store")
-    group = recorder.group_commit
-    before = (group.batches, group.items)
+    before = store.group_commit_totals()
     backbone = vitals_load(stack, patients, sizes.append_each, progress.ticker(task))
-    after = (group.batches, group.items)
+    after = store.group_commit_totals()
     sizes_of = [
-        len(n.state)
-        for n in store.recorder.select_notifications(
-            start=max(stack.head() - 200, 0), limit=200, inclusive_of_start=False
-        )
+        logged.stored_bytes
+        for logged in store.event_log.after(max(stack.head() - 200, 0), 200).events
     ]
     size = int(statistics.mean(sizes_of))
     with raw_table(url) as table:

@@ -22,6 +22,7 @@ from bench.stack import BenchStack
 from events.domain.envelope import SYSTEM_ACTOR, Actor
 from events.store.application import CommandContext
 from services.relay.publisher import OutgoingMessage, producer_config
+from services.relay.relay import messages_of
 from services.relay.runner import build_relay
 
 
@@ -56,12 +57,8 @@ def run(stack: BenchStack, sizes: Sizes, progress: Progress) -> dict[str, Any]:
     relayed = head - start
 
     messages: list[OutgoingMessage] = []
-    position = start
-    while notifications := stack.store.recorder.select_notifications(
-        start=position, limit=500, stop=head, inclusive_of_start=False
-    ):
-        messages.extend(relay._messages(notifications))
-        position = notifications[-1].id
+    for page in stack.store.event_log.pages(start, until=head, page_size=500):
+        messages.extend(messages_of(page.events))
     raw_s = _raw_publish(stack, messages)
     progress.advance(task, len(messages))
 

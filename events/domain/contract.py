@@ -6,7 +6,7 @@ One table drives the store (which payload model to validate with), the relay (wh
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,6 +75,11 @@ SPECS: tuple[EventSpec, ...] = (
     _spec(topics.ACCESS, "compliance alerts", access.LockedOut),
 )
 BY_TYPE: dict[str, EventSpec] = {spec.event_type: spec for spec in SPECS}
+
+
+def event_types_on(topic_names: Collection[str]) -> frozenset[str]:
+    """The event types that travel on any of these topics."""
+    return frozenset(spec.event_type for spec in SPECS if spec.topic.name in topic_names)
 
 
 class UnknownEventType(ValueError):

@@ -18,9 +18,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import ApplicationRecorder, IntegrityError, Mapper
 from eventsourcing.utils import get_topic
+from psycopg_pool import ConnectionPool
 
 from events.domain.aggregates import access, medications, observations, orders, patients, users
 from events.domain.aggregates.common import Evolve, fold, require_reason
@@ -39,6 +41,7 @@ from events.domain.payloads import medications as m
 from events.domain.payloads import patients as p
 from events.domain.payloads.base import Payload
 from events.store.keys import Keyring, derive_key
+from events.store.log import EventLog
 from events.store.mapper import ClinicalMapper, ErasedEventError, key_id_for
 from events.store.recorders import (
     ClinicalMemoryRecorder,
@@ -46,6 +49,7 @@ from events.store.recorders import (
     IdempotencyClaim,
     JsonDict,
 )
+from events.store.verification import ChainVerifier
 
 S = TypeVar("S")
 Clock = Callable[[], datetime]
@@ -152,6 +156,7 @@ class ClinicalStore(Application[UUID]):
         self.new_id = new_id
         self._mrn_key = derive_key(master_key, b"clinical-backbone/mrn-index")
         super().__init__(env)
+        self.event_log = EventLog(self.clinical_recorder, self.clinical_mapper)
 
     # -- library extension points ----------------------------------------------------------
     def construct_mapper(self) -> Mapper[UUID]:
@@ -180,6 +185,37 @@ class ClinicalStore(Application[UUID]):
         if not isinstance(mapper, ClinicalMapper):
             raise TypeError(f"unexpected mapper {type(mapper).__name__}")
         return mapper
+
+    # -- persistence services for the composition root -----------------------------------
+    def _postgres(self) -> ClinicalPostgresRecorder:
+        recorder = self.clinical_recorder
+        if not isinstance(recorder, ClinicalPostgresRecorder):
+            raise TypeError("this needs the PostgreSQL store")
+        return recorder
+
+    @property
+    def on_postgres(self) -> bool:
+        return isinstance(self.clinical_recorder, ClinicalPostgresRecorder)
+
+    def prepare(self) -> None:
+        """Index and chain what an older version stored without them (idempotent)."""
+        if self.on_postgres:
+            self._postgres().backfill_patient_index()
+            self._postgres().backfill_chain()
+
+    def chain_verifier(self, pool: ConnectionPool, key: Ed25519PrivateKey) -> ChainVerifier:
+        """Checks this store's hash chains and signs their head (PostgreSQL only)."""
+        return ChainVerifier(self._postgres(), pool, key)
+
+    @property
+    def commit_channel(self) -> str:
+        """The channel every commit NOTIFYs (PostgreSQL only)."""
+        return self._postgres().channel_name
+
+    def group_commit_totals(self) -> tuple[int, int]:
+        """(transactions, commands) written by group commit so far (PostgreSQL only)."""
+        group = self._postgres().group_commit
+        return group.batches, group.items
 
     # -- plumbing --------------------------------------------------------------------------
     def patient_id_for_mrn(self, mrn: str) -> UUID:

@@ -14,11 +14,9 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import Notification
-
 from events.domain.aggregates import access, medications, orders, patients
 from events.domain.envelope import ClinicalEvent
-from events.store.mapper import ClinicalMapper, ErasedEventError
+from events.store.log import LoggedEvent
 
 EVOLVE_BY_TYPE: dict[str, Callable[[Any, ClinicalEvent], Any]] = {
     **dict.fromkeys(
@@ -73,20 +71,17 @@ def _changes(before: Any, after: Any) -> dict[str, dict[str, Any]]:
     }
 
 
-def history_entries(
-    mapper: ClinicalMapper, notifications: Iterable[Notification]
-) -> list[dict[str, Any]]:
+def history_entries(events: Iterable[LoggedEvent]) -> list[dict[str, Any]]:
     """One entry per event, oldest first, with a before/after of changed fields."""
     states: dict[UUID, Any] = {}
     entries: list[dict[str, Any]] = []
-    for notification in notifications:
-        try:
-            event: ClinicalEvent = mapper.to_domain_event(notification)
-        except ErasedEventError as erased:
-            header = erased.header
+    for logged in events:
+        event = logged.event
+        if event is None:
+            header = logged.header
             entries.append(
                 {
-                    "position": notification.id,
+                    "position": logged.position,
                     "event_type": header.event_type,
                     "actor": header.actor.model_dump(mode="json"),
                     "reason": None,
@@ -99,7 +94,7 @@ def history_entries(
             )
             continue
         entry: dict[str, Any] = {
-            "position": notification.id,
+            "position": logged.position,
             "event_type": event.event_type,
             "actor": event.actor.model_dump(mode="json"),
             "reason": event.reason,

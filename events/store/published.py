@@ -11,12 +11,11 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import Notification
 from pydantic import BaseModel, ConfigDict, Field
 
-from events.domain.envelope import Actor, ClinicalEvent
+from events.domain.envelope import Actor
 from events.domain.payloads.base import Payload
-from events.store.mapper import ClinicalMapper, ErasedEventError
+from events.store.log import LoggedEvent
 
 
 class PublishedEnvelope(BaseModel):
@@ -43,34 +42,25 @@ class PublishedEnvelope(BaseModel):
     erased: bool = Field(description="True when the patient was erased: purge what you hold.")
 
 
-def published_envelope(mapper: ClinicalMapper, notification: Notification) -> dict[str, Any]:
-    """The envelope of a stored notification: decrypted, or marked erased."""
-    return published(mapper, notification)[0]
+def published_envelope(logged: LoggedEvent) -> dict[str, Any]:
+    """The envelope of a stored event: decrypted, or marked erased."""
+    event = logged.event
+    if event is None:
+        return _erased_envelope(logged)
+    return {**event.envelope(logged.position), "erased": event.event_type == "patient.erased"}
 
 
-def published(
-    mapper: ClinicalMapper, notification: Notification
-) -> tuple[dict[str, Any], Payload | None]:
-    """The envelope of a stored notification and its typed payload (None once erased)."""
-    try:
-        event: ClinicalEvent = mapper.to_domain_event(notification)
-    except ErasedEventError as erased:
-        return _erased_envelope(erased, notification.id), None
-    envelope = {**event.envelope(notification.id), "erased": event.event_type == "patient.erased"}
-    return envelope, event.payload
-
-
-def _erased_envelope(erased: ErasedEventError, position: int) -> dict[str, Any]:
+def _erased_envelope(logged: LoggedEvent) -> dict[str, Any]:
     """An erased patient's event: its clear header, no payload, marked erased."""
-    header = erased.header
+    header = logged.header
     return {
         "event_id": str(header.event_id),
         "event_type": header.event_type,
         "schema_version": header.schema_version,
         "patient_id": str(header.patient_id) if header.patient_id else None,
-        "aggregate_id": str(erased.originator_id),
-        "aggregate_version": erased.originator_version,
-        "position": position,
+        "aggregate_id": str(logged.stream_id),
+        "aggregate_version": logged.stream_version,
+        "position": logged.position,
         "occurred_at": None,
         "recorded_at": header.recorded_at.isoformat(),
         "actor": header.actor.model_dump(mode="json"),
@@ -82,22 +72,13 @@ def _erased_envelope(erased: ErasedEventError, position: int) -> dict[str, Any]:
     }
 
 
-def partition_key(envelope: dict[str, Any]) -> bytes:
-    """Kafka key: the patient id, or the stream id (the user) for non-patient events."""
-    key = envelope["patient_id"] or envelope["aggregate_id"]
-    return str(key).encode()
-
-
-def published_model(
-    mapper: ClinicalMapper, notification: Notification
-) -> tuple[PublishedEnvelope, Payload | None]:
+def published_model(logged: LoggedEvent) -> tuple[PublishedEnvelope, Payload | None]:
     """What ``PublishedEnvelope.model_validate(published_envelope(...))`` gives, built from
     the already-typed event without the round trip through JSON types (rebuilds and replays
     decode every stored event, and that round trip was a third of their time)."""
-    try:
-        event: ClinicalEvent = mapper.to_domain_event(notification)
-    except ErasedEventError as erased:
-        return PublishedEnvelope.model_validate(_erased_envelope(erased, notification.id)), None
+    event = logged.event
+    if event is None:
+        return PublishedEnvelope.model_validate(_erased_envelope(logged)), None
     envelope = PublishedEnvelope.model_construct(
         event_id=event.event_id,
         event_type=event.event_type,
@@ -105,7 +86,7 @@ def published_model(
         patient_id=event.patient_id,
         aggregate_id=event.originator_id,
         aggregate_version=event.originator_version,
-        position=notification.id,
+        position=logged.position,
         occurred_at=event.occurred_at,
         recorded_at=event.timestamp,
         actor=event.actor,

@@ -8,17 +8,15 @@ into logs without leaking clinical data.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from eventsourcing.persistence import Notification
 from psycopg import Cursor
 from pydantic import ValidationError
 
-from events.domain.contract import UnknownEventType, read_payload, spec_of
+from events.domain.contract import UnknownEventType, read_payload
 from events.domain.payloads.base import Payload
-from events.store.mapper import ClinicalMapper
+from events.store.log import LoggedEvent
 from events.store.published import PublishedEnvelope, published_model
 from projections.engine.base import Projection
 from projections.engine.marks import MarkKey, Marks
@@ -65,15 +63,10 @@ def decode(raw: bytes) -> tuple[PublishedEnvelope, Payload | None]:
     return envelope, payload
 
 
-def from_store(mapper: ClinicalMapper, notification: Notification) -> Decoded:
+def from_log(logged: LoggedEvent) -> Decoded:
     """A stored event as consumers see it on Kafka: its topic, envelope and payload."""
-    envelope, payload = published_model(mapper, notification)
-    return Decoded(spec_of(envelope.event_type).topic.name, envelope, payload)
-
-
-def prefetch_keys(mapper: ClinicalMapper, notifications: Sequence[Notification]) -> None:
-    """Load the data keys of a page of stored events in one round trip."""
-    mapper.keyring.prefetch({mapper.key_id_of(n) for n in notifications})
+    envelope, payload = published_model(logged)
+    return Decoded(logged.topic, envelope, payload)
 
 
 def mark_key(topic: str, envelope: PublishedEnvelope) -> MarkKey:

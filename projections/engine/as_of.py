@@ -17,7 +17,7 @@ from psycopg import Connection, sql
 
 from events.store.application import ClinicalStore
 from projections.chart import CHART_PROJECTIONS, Chart, fetch_chart
-from projections.engine.applying import apply_once, from_store
+from projections.engine.applying import apply_once, from_log
 from projections.engine.marks import Marks
 from projections.engine.state import STATE_DDL
 from projections.registry import named
@@ -38,7 +38,6 @@ def chart_as_of(
 ) -> Chart | None:
     projections = [named(name) for name in CHART_PROJECTIONS]
     scratch = f"as_of_{uuid.uuid4().hex[:12]}"
-    mapper = store.clinical_mapper
     chart: Chart | None = None
     try:
         with conn.transaction():
@@ -49,8 +48,8 @@ def chart_as_of(
                 conn.execute(projection.ddl)
             cur = conn.cursor()
             marks = {p.name: Marks(p.name, empty=True) for p in projections}
-            for notification in store.clinical_recorder.patient_notifications(patient_id):
-                event = from_store(mapper, notification)
+            for logged in store.event_log.of_patient(patient_id):
+                event = from_log(logged)
                 envelope = event.envelope
                 moment = envelope.occurred_at if basis == "clinical" else envelope.recorded_at
                 if moment is not None and moment > at:

@@ -21,9 +21,9 @@ from typing import Any
 from psycopg import Connection, Cursor, sql
 from psycopg_pool import ConnectionPool
 
-from events.domain.contract import spec_of
+from events.domain.contract import event_types_on
 from events.store.application import ClinicalStore
-from projections.engine.applying import apply_once, from_store, mark_key, prefetch_keys
+from projections.engine.applying import apply_once, from_log, mark_key
 from projections.engine.base import Projection
 from projections.engine.marks import Marks
 from projections.engine.runner import projection_lock_id
@@ -52,10 +52,6 @@ def shadow_schema(schema: str, projection: Projection) -> str:
     return f"{schema}_rebuild_{projection.name}"
 
 
-def store_head(store: ClinicalStore) -> int:
-    return store.recorder.max_notification_id() or 0
-
-
 def _apply_from_store(
     cur: Cursor[Any],
     store: ClinicalStore,
@@ -69,19 +65,15 @@ def _apply_from_store(
 
     Statements are pipelined (the handlers' upserts go out without waiting for each
     answer) and the marks are written once per page."""
-    mapper = store.clinical_mapper
     position, read, applied = after, 0, 0
+    # The log skips, from the clear header, what this projection does not consume before
+    # paying for decryption.
+    consumed = event_types_on(projection.topics)
     while True:
-        notifications = store.recorder.select_notifications(
-            start=position, limit=BATCH, stop=until, inclusive_of_start=False
-        )
-        if not notifications:
+        page = store.event_log.after(position, BATCH, types=consumed, until=until)
+        if not page.read:
             return position, read, applied
-        # The clear header names the event type: skip what this projection does not consume
-        # before paying for decryption.
-        consumed = [n for n in notifications if spec_of(n.topic).topic.name in projection.topics]
-        prefetch_keys(mapper, consumed)
-        wanted = [from_store(mapper, n) for n in consumed]
+        wanted = [from_log(logged) for logged in page.events]
         marks.load(
             cur,
             [mark_key(e.topic, e.envelope) for e in wanted],
@@ -94,10 +86,10 @@ def _apply_from_store(
             marks.flush(cur)
             if wanted:
                 advance_position(cur, projection.name, wanted[-1].envelope.position, 0, 0)
-        position = notifications[-1].id
-        read += len(notifications)
+        position = page.last_position
+        read += page.read
         if progress is not None:
-            progress(len(notifications), position)
+            progress(page.read, position)
 
 
 def _set_path(conn: Connection[Any], schema: str) -> None:
@@ -119,7 +111,7 @@ def build_shadow(
         _set_path(conn, shadow)
         conn.execute(STATE_DDL)
         conn.execute(projection.ddl)
-    until = store_head(store)
+    until = store.event_log.head()
     position, read, applied = 0, 0, 0
     marks = Marks(projection.name, empty=True)
     while position < until:

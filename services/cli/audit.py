@@ -39,7 +39,7 @@ def export(
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=datetime.now().astimezone().tzinfo).astimezone()
     store = build_store()
-    head = store.recorder.max_notification_id() or 0
+    head = store.event_log.head()
     target = out.open("w", newline="") if out else sys.stdout
     count = 0
     columns = (

@@ -21,7 +21,6 @@ from rich.progress import (
 from projections.engine.base import Projection
 from projections.engine.database import create_tables, read_pool
 from projections.engine.rebuild import rebuild as rebuild_projection
-from projections.engine.rebuild import store_head
 from projections.engine.service import projection_statuses, run_projections
 from projections.registry import ALL, named
 from projections.settings import get_projection_settings
@@ -83,7 +82,7 @@ def rebuild(name: str = typer.Argument(..., help="A projection name, or 'all'.")
     with pool.connection() as conn:
         create_tables(conn, settings.read_schema)
     store = build_store()
-    head = store_head(store)
+    head = store.event_log.head()
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),

@@ -29,7 +29,7 @@ def _policy() -> RetentionPolicy:
 
 
 def _scan(policy: RetentionPolicy) -> list[Expired]:
-    head = policy.store.recorder.max_notification_id() or 0
+    head = policy.store.event_log.head()
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),

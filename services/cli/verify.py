@@ -9,8 +9,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from events.settings import get_store_settings
-from events.store.recorders import ClinicalPostgresRecorder
-from events.store.verification import ChainVerifier, load_signing_key
+from events.store.verification import load_signing_key
 from services.bootstrap import build_key_pool, build_store
 
 console = Console()
@@ -24,13 +23,12 @@ def verify(
     """Recompute every chain link; report OK or the first broken position (exit 1)."""
     settings = get_store_settings()
     store = build_store(settings)
-    recorder = store.clinical_recorder
-    if not isinstance(recorder, ClinicalPostgresRecorder):
+    if not store.on_postgres:
         raise typer.Exit(2)
-    verifier = ChainVerifier(
-        recorder, build_key_pool(settings), load_signing_key(settings.checkpoint_key_file)
+    verifier = store.chain_verifier(
+        build_key_pool(settings), load_signing_key(settings.checkpoint_key_file)
     )
-    head = recorder.max_notification_id() or 0
+    head = store.event_log.head()
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),

@@ -13,11 +13,9 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from eventsourcing.persistence import Notification
-
-from events.domain.contract import spec_of
 from events.store.application import ClinicalStore
-from events.store.published import partition_key, published_envelope
+from events.store.log import LoggedEvent, LogUnreadable
+from events.store.published import published_envelope
 from services.relay.checkpoint import Checkpoint
 from services.relay.publisher import KafkaPublisher, OutgoingMessage, PublishFailed, message_for
 from services.relay.wakeup import StoreWakeup
@@ -27,6 +25,14 @@ log = logging.getLogger(__name__)
 
 class RelayHalted(Exception):
     """An event cannot be published as it is; a person has to look at it."""
+
+
+def messages_of(events: Sequence[LoggedEvent]) -> list[OutgoingMessage]:
+    """The Kafka messages of stored events: their envelope, keyed by patient."""
+    return [
+        message_for(logged.topic, logged.partition_key.encode(), published_envelope(logged))
+        for logged in events
+    ]
 
 
 class Relay:
@@ -57,43 +63,21 @@ class Relay:
         self._next_signature = time.monotonic()
         self.wakeup = wakeup
 
-    def _messages(self, notifications: Sequence[Notification]) -> list[OutgoingMessage]:
-        mapper = self.store.clinical_mapper
-        try:
-            key_ids = {mapper.key_id_of(n) for n in notifications}
-            # Fresh keys for every batch, so an erasure made elsewhere is honoured at once.
-            self.store.keyring.refresh()
-            self.store.keyring.prefetch(key_ids)
-        except Exception as exc:
-            raise RelayHalted(
-                f"batch after position {self.position} cannot be read: {type(exc).__name__}"
-            ) from exc
-        messages = []
-        for notification in notifications:
-            try:
-                envelope = published_envelope(mapper, notification)
-            except Exception as exc:
-                # The type only: messages of validation errors can quote clinical values.
-                raise RelayHalted(
-                    f"event at position {notification.id} cannot be decoded: {type(exc).__name__}"
-                ) from exc
-            topic = spec_of(envelope["event_type"]).topic.name
-            messages.append(message_for(topic, partition_key(envelope), envelope))
-        return messages
-
     def step(self) -> int:
         """Publish the next batch; the number of events published (0 when caught up)."""
-        notifications = self.store.recorder.select_notifications(
-            start=self.position, limit=self.batch_size, inclusive_of_start=False
-        )
-        if not notifications:
+        try:
+            # Fresh keys for every batch, so an erasure made elsewhere is honoured at once.
+            page = self.store.event_log.after(self.position, self.batch_size, fresh_keys=True)
+        except LogUnreadable as exc:
+            raise RelayHalted(str(exc)) from exc
+        if not page.read:
             return 0
         started = time.monotonic()
-        self.publisher.publish(self._messages(notifications))
+        self.publisher.publish(messages_of(page.events))
         elapsed = max(time.monotonic() - started, 1e-6)
-        self.position = notifications[-1].id
-        self.checkpoint.advance(self.position, len(notifications), len(notifications) / elapsed)
-        return len(notifications)
+        self.position = page.last_position
+        self.checkpoint.advance(self.position, page.read, page.read / elapsed)
+        return page.read
 
     def run(self, stop: threading.Event) -> None:
         """Relay until ``stop`` is set; Kafka outages are waited out, never skipped over."""

@@ -6,8 +6,7 @@ from psycopg import sql
 from psycopg_pool import ConnectionPool
 
 from events.settings import StoreSettings, get_store_settings
-from events.store.recorders import ClinicalPostgresRecorder
-from events.store.verification import ChainVerifier, load_signing_key
+from events.store.verification import load_signing_key
 from services.bootstrap import build_key_pool, build_store, schema_lock
 from services.relay.checkpoint import Checkpoint, RelayStatus, read_status
 from services.relay.publisher import KafkaPublisher
@@ -24,14 +23,11 @@ def build_relay(settings: ServiceSettings, store_settings: StoreSettings) -> Rel
     publisher = KafkaPublisher(
         settings.kafka_bootstrap, f"backbone-{settings.relay_name}", settings.relay_flush_timeout_s
     )
-    recorder = store.clinical_recorder
     sign_head, wakeup = None, None
-    if isinstance(recorder, ClinicalPostgresRecorder):
-        verifier = ChainVerifier(
-            recorder, pool, load_signing_key(store_settings.checkpoint_key_file)
-        )
+    if store.on_postgres:
+        verifier = store.chain_verifier(pool, load_signing_key(store_settings.checkpoint_key_file))
         sign_head = verifier.sign_head
-        wakeup = StoreWakeup(store_settings.database_url, recorder.channel_name)
+        wakeup = StoreWakeup(store_settings.database_url, store.commit_channel)
     return Relay(
         store,
         checkpoint,

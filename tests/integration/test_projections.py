@@ -126,7 +126,7 @@ def test_a_workload_of_200_patients_projects_live_exactly_as_a_rebuild_from_the_
         assert_live_equals_rebuild(read_side)
         with read_side.pool.connection() as conn:
             latest = read_side.store.record_vitals(as_(NURSE), more[4], {"heart_rate": 188})
-            assert wait_for_position(conn, read_side.settings.events_table, latest.position, 30)
+            assert wait_for_position(conn, read_side.store.event_log, latest.position, 30)
             chart = fetch_chart(conn, more[4])
             assert chart is not None and chart.body["latest_vitals"]["heart_rate"]["flag"] == "H"
             assert chart.position == latest.position

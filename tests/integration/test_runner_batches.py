@@ -77,19 +77,17 @@ def test_one_message_failing_to_apply_is_dead_lettered_and_the_rest_of_the_batch
     patient = register(pg_store, "MRN-RB1")
     for heart_rate in (60, 13, 80):
         pg_store.record_vitals(ctx(NURSE), patient, {"heart_rate": heart_rate})
-    mapper = pg_store.clinical_mapper
-
-    stored = pg_store.recorder.select_notifications(start=None, limit=10)
+    stored = pg_store.event_log.after(0, 10).events
     records = [
         Record(
             OBSERVATIONS.name,
             0,
             offset,
             str(patient).encode(),
-            json.dumps(published_envelope(mapper, n)).encode(),
+            json.dumps(published_envelope(n)).encode(),
             [],
         )
-        for offset, n in enumerate(x for x in stored if x.topic == "vitals.recorded")
+        for offset, n in enumerate(x for x in stored if x.event_type == "vitals.recorded")
     ]
     deadletter = DeadLetter(settings.kafka_bootstrap, "test-runner-batches")
     runner = ProjectionRunner(PICKY, pool, settings, deadletter)

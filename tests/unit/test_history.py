@@ -14,9 +14,7 @@ def test_history_shows_what_changed_and_who_read(store: ClinicalStore) -> None:
     store.change_medication(ctx(reason="renal function"), medication, {"dose": 250})
     store.record_chart_view(ctx(NURSE), patient, "chart", "treatment", False)
 
-    entries = history_entries(
-        store.clinical_mapper, store.clinical_recorder.patient_notifications(patient)
-    )
+    entries = history_entries(store.event_log.of_patient(patient))
 
     assert [e["event_type"] for e in entries] == [
         "patient.registered",
@@ -34,9 +32,7 @@ def test_an_erased_patients_history_keeps_only_metadata(store: ClinicalStore) ->
     store.record_vitals(ctx(NURSE), patient, {"heart_rate": 120})
     store.forget(ctx(reason="erasure request"), patient, "GDPR art. 17")
 
-    entries = history_entries(
-        store.clinical_mapper, store.clinical_recorder.patient_notifications(patient)
-    )
+    entries = history_entries(store.event_log.of_patient(patient))
 
     assert [e["event_type"] for e in entries] == [
         "patient.registered",

@@ -52,7 +52,7 @@ class Alert(BaseModel):
 def _catch_up(container: Container) -> None:
     """Wait (bounded) until the access log holds every access recorded before this request:
     the relay has published up to the store's head and the projection has consumed it all."""
-    head = container.store.recorder.max_notification_id() or 0
+    head = container.store.event_log.head()
     projection = (named("access_audit"),)
 
     def done() -> bool:

@@ -50,7 +50,7 @@ def inbox(
         if min_position:
             wait_for_position(
                 conn,
-                container.projection_settings.events_table,
+                container.store.event_log,
                 min_position,
                 container.settings.read_wait_timeout_s,
                 (lab_routing(routed_flags(container.settings)),),

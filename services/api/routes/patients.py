@@ -133,7 +133,7 @@ def read_chart(
         if min_position:
             wait_for_position(
                 conn,
-                container.projection_settings.events_table,
+                container.store.event_log,
                 min_position,
                 container.settings.read_wait_timeout_s,
             )
@@ -194,12 +194,12 @@ def read_history(
     (occurred and recorded), why, and for changes the fields before and after."""
     break_glass = patient_access(container, user, patient_id) if user.role == "physician" else False
     store = container.store
-    notifications = store.clinical_recorder.patient_notifications(patient_id)
-    if not notifications:
+    logged = store.event_log.of_patient(patient_id)
+    if not logged:
         raise NotFound("patient", patient_id)
     entries = [
         e
-        for e in history_entries(store.clinical_mapper, notifications)
+        for e in history_entries(logged)
         if (event_type is None or e["event_type"] == event_type) and within(e, since, until)
     ]
     store.record_chart_view(command_context(user), patient_id, "history", purpose, break_glass)
@@ -251,7 +251,7 @@ def break_glass(
     with container.reads.connection() as conn:
         wait_for_position(
             conn,
-            container.projection_settings.events_table,
+            container.store.event_log,
             result.position,
             container.settings.read_wait_timeout_s,
             (named("access_audit"),),

@@ -70,7 +70,7 @@ def queue(
         if min_position:
             wait_for_position(
                 conn,
-                container.projection_settings.events_table,
+                container.store.event_log,
                 min_position,
                 container.settings.read_wait_timeout_s,
                 (PHARMACY,),
