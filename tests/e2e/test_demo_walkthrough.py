@@ -1,4 +1,4 @@
-"""`backbone demo` and the README's three-step walk-through, run as pasted."""
+"""`backbone demo`, the README's three-step walk-through and docs/compliance.md, run as pasted."""
 
 from __future__ import annotations
 
@@ -18,14 +18,21 @@ from tests.e2e.harness import running_backbone
 pytestmark = pytest.mark.integration
 
 
-def readme_block(heading: str) -> str:
-    readme = (REPO_ROOT / "README.md").read_text()
-    section = readme.split(heading, 1)[1]
+def doc_block(path: str, heading: str) -> str:
+    """The first ``bash`` code block after ``heading`` in the document at ``path``."""
+    document = (REPO_ROOT / path).read_text()
+    assert heading in document, f"{path} has no {heading!r} section"
+    section = document.split(heading, 1)[1]
     return section.split("```bash\n", 1)[1].split("```", 1)[0]
 
 
 def readme_walkthrough() -> str:
-    return readme_block("## Try it")
+    return doc_block("README.md", "## Try it")
+
+
+def compliance_walkthrough() -> str:
+    """docs/compliance.md's commands, pasted after the README's walk-through."""
+    return doc_block("docs/compliance.md", "## Replay, history and erasure")
 
 
 def run_demo(env: dict[str, str], patients: int) -> subprocess.CompletedProcess[str]:
@@ -80,7 +87,7 @@ def test_the_demo_loads_through_the_api_and_the_readme_walkthrough_works(
     assert '"purpose": "ward round"' in walk.stdout
 
 
-def test_the_readme_compliance_commands_work_when_pasted(
+def test_the_compliance_doc_commands_work_when_pasted_after_the_readme_walkthrough(
     stack: LocalStack, settings: ServiceSettings, tmp_path: Path
 ) -> None:
     with running_backbone(tmp_path, settings, 900) as backbone:
@@ -88,7 +95,7 @@ def test_the_readme_compliance_commands_work_when_pasted(
         env = {**backbone.env, "BACKBONE_DATA_DIR": str(data_dir)}
         run_demo(env, 2)
         script = (
-            (readme_walkthrough() + readme_block("## Compliance"))
+            (readme_walkthrough() + compliance_walkthrough())
             .replace("http://127.0.0.1:8000", backbone.url)
             .replace(".venv/bin/backbone", f"{sys.executable} -m services.cli")
         )
