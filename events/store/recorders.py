@@ -21,7 +21,7 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
-from events.store import chain
+from events.store.chain_table import ChainTable
 from events.store.group_commit import GroupCommit
 from events.store.mapper import split_state
 
@@ -98,35 +98,8 @@ class ClinicalPostgresRecorder(PostgresApplicationRecorder):
             "FROM {} i JOIN {} e ON e.notification_id = i.notification_id "
             "WHERE i.patient_id = %s ORDER BY e.notification_id"
         ).format(index, Identifier(self.datastore.schema, events_table_name))
-        chain = Identifier(self.datastore.schema, f"{events_table_name}_chain")
-        self._chain_table = chain
-        self.sql_create_statements.append(
-            SQL(
-                "CREATE TABLE IF NOT EXISTS {} (notification_id bigint PRIMARY KEY, "
-                "originator_id uuid NOT NULL, originator_version bigint NOT NULL, "
-                "stream_hash bytea NOT NULL, global_hash bytea NOT NULL)"
-            ).format(chain)
-        )
-        # Each insert looks up the previous link of its streams: without this index that
-        # lookup scans the whole chain, and appends slow down as the store grows.
-        self.sql_create_statements.append(
-            SQL(
-                "CREATE UNIQUE INDEX IF NOT EXISTS {} ON {} (originator_id, originator_version)"
-            ).format(Identifier(f"{events_table_name}_chain_stream"), chain)
-        )
-        self._chain_head = SQL(
-            "SELECT global_hash FROM {} ORDER BY notification_id DESC LIMIT 1"
-        ).format(chain)
-        self._chain_previous = SQL(
-            "SELECT originator_id, originator_version, stream_hash FROM {} "
-            "WHERE (originator_id, originator_version) IN "
-            "(SELECT * FROM unnest(%s::uuid[], %s::bigint[]))"
-        ).format(chain)
-        self._chain_insert = SQL(
-            "INSERT INTO {} (notification_id, originator_id, originator_version, stream_hash, "
-            "global_hash) SELECT * FROM unnest(%s::bigint[], %s::uuid[], %s::bigint[], "
-            "%s::bytea[], %s::bytea[])"
-        ).format(chain)
+        self.chain_table = ChainTable(self.datastore.schema, events_table_name)
+        self.sql_create_statements.extend(self.chain_table.create_statements)
         self._insert_claim = SQL(
             "INSERT INTO {} (key, result) SELECT * FROM unnest(%s::text[], %s::jsonb[])"
         ).format(table)
@@ -202,33 +175,8 @@ class ClinicalPostgresRecorder(PostgresApplicationRecorder):
             indexed = [(p, n) for p, n in zip(patients, ids, strict=True) if p is not None]
             if indexed:
                 own.execute(self._index_event, ([p for p, _ in indexed], [n for _, n in indexed]))
-            self._extend_chain(own, stored_events, ids)
+            self.chain_table.extend(own, stored_events, ids)
         return ids
-
-    def _extend_chain(
-        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], ids: Sequence[int]
-    ) -> None:
-        """Chain the new events (we hold the table lock, so the head cannot move)."""
-        curs.execute(self._chain_head)
-        head = curs.fetchone()
-        previous_global = bytes(head["global_hash"]) if head else chain.GENESIS
-        wanted = [(e.originator_id, e.originator_version - 1) for e in stored_events]
-        curs.execute(self._chain_previous, ([w[0] for w in wanted], [w[1] for w in wanted]))
-        streams = {
-            (row["originator_id"], row["originator_version"]): bytes(row["stream_hash"])
-            for row in curs.fetchall()
-        }
-        rows = []
-        for event, position in sorted(zip(stored_events, ids, strict=True), key=lambda p: p[1]):
-            originator_id = UUID(str(event.originator_id))
-            previous = streams.get((originator_id, event.originator_version - 1), chain.GENESIS)
-            link = chain.stream_hash(
-                previous, originator_id, event.originator_version, event.topic, event.state
-            )
-            streams[(originator_id, event.originator_version)] = link
-            previous_global = chain.global_hash(previous_global, position, link)
-            rows.append((position, originator_id, event.originator_version, link, previous_global))
-        curs.execute(self._chain_insert, tuple(list(column) for column in zip(*rows, strict=True)))
 
     def backfill_patient_index(self) -> int:
         """Index events stored before the patient index existed; the rows added."""
@@ -254,51 +202,11 @@ class ClinicalPostgresRecorder(PostgresApplicationRecorder):
     def backfill_chain(self) -> int:
         """Chain a store created before chaining existed: only when no link exists at all,
         so that rows written around the store later are reported, never silently linked."""
-        events = Identifier(self.datastore.schema, self.events_table_name)
-        with self.datastore.transaction(commit=True) as curs:
-            curs.execute(SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(events))
-            curs.execute(
-                SQL("SELECT EXISTS (SELECT 1 FROM {}) AS linked").format(self._chain_table)
-            )
-            row = curs.fetchone()
-            if row is None or row["linked"]:
-                return 0
-            curs.execute(
-                SQL(
-                    "SELECT notification_id, originator_id, originator_version, topic, state "
-                    "FROM {} ORDER BY notification_id"
-                ).format(events)
-            )
-            stored = curs.fetchall()
-            if not stored:
-                return 0
-            self._extend_chain(
-                curs,
-                [
-                    StoredEvent(
-                        r["originator_id"], r["originator_version"], r["topic"], bytes(r["state"])
-                    )
-                    for r in stored
-                ],
-                [r["notification_id"] for r in stored],
-            )
-            return len(stored)
+        return self.chain_table.backfill(self.datastore)
 
     def chain_rows(self, after: int, limit: int) -> list[dict[str, Any]]:
         """Events and chain links side by side (either may be missing), in position order."""
-        events = Identifier(self.datastore.schema, self.events_table_name)
-        query = SQL(
-            "SELECT coalesce(e.notification_id, c.notification_id) AS position, "
-            "e.originator_id, e.originator_version, e.topic, e.state, "
-            "c.originator_id AS chained_id, c.originator_version AS chained_version, "
-            "c.stream_hash, c.global_hash FROM {} e FULL JOIN {} c "
-            "ON c.notification_id = e.notification_id "
-            "WHERE coalesce(e.notification_id, c.notification_id) > %s "
-            "ORDER BY 1 LIMIT %s"
-        ).format(events, self._chain_table)
-        with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(query, (after, limit))
-            return list(curs.fetchall())
+        return self.chain_table.rows(self.datastore, after, limit)
 
     def patient_notifications(self, patient_id: UUID) -> list[Notification]:
         """Every stored event of one patient, in store order (from the patient index)."""
