@@ -2,55 +2,37 @@
 
 Every event goes through the same decisions, envelopes, encryption, patient index and hash
 chain as a clinical command; only the transaction is shared (``ClinicalStore.importing``).
+The people and values come from ``services.synthetic``.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from datetime import date
 from uuid import UUID
 
 from bench.progress import Progress
 from bench.stack import BenchStack
+from events.application import ClinicalStore
+from events.commands.access import ChangeCareTeam
+from events.commands.base import CommandContext
 from events.domain.envelope import SYSTEM_ACTOR, Actor
-from events.domain.payloads.patients import PatientRegistered
-from events.store.application import ClinicalStore, CommandContext
+from services.synthetic import DEFAULT_SEED, Synthetic, indexed_vitals
 
 BATCH = 500
-FAMILIES = ("Okonkwo", "Lindqvist", "Haddad", "Moreau", "Tanaka", "Novak", "Silva", "Byrne")
 Tick = Callable[[int], None]
-
-
-def vitals(i: int) -> dict[str, float | None]:
-    return {
-        "heart_rate": 55 + i % 50,
-        "systolic_bp": 100 + i % 60,
-        "diastolic_bp": 60 + i % 35,
-        "spo2": 90 + i % 10,
-        "temperature_c": 36.2 + (i % 20) / 10,
-    }
-
-
-def registration(tag: str, i: int) -> PatientRegistered:
-    return PatientRegistered(
-        mrn=f"B{tag}-{i:07d}",
-        family_name=FAMILIES[i % len(FAMILIES)],
-        given_names=("Bench",),
-        birth_date=date(1930 + i % 90, 1 + i % 12, 1 + i % 28),
-        sex="female" if i % 2 else "male",
-    )
 
 
 def register_patients(
     store: ClinicalStore, actor: Actor, tag: str, count: int, tick: Tick | None = None
 ) -> list[UUID]:
     """Register ``count`` patients in import batches; their ids."""
+    people = Synthetic(DEFAULT_SEED, mrn_prefix=f"B{tag}-")
     ids: list[UUID] = []
     for start in range(0, count, BATCH):
         with store.importing():
             ids.extend(
-                store.register_patient(CommandContext(actor=actor), registration(tag, i)).id
+                store.register_patient(CommandContext(actor=actor), people.registration(i)).id
                 for i in range(start, min(start + BATCH, count))
             )
         if tick is not None:
@@ -67,15 +49,16 @@ def give_history(
 ) -> None:
     """Per patient: its clinicians on the care team, an allergy and a set of vitals."""
     ctx = CommandContext(actor=actor)
+    people = Synthetic(DEFAULT_SEED)
     for step in range(len(clinicians)):
         for start in range(0, len(patients), BATCH):
             with store.importing():
                 for i, patient in enumerate(patients[start : start + BATCH], start):
-                    store.change_care_team(ctx, patient, clinicians[step], "added")
+                    store.change_care_team(ctx, ChangeCareTeam(patient, clinicians[step], "added"))
                     if step == 0:
-                        store.record_vitals(ctx, patient, vitals(i))
+                        store.record_vitals(ctx, indexed_vitals(patient, i))
                     elif step == 1:
-                        store.record_allergy(ctx, patient, "penicillin", "rash", "moderate")
+                        store.record_allergy(ctx, people.allergy(patient))
             if tick is not None:
                 tick(len(patients[start : start + BATCH]))
 
@@ -89,7 +72,7 @@ def grow(store: ClinicalStore, actor: Actor, patients: list[UUID], target: int, 
         count = min(BATCH * 4, target - head)
         with store.importing() as batch:
             for i in range(count):
-                store.record_vitals(ctx, pick.choice(patients), vitals(head + i))
+                store.record_vitals(ctx, indexed_vitals(pick.choice(patients), head + i))
         head = max(r.position for r in batch.results)
         tick(count)
 

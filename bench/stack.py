@@ -24,18 +24,16 @@ import httpx
 from psycopg import sql
 from psycopg_pool import ConnectionPool
 
+from events.application import ClinicalStore
+from events.commands.base import CommandContext
 from events.domain.envelope import SYSTEM_ACTOR
 from events.settings import StoreSettings
-from events.store.application import ClinicalStore, CommandContext
 from events.store.keys import create_master_key
-from projections.engine.database import read_pool
-from projections.engine.service import consumer_lag, start_at_end
+from projections.engine.service import start_at_end
 from projections.registry import ALL
 from projections.settings import ProjectionSettings
-from services.api.container import build_container
-from services.bootstrap import build_key_pool, build_store
+from services.bootstrap import Backbone
 from services.local_stack.processes import api_healthy, free_port, wait_until
-from services.relay.runner import relay_status
 from services.settings import ServiceSettings
 
 PASSWORD = secrets.token_urlsafe(18)  # bench users live as long as the run
@@ -51,12 +49,22 @@ class BenchStack:
     settings: ServiceSettings
     store_settings: StoreSettings
     projection_settings: ProjectionSettings
-    store: ClinicalStore
-    reads: ConnectionPool
-    admin: ConnectionPool
+    backbone: Backbone
     port: int
     users: dict[str, UUID] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def store(self) -> ClinicalStore:
+        return self.backbone.store
+
+    @property
+    def reads(self) -> ConnectionPool:
+        return self.backbone.reads
+
+    @property
+    def admin(self) -> ConnectionPool:
+        return self.backbone.pool
 
     @property
     def url(self) -> str:
@@ -124,10 +132,10 @@ class BenchStack:
         head = self.head()
 
         def done() -> bool:
-            status, _ = relay_status(self.settings, self.store_settings, self.admin)
+            status, _ = self.backbone.status.relay()
             if status.position < head:
                 return False
-            return not any(consumer_lag(self.reads, self.projection_settings, ALL).values())
+            return not any(self.backbone.status.consumer_lag(ALL).values())
 
         if not wait_until(done, timeout_s, 0.1):
             raise RuntimeError("the relay and projections did not catch up in time")
@@ -136,6 +144,7 @@ class BenchStack:
     def close(self) -> None:
         self.stop()
         self.store.close()
+        del self.backbone.store  # closed: the drop below must not wait on its connections
         # The store's tables (<store>_events, _chain, _data_keys, ...) and the read schema
         # with its rebuild shadows: one statement lists both kinds.
         with self.admin.connection() as conn:
@@ -154,8 +163,7 @@ class BenchStack:
                         sql.SQL(kind), sql.Identifier(name)
                     )
                 )
-        self.reads.close()
-        self.admin.close()
+        self.backbone.close()
 
 
 @contextmanager
@@ -171,33 +179,19 @@ def bench_stack(tmp: Path) -> Iterator[BenchStack]:
         consumer_group_prefix=f"bench{tag}",
     )
     settings = ServiceSettings()
-    store = build_store(store_settings)
-    reads = read_pool(projection_settings, max_size=40)
-    start_at_end(reads, projection_settings, ALL)
-    stack = BenchStack(
-        tmp,
-        settings,
-        store_settings,
-        projection_settings,
-        store,
-        reads,
-        build_key_pool(store_settings),
-        free_port(),
-    )
+    backbone = Backbone(settings, store_settings, projection_settings, reads_size=40)
+    start_at_end(backbone.reads, projection_settings, ALL, backbone.topic_ends)
+    stack = BenchStack(tmp, settings, store_settings, projection_settings, backbone, free_port())
     try:
-        container = build_container(settings, store_settings, projection_settings)
-        try:
-            for role in ROLES:
-                created = container.auth.create_user(
-                    CommandContext(actor=SYSTEM_ACTOR),
-                    stack.username(role),
-                    f"Bench {role}",
-                    role,
-                    PASSWORD,
-                )
-                stack.users[role] = created.id
-        finally:
-            container.close()
+        for role in ROLES:
+            created = backbone.auth.create_user(
+                CommandContext(actor=SYSTEM_ACTOR),
+                stack.username(role),
+                f"Bench {role}",
+                role,
+                PASSWORD,
+            )
+            stack.users[role] = created.id
         yield stack
     finally:
         stack.close()

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from events.store.application import ClinicalStore
+from events.application import ClinicalStore
 from events.store.history import history_entries
 from events.store.mapper import EventHeader
 

@@ -1,20 +1,45 @@
-"""The composition root: builds the store, its connection pools and keyring from settings.
+"""The composition root: every process gets its parts here, built once, on first use.
 
-The API, relay, consumers and CLI call these builders and stay thin; nothing connects at
-import time.
+``Backbone`` turns the three settings objects into the pools, the store (with its log and
+keyring), the Kafka offsets client, the status service, the auth service, the relay and the
+retention policy. The API, relay, projections, department consumers, CLI and bench ask it
+for what they need and stay thin; nothing connects at import time.
+
+Pools per process (each opened only when first used):
+- the store's own pool, inside ``eventsourcing``'s datastore: the library owns it, with its
+  per-transaction lock timeout;
+- ``pool``: autocommit, on the store's database, for data keys, sessions, checkpoints,
+  legal holds and status;
+- ``reads``: the read side, whose connections resolve names in the read schema (the
+  projections' tables would otherwise be created and looked up in ``public``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cached_property
 
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
+from events.application import ClinicalStore
 from events.settings import StoreSettings, get_store_settings
-from events.store.application import ClinicalStore
 from events.store.keys import Keyring, PostgresKeyStore, load_master_key
+from events.store.verification import ChainVerifier, load_signing_key
+from projections.engine.database import read_pool
+from projections.engine.offsets import TopicEnds
+from projections.settings import ProjectionSettings, get_projection_settings
+from services.auth.service import AuthService
+from services.relay.checkpoint import Checkpoint
+from services.relay.publisher import KafkaPublisher
+from services.relay.relay import Relay
+from services.relay.wakeup import StoreWakeup
+from services.retention import RetentionPolicy
+from services.settings import ServiceSettings, get_settings
+from services.status import StatusService, relay_name
+
+SCHEMA_LOCK = 7_346_202
 
 
 def store_env(settings: StoreSettings) -> dict[str, str]:
@@ -35,15 +60,17 @@ def store_env(settings: StoreSettings) -> dict[str, str]:
     }
 
 
-def build_key_pool(settings: StoreSettings) -> ConnectionPool:
+def service_pool(settings: StoreSettings, max_size: int = 8) -> ConnectionPool:
+    """An autocommit pool on the store's database."""
     pool = ConnectionPool(
-        settings.database_url, min_size=1, max_size=4, open=True, kwargs={"autocommit": True}
+        settings.database_url,
+        min_size=1,
+        max_size=max_size,
+        open=True,
+        kwargs={"autocommit": True},
     )
     pool.wait(timeout=30)
     return pool
-
-
-SCHEMA_LOCK = 7_346_202
 
 
 @contextmanager
@@ -58,14 +85,110 @@ def schema_lock(pool: ConnectionPool) -> Iterator[None]:
             conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK,))
 
 
-def build_store(settings: StoreSettings | None = None) -> ClinicalStore:
-    """The PostgreSQL-backed clinical store with per-patient encryption."""
-    settings = settings or get_store_settings()
-    master_key = load_master_key(settings.master_key_file)
-    pool = build_key_pool(settings)
-    with schema_lock(pool):
-        keys = PostgresKeyStore(pool, f"{settings.store_name}_data_keys")
-        keyring = Keyring(master_key, keys, settings.key_cache_ttl_s)
-        store = ClinicalStore(store_env(settings), keyring, master_key, name=settings.store_name)
-        store.prepare()
+class Backbone:
+    """The parts of one process, from its settings."""
+
+    def __init__(
+        self,
+        settings: ServiceSettings | None = None,
+        store_settings: StoreSettings | None = None,
+        projection_settings: ProjectionSettings | None = None,
+        *,
+        pool_size: int = 8,
+        reads_size: int = 8,
+    ) -> None:
+        self.settings = settings or get_settings()
+        self.store_settings = store_settings or get_store_settings()
+        self.projection_settings = projection_settings or get_projection_settings()
+        self._pool_size = pool_size
+        self._reads_size = reads_size
+
+    @cached_property
+    def pool(self) -> ConnectionPool:
+        return service_pool(self.store_settings, self._pool_size)
+
+    @cached_property
+    def reads(self) -> ConnectionPool:
+        return read_pool(self.projection_settings, max_size=self._reads_size)
+
+    @cached_property
+    def store(self) -> ClinicalStore:
+        """The PostgreSQL-backed clinical store with per-patient encryption."""
+        settings = self.store_settings
+        master_key = load_master_key(settings.master_key_file)
+        with schema_lock(self.pool):
+            keys = PostgresKeyStore(self.pool, f"{settings.store_name}_data_keys")
+            keyring = Keyring(master_key, keys, settings.key_cache_ttl_s)
+            store = ClinicalStore(
+                store_env(settings), keyring, master_key, name=settings.store_name
+            )
+            store.prepare()
         return store
+
+    @cached_property
+    def topic_ends(self) -> TopicEnds:
+        return TopicEnds(self.settings.kafka_bootstrap)
+
+    @cached_property
+    def status(self) -> StatusService:
+        return StatusService(
+            self.pool, self.reads, self.topic_ends, self.settings, self.store_settings
+        )
+
+    @cached_property
+    def auth(self) -> AuthService:
+        store = self.store  # built first: it takes the schema lock itself (not re-entrant)
+        with schema_lock(self.pool):
+            return AuthService(store, self.pool, self.settings)
+
+    def verifier(self) -> ChainVerifier:
+        """Checks the store's hash chains and signs their head."""
+        key = load_signing_key(self.store_settings.checkpoint_key_file)
+        return self.store.chain_verifier(self.pool, key)
+
+    def retention(self) -> RetentionPolicy:
+        return RetentionPolicy(self.store, self.pool, self.settings.retention_years)
+
+    def relay(self) -> Relay:
+        """The relay of this store to Kafka, with its checkpoint, wake-up and signer."""
+        settings = self.settings
+        store = self.store
+        with schema_lock(self.pool):
+            checkpoint = Checkpoint(self.pool, relay_name(settings, self.store_settings))
+        publisher = KafkaPublisher(
+            settings.kafka_bootstrap,
+            f"backbone-{settings.relay_name}",
+            settings.relay_flush_timeout_s,
+        )
+        sign_head, wakeup = None, None
+        if store.on_postgres:
+            sign_head = self.verifier().sign_head
+            wakeup = StoreWakeup(self.store_settings.database_url, store.commit_channel)
+        return Relay(
+            store,
+            checkpoint,
+            publisher,
+            batch_size=settings.relay_batch_size,
+            poll_interval_s=settings.relay_poll_interval_s,
+            max_backoff_s=settings.relay_max_backoff_s,
+            sign_head=sign_head,
+            checkpoint_interval_s=settings.chain_checkpoint_interval_s,
+            wakeup=wakeup,
+        )
+
+    def close(self) -> None:
+        """Close what was built (and only that)."""
+        built = self.__dict__
+        if "topic_ends" in built:
+            self.topic_ends.close()
+        if "store" in built:
+            self.store.close()
+        if "reads" in built:
+            self.reads.close()
+        if "pool" in built:
+            self.pool.close()
+
+
+def build_store(settings: StoreSettings | None = None) -> ClinicalStore:
+    """A store alone, for tests and one-off tools that need nothing else."""
+    return Backbone(store_settings=settings).store

@@ -2,7 +2,8 @@
 
 Users are named after their role (``physician``, ``nurse``, …); their passwords go to
 ``.data/demo/credentials.json`` (mode 0600). Patients are loaded with the same requests a
-client sends, so the demo exercises the API, the store, the relay and the projections.
+client sends, so the demo exercises the API, the store, the relay and the projections; the
+people and values come from ``services.synthetic``, turned into request bodies.
 A second run keeps the users and skips patients already registered (409).
 """
 
@@ -10,74 +11,31 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import httpx
 
+from events.commands.base import CommandContext
 from events.domain.aggregates.users import DuplicateUsername
 from events.domain.envelope import SYSTEM_ACTOR
 from events.domain.payloads.access import ROLES
-from events.store.application import CommandContext
 from services.auth.service import AuthService
+from services.synthetic import (
+    AMOXICILLIN,
+    DEFAULT_SEED,
+    DRUGS,
+    LABS,
+    PENICILLIN,
+    Synthetic,
+    http_body,
+)
 
-DRUGS = (
-    {
-        "drug_code": "29046",
-        "drug_name": "lisinopril",
-        "dose": 10,
-        "dose_unit": "mg",
-        "route": "oral",
-        "frequency": "daily",
-    },
-    {
-        "drug_code": "6809",
-        "drug_name": "metformin",
-        "dose": 500,
-        "dose_unit": "mg",
-        "route": "oral",
-        "frequency": "bid",
-    },
-    {
-        "drug_code": "83367",
-        "drug_name": "atorvastatin",
-        "dose": 20,
-        "dose_unit": "mg",
-        "route": "oral",
-        "frequency": "at bedtime",
-    },
-    {
-        "drug_code": "723",
-        "drug_name": "amoxicillin",
-        "dose": 500,
-        "dose_unit": "mg",
-        "route": "oral",
-        "frequency": "tid",
-    },
-)
-LABS = (
-    ("2823-3", "Potassium", "mmol/L", 3.5, 5.1, (2.4, 7.2)),
-    ("2345-7", "Glucose", "mg/dL", 70, 99, (35, 560)),
-    ("718-7", "Hemoglobin", "g/dL", 12.0, 16.0, (6.0, 18.0)),
-    ("2951-2", "Sodium", "mmol/L", 136, 145, (118, 162)),
-)
-FAMILY = (
-    "Okafor",
-    "Nguyen",
-    "Schmidt",
-    "Garcia",
-    "Haddad",
-    "Kowalski",
-    "Mensah",
-    "Tanaka",
-    "Silva",
-    "Novak",
-)
-GIVEN = ("Ada", "Ben", "Chloe", "Dmitri", "Esi", "Farah", "Goran", "Hana", "Ivo", "Jun")
+OVERRIDE = "tolerated amoxicillin before; infectious disease consult"
 
 
 def ensure_users(auth: AuthService, credentials_file: Path) -> dict[str, dict[str, str]]:
@@ -145,22 +103,18 @@ class DemoClient:
 
 
 def load_population(
-    client: DemoClient, patients: int, seed: int = 2026, advance: Callable[[], None] | None = None
+    client: DemoClient,
+    patients: int,
+    seed: int = DEFAULT_SEED,
+    advance: Callable[[], None] | None = None,
 ) -> DemoReport:
     """Register ``patients`` patients and give each a stay, through the API."""
-    rng = random.Random(seed)  # noqa: S311 - synthetic data, not security
+    people = Synthetic(seed, mrn_prefix="DEMO-", first_number=1)
     report = DemoReport()
     team = [_user_id(client, role) for role in ("physician", "nurse", "pharmacist")]
     for i in range(patients):
         registered = client.as_("front_desk").post(
-            "/v1/patients",
-            json={
-                "mrn": f"DEMO-{i + 1:06d}",
-                "family_name": rng.choice(FAMILY),
-                "given_names": [rng.choice(GIVEN)],
-                "sex": rng.choice(("female", "male")),
-                "birth_date": _birth_date(rng),
-            },
+            "/v1/patients", json=http_body(people.registration(i))
         )
         client.requests += 1
         if registered.status_code == 409:
@@ -170,7 +124,7 @@ def load_population(
                 raise RuntimeError(
                     f"registration failed: {registered.status_code} {registered.text[:300]}"
                 )
-            _stay(client, rng, registered.json()["id"], team, i)
+            _stay(client, people, UUID(registered.json()["id"]), team, i)
             report.patients += 1
         if advance is not None:
             advance()
@@ -178,77 +132,33 @@ def load_population(
     return report
 
 
-def _birth_date(rng: random.Random) -> str:
-    return f"{rng.randrange(1935, 2010)}-{rng.randrange(1, 13):02d}-{rng.randrange(1, 29):02d}"
-
-
 def _user_id(client: DemoClient, role: str) -> str:
     return str(client.as_(role).get("/v1/me").json()["user_id"])
 
 
-def _stay(client: DemoClient, rng: random.Random, patient: str, team: list[str], i: int) -> None:
+def _stay(client: DemoClient, people: Synthetic, patient: UUID, team: list[str], i: int) -> None:
     base = f"/v1/patients/{patient}"
     for user_id in team:
         client.post("physician", f"{base}/care-team", {"user_id": user_id})
-    if i % 4 == 0:
-        client.post(
-            "nurse",
-            f"{base}/allergies",
-            {"substance": "penicillin", "reaction": "hives", "severity": "moderate"},
-        )
+    allergic = i % 4 == 0
+    if allergic:
+        client.post("nurse", f"{base}/allergies", http_body(people.allergy(patient, PENICILLIN)))
     for _ in range(2):
-        client.post(
-            "nurse",
-            f"{base}/vitals",
-            {
-                "heart_rate": rng.randrange(55, 125),
-                "systolic_bp": rng.randrange(100, 165),
-                "diastolic_bp": rng.randrange(60, 95),
-                "temperature_c": round(rng.uniform(36.2, 38.6), 1),
-                "respiratory_rate": rng.randrange(12, 24),
-                "spo2": rng.randrange(91, 100),
-            },
-        )
-    code, name, unit, low, high, (lowest, highest) = LABS[i % len(LABS)]
-    order = client.post(
-        "physician",
-        f"{base}/orders",
-        {
-            "test_code": code,
-            "test_name": name,
-            "priority": rng.choice(("routine", "urgent", "stat")),
-        },
-    )
+        client.post("nurse", f"{base}/vitals", http_body(people.vitals(patient)))
+    test = LABS[i % len(LABS)]
+    order = client.post("physician", f"{base}/orders", http_body(people.order(patient, test)))
     if i % 10 != 9:
-        client.post("nurse", f"/v1/orders/{order['id']}/specimen", {})
+        order_id = UUID(order["id"])
+        client.post("nurse", f"/v1/orders/{order_id}/specimen", {})
         for _ in range(1 + i % 2):
-            value = round(rng.uniform(lowest, highest), 1)
-            client.post(
-                "lab_tech",
-                f"/v1/orders/{order['id']}/results",
-                {
-                    "results": [
-                        {
-                            "code": code,
-                            "name": name,
-                            "value": value,
-                            "unit": unit,
-                            "reference_low": low,
-                            "reference_high": high,
-                        }
-                    ]
-                },
-            )
+            results = http_body(people.results(order_id, test))
+            client.post("lab_tech", f"/v1/orders/{order_id}/results", results)
     drug = DRUGS[i % len(DRUGS)]
-    if drug["drug_name"] == "amoxicillin" and i % 4 == 0:
-        drug = {
-            **drug,
-            "override_reason": "tolerated amoxicillin before; infectious disease consult",
-        }
-    medication = client.post("physician", f"{base}/medications", drug)
-    client.post(
-        "nurse", f"/v1/medications/{medication['id']}/administrations", {"dose": drug["dose"]}
+    override = OVERRIDE if allergic and drug is AMOXICILLIN else None
+    medication = client.post(
+        "physician", f"{base}/medications", http_body(drug.prescribe(patient, override))
     )
+    client.post("nurse", f"/v1/medications/{medication['id']}/administrations", {"dose": drug.dose})
     if i % 3 == 0:
         client.post(
             "physician",

@@ -15,9 +15,11 @@ from uuid import UUID
 
 from psycopg_pool import ConnectionPool
 
+from events.application import ClinicalStore
+from events.commands.base import CommandContext
+from events.commands.patients import ErasePatient
 from events.domain.contract import spec_of
 from events.domain.envelope import SYSTEM_ACTOR
-from events.store.application import ClinicalStore, CommandContext
 
 HOLDS_DDL = """
 CREATE TABLE IF NOT EXISTS legal_holds (
@@ -108,6 +110,6 @@ class RetentionPolicy:
             if entry.on_hold:
                 continue
             ctx = CommandContext(actor=SYSTEM_ACTOR, reason="retention period ended")
-            self.store.forget(ctx, entry.patient_id, "retention policy")
+            self.store.forget(ctx, ErasePatient(entry.patient_id, "retention policy"))
             erased.append(entry.patient_id)
         return erased

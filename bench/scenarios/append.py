@@ -14,13 +14,14 @@ from typing import Any
 from uuid import UUID
 
 from bench.measure import Load, hammer, ratio
-from bench.population import register_patients, vitals
+from bench.population import register_patients
 from bench.progress import Progress
 from bench.raw import batch_inserts, raw_table, single_inserts
 from bench.sizes import Sizes
 from bench.stack import BenchStack
+from events.commands.base import CommandContext
 from events.domain.envelope import SYSTEM_ACTOR, Actor
-from events.store.application import CommandContext
+from services.synthetic import indexed_vitals
 
 WRITERS = 8
 
@@ -32,7 +33,8 @@ def vitals_load(
     nurse = CommandContext(actor=Actor(user_id=stack.users["nurse"], role="nurse"))
 
     def command(worker: int, i: int) -> None:
-        stack.store.record_vitals(nurse, patients[(worker * 4 + i) % len(patients)], vitals(i))
+        patient = patients[(worker * 4 + i) % len(patients)]
+        stack.store.record_vitals(nurse, indexed_vitals(patient, i))
         tick(1)
 
     return hammer(WRITERS, command, each=each)

@@ -15,13 +15,14 @@ from uuid import UUID
 
 from bench.clients import Clients
 from bench.measure import hammer, paced, percentile
-from bench.population import populate, vitals
+from bench.population import populate
 from bench.progress import Progress
 from bench.sizes import Sizes
 from bench.stack import BenchStack, load_generator_core
 from events.domain.contract import spec_of
 from projections.chart import CHART_PROJECTIONS
 from projections.registry import ALL
+from services.synthetic import http_body, indexed_vitals
 
 PATIENTS = 64
 WORKERS = 16
@@ -99,7 +100,8 @@ def run(stack: BenchStack, sizes: Sizes, progress: Progress) -> dict[str, Any]:
             def write(worker: int, i: int, observer: Observer = observer) -> None:
                 patient = patients[i % PATIENTS]
                 path = f"/v1/patients/{patient}/vitals"
-                answer = clients.get(worker).request("POST", path, vitals(i))
+                body = http_body(indexed_vitals(patient, i))
+                answer = clients.get(worker).request("POST", path, body)
                 observer.written(patient, int(answer["position"]), time.perf_counter())
                 progress.advance(task)
 

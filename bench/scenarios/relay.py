@@ -15,15 +15,15 @@ from typing import Any
 from kafka import KafkaProducer
 
 from bench.measure import paced, percentile, ratio
-from bench.population import register_patients, vitals
+from bench.population import register_patients
 from bench.progress import Progress
 from bench.sizes import Sizes
 from bench.stack import BenchStack
+from events.commands.base import CommandContext
 from events.domain.envelope import SYSTEM_ACTOR, Actor
-from events.store.application import CommandContext
 from services.relay.publisher import OutgoingMessage, producer_config
 from services.relay.relay import messages_of
-from services.relay.runner import build_relay
+from services.synthetic import indexed_vitals
 
 
 def _raw_publish(stack: BenchStack, messages: list[OutgoingMessage]) -> float:
@@ -46,7 +46,7 @@ def _raw_publish(stack: BenchStack, messages: list[OutgoingMessage]) -> float:
 
 
 def run(stack: BenchStack, sizes: Sizes, progress: Progress) -> dict[str, Any]:
-    relay = build_relay(stack.settings, stack.store_settings)
+    relay = stack.backbone.relay()
     start, head = relay.position, stack.head()
     task = progress.task("relay", 2 * (head - start))
     began = time.perf_counter()
@@ -92,7 +92,7 @@ def _lag_under_load(stack: BenchStack, relay: Any, sizes: Sizes) -> dict[str, An
     sampler.start()
 
     def command(_: int, i: int) -> None:
-        stack.store.record_vitals(nurse, patients[i % 16], vitals(i))
+        stack.store.record_vitals(nurse, indexed_vitals(patients[i % 16], i))
 
     load = paced(sizes.relay_load_rate, sizes.relay_load_s, command, workers=8)
     deadline = time.monotonic() + 30

@@ -14,29 +14,16 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from eventsourcing.persistence import ApplicationRecorder, Notification
+from psycopg import sql
+from psycopg_pool import ConnectionPool
 
 from events.domain.contract import spec_of
 from events.domain.envelope import ClinicalEvent
-from events.store.mapper import ClinicalMapper, ErasedEventError, EventHeader, key_id_for
+from events.store.mapper import ClinicalMapper, ErasedEventError, EventHeader, header_of
 from events.store.recorders import ClinicalMemoryRecorder, ClinicalPostgresRecorder
 
 PAGE = 1000
 HeaderFilter = Callable[[EventHeader], bool]
-
-
-def header_of(event: ClinicalEvent) -> EventHeader:
-    """The clear header of a decrypted event, without parsing the stored one again."""
-    return EventHeader(
-        event_id=event.event_id,
-        event_type=event.event_type,
-        schema_version=event.schema_version,
-        patient_id=event.patient_id,
-        recorded_at=event.timestamp,
-        actor=event.actor,
-        correlation_id=event.correlation_id,
-        causation_id=event.causation_id,
-        key_id=key_id_for(event),
-    )
 
 
 class LogUnreadable(Exception):
@@ -219,3 +206,17 @@ class EventLog:
             event=event,
             stored_bytes=len(notification.state),
         )
+
+
+def head_of(pool: ConnectionPool, store_name: str) -> int:
+    """The newest position of the store named ``store_name``, read through any pool on its
+    database without building the store (0 while it is empty or not created yet): status
+    readers use it, so that they never run the store's DDL."""
+    table = f"{store_name}_events"
+    with pool.connection() as conn:
+        exists = conn.execute("SELECT to_regclass(%s)", (table,)).fetchone()
+        if not exists or exists[0] is None:
+            return 0
+        query = sql.SQL("SELECT coalesce(max(notification_id), 0) FROM {}")
+        row = conn.execute(query.format(sql.Identifier(table))).fetchone()
+        return int(row[0]) if row else 0

@@ -109,6 +109,21 @@ def key_id_for(event: ClinicalEvent) -> UUID:
     return event.patient_id
 
 
+def header_of(event: ClinicalEvent) -> EventHeader:
+    """The clear header of a decrypted event, without parsing the stored one again."""
+    return EventHeader(
+        event_id=event.event_id,
+        event_type=event.event_type,
+        schema_version=event.schema_version,
+        patient_id=event.patient_id,
+        recorded_at=event.timestamp,
+        actor=event.actor,
+        correlation_id=event.correlation_id,
+        causation_id=event.causation_id,
+        key_id=key_id_for(event),
+    )
+
+
 class ErasedEventError(MapperDeserialisationError):
     """The event belongs to an erased patient: its header is readable, its content is not."""
 
@@ -144,17 +159,7 @@ class ClinicalMapper(Mapper[UUID]):
 
     def to_stored_event(self, domain_event: Any) -> StoredEvent:
         event: ClinicalEvent = domain_event
-        header = EventHeader(
-            event_id=event.event_id,
-            event_type=event.event_type,
-            schema_version=event.schema_version,
-            patient_id=event.patient_id,
-            recorded_at=event.timestamp,
-            actor=event.actor,
-            correlation_id=event.correlation_id,
-            causation_id=event.causation_id,
-            key_id=key_id_for(event),
-        )
+        header = header_of(event)
         header_bytes = json.dumps(header.to_json(), separators=(",", ":")).encode()
         secret = json.dumps(
             {

@@ -15,7 +15,7 @@ from uuid import UUID
 
 from psycopg import Connection, sql
 
-from events.store.application import ClinicalStore
+from events.application import ClinicalStore
 from projections.chart import CHART_PROJECTIONS, Chart, fetch_chart
 from projections.engine.applying import apply_once, from_log
 from projections.engine.marks import Marks

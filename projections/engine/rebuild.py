@@ -21,8 +21,8 @@ from typing import Any
 from psycopg import Connection, Cursor, sql
 from psycopg_pool import ConnectionPool
 
+from events.application import ClinicalStore
 from events.domain.contract import event_types_on
-from events.store.application import ClinicalStore
 from projections.engine.applying import apply_once, from_log, mark_key
 from projections.engine.base import Projection
 from projections.engine.marks import Marks

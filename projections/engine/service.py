@@ -5,12 +5,12 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-from kafka import KafkaConsumer, TopicPartition
 from psycopg_pool import ConnectionPool
 
 from projections.engine.base import Projection
 from projections.engine.database import create_tables
 from projections.engine.deadletter import DeadLetter
+from projections.engine.offsets import TopicEnds
 from projections.engine.runner import ProjectionRunner
 from projections.engine.state import store_offset, stored_offsets
 from projections.settings import ProjectionSettings
@@ -82,45 +82,39 @@ def projection_statuses(
     ]
 
 
-def end_offsets(bootstrap: str, topics: set[str]) -> dict[tuple[str, int], int]:
-    """The next offset of every partition of ``topics``."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, request_timeout_ms=5000)
-    try:
-        partitions = [
-            TopicPartition(t, n) for t in topics for n in consumer.partitions_for_topic(t) or ()
-        ]
-        return {
-            (tp.topic, tp.partition): end for tp, end in consumer.end_offsets(partitions).items()
-        }
-    finally:
-        consumer.close()
-
-
 def start_at_end(
-    pool: ConnectionPool, settings: ProjectionSettings, projections: tuple[Projection, ...]
+    pool: ConnectionPool,
+    settings: ProjectionSettings,
+    projections: tuple[Projection, ...],
+    ends: TopicEnds | None = None,
 ) -> None:
     """Start a new read schema's projections at the topics' ends: they will see only what
     is published from now on (an isolated store's events, in tests and benchmarks)."""
-    with pool.connection() as conn:
-        create_tables(conn, settings.read_schema, projections)
-        for projection in projections:
-            ends = end_offsets(settings.kafka_bootstrap, set(projection.topics))
-            for (topic, partition), offset in ends.items():
-                store_offset(conn.cursor(), projection.name, topic, partition, offset)
+    source = ends or TopicEnds(settings.kafka_bootstrap)
+    try:
+        with pool.connection() as conn:
+            create_tables(conn, settings.read_schema, projections)
+            for projection in projections:
+                found = source(projection.topics)
+                for (topic, partition), offset in found.items():
+                    store_offset(conn.cursor(), projection.name, topic, partition, offset)
+    finally:
+        if ends is None:
+            source.close()
 
 
 def consumer_lag(
-    pool: ConnectionPool, settings: ProjectionSettings, projections: tuple[Projection, ...]
+    pool: ConnectionPool, ends: TopicEnds, projections: tuple[Projection, ...]
 ) -> dict[str, int]:
     """Messages each projection has still to consume: Kafka end offsets minus stored offsets."""
-    ends = end_offsets(settings.kafka_bootstrap, {t for p in projections for t in p.topics})
+    found = ends({t for p in projections for t in p.topics})
     lag: dict[str, int] = {}
     with pool.connection() as conn:
         for projection in projections:
             stored = stored_offsets(conn.cursor(), projection.name)
             lag[projection.name] = sum(
                 max(end - stored.get(partition, 0), 0)
-                for partition, end in ends.items()
+                for partition, end in found.items()
                 if partition[0] in projection.topics
             )
     return lag

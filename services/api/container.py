@@ -1,56 +1,31 @@
-"""The API's composition root: one store, one read pool, the auth service, per process."""
+"""The API's parts: the process's ``Backbone``, with the read tables it serves ready."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from psycopg_pool import ConnectionPool
-
-from events.settings import StoreSettings, get_store_settings
-from events.store.application import ClinicalStore
-from projections.engine.database import create_tables, read_pool
+from events.settings import StoreSettings
+from projections.engine.database import create_tables
 from projections.registry import ALL
-from projections.settings import ProjectionSettings, get_projection_settings
-from services.auth.service import AuthService
-from services.bootstrap import build_key_pool, build_store, schema_lock
+from projections.settings import ProjectionSettings
+from services.bootstrap import Backbone
 from services.departments.lab_routing import lab_routing
 from services.departments.pharmacy import PROJECTION as PHARMACY
-from services.settings import ServiceSettings, get_settings
+from services.settings import ServiceSettings
 
 # The API reads the department tables too (queue, inbox): create them if it starts first.
 DEPARTMENT_TABLES = (*ALL, PHARMACY, lab_routing(frozenset()))
 
-
-@dataclass
-class Container:
-    """Everything a request handler needs, built once when the app starts."""
-
-    settings: ServiceSettings
-    store_settings: StoreSettings
-    projection_settings: ProjectionSettings
-    store: ClinicalStore
-    reads: ConnectionPool
-    auth: AuthService
-
-    def close(self) -> None:
-        self.reads.close()
-        self.auth.pool.close()
-        self.store.close()
+Container = Backbone
 
 
 def build_container(
     settings: ServiceSettings | None = None,
     store_settings: StoreSettings | None = None,
     projection_settings: ProjectionSettings | None = None,
-) -> Container:
-    settings = settings or get_settings()
-    store_settings = store_settings or get_store_settings()
-    projection_settings = projection_settings or get_projection_settings()
-    store = build_store(store_settings)
-    reads = read_pool(projection_settings, max_size=16)
-    with reads.connection() as conn:
-        create_tables(conn, projection_settings.read_schema, DEPARTMENT_TABLES)
-    auth_pool = build_key_pool(store_settings)
-    with schema_lock(auth_pool):
-        auth = AuthService(store, auth_pool, settings)
-    return Container(settings, store_settings, projection_settings, store, reads, auth)
+) -> Backbone:
+    """Everything a request handler needs, built once when the app starts."""
+    backbone = Backbone(settings, store_settings, projection_settings, reads_size=16)
+    with backbone.reads.connection() as conn:
+        create_tables(conn, backbone.projection_settings.read_schema, DEPARTMENT_TABLES)
+    backbone.store  # noqa: B018 - built now, so the first request does not pay for it
+    backbone.auth  # noqa: B018
+    return backbone

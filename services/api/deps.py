@@ -10,9 +10,10 @@ from uuid import UUID
 from fastapi import Depends, Header, Request
 from fastapi.security import OAuth2PasswordBearer
 
-from events.store.application import CommandContext
+from events.commands.base import CommandContext
 from services.api.container import Container
 from services.api.problems import Forbidden
+from services.api.schemas.common import WriteBase
 from services.auth.service import AuthenticationFailed, Principal
 
 oauth2 = OAuth2PasswordBearer(tokenUrl="/v1/auth/token", auto_error=False)
@@ -60,6 +61,25 @@ def command_context(
 ) -> CommandContext:
     return CommandContext(
         actor=user.actor, reason=reason, occurred_at=occurred_at, idempotency_key=key
+    )
+
+
+def write_context(
+    container: Container,
+    user: Principal,
+    body: WriteBase,
+    key: str | None,
+    *,
+    guarded: bool = True,
+) -> CommandContext:
+    """A write's context: who, why, when, its idempotency key, and (``guarded``) the
+    care-team check as the command's guard, run once the command knows the patient."""
+    return CommandContext(
+        actor=user.actor,
+        reason=body.reason,
+        occurred_at=body.occurred_at,
+        idempotency_key=key,
+        guard=(lambda patient_id: patient_access(container, user, patient_id)) if guarded else None,
     )
 
 

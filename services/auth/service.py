@@ -16,9 +16,11 @@ from uuid import UUID, uuid4
 
 from psycopg_pool import ConnectionPool
 
+from events.application import ClinicalStore
+from events.commands.base import CommandContext, CommandResult
+from events.commands.users import ChangeUserRole, CreateUser, RecordLockout, RecordLoginFailure
 from events.domain.aggregates import users
 from events.domain.envelope import Actor
-from events.store.application import ClinicalStore, CommandContext, CommandResult
 from services.auth import passwords, tokens, totp
 from services.settings import ServiceSettings
 
@@ -107,7 +109,7 @@ class AuthService:
         """Record ``user.created`` in the store, then keep the password hash."""
         if len(password) < 12:
             raise ValueError("password must have at least 12 characters")
-        result = self.store.create_user(ctx, username, display_name, role)
+        result = self.store.create_user(ctx, CreateUser(username, display_name, role))
         with self.pool.connection() as conn:
             conn.execute(
                 "INSERT INTO auth_credentials (user_id, password_hash, totp_secret) "
@@ -132,7 +134,7 @@ class AuthService:
             conn.execute("UPDATE auth_sessions SET revoked = true WHERE user_id = %s", (user_id,))
 
     def change_role(self, ctx: CommandContext, user_id: UUID, role: str) -> CommandResult:
-        result = self.store.change_user_role(ctx, user_id, role)
+        result = self.store.change_user_role(ctx, ChangeUserRole(user_id, role))
         with self.pool.connection() as conn:
             conn.execute("UPDATE auth_sessions SET revoked = true WHERE user_id = %s", (user_id,))
         return result
@@ -166,9 +168,9 @@ class AuthService:
                     "ON CONFLICT (username) DO UPDATE SET until = EXCLUDED.until",
                     (username, until),
                 )
-        self.store.record_login_failure(username, failures)
+        self.store.record_login_failure(RecordLoginFailure(username, failures))
         if until is not None:
-            self.store.record_lockout(username, until)
+            self.store.record_lockout(RecordLockout(username, until))
             return AuthenticationFailed(
                 "account locked after repeated failures", locked_until=until
             )

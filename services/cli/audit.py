@@ -10,10 +10,10 @@ from uuid import UUID
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from services.audit_export import export_rows, render
-from services.bootstrap import build_store
+from services.bootstrap import Backbone
+from services.observability.progress import progress_bars
 
 app = typer.Typer(help="Compliance exports.", no_args_is_help=True)
 err = Console(stderr=True)
@@ -38,18 +38,13 @@ def export(
         raise typer.Exit(2)
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=datetime.now().astimezone().tzinfo).astimezone()
-    store = build_store()
+    backbone = Backbone()
+    store = backbone.store
     head = store.event_log.head()
     target = out.open("w", newline="") if out else sys.stdout
     count = 0
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
     try:
-        with Progress(*columns, console=err) as progress:
+        with progress_bars(err) as progress:
             task = progress.add_task("scanning the store", total=head)
             rows = export_rows(store, patient, user, since, lambda n: progress.advance(task, n))
             for chunk in render(rows, fmt):
@@ -58,6 +53,6 @@ def export(
     finally:
         if out:
             target.close()
-        store.close()
+        backbone.close()
     exported = count - 1 if fmt == "csv" and count else count
     err.print(f"audit export: {exported} events from {head} scanned, format {fmt}")

@@ -6,11 +6,11 @@ import time
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from services.api.container import build_container
+from services.bootstrap import Backbone
 from services.demo import DemoClient, ensure_users, load_population
 from services.local_stack.processes import api_healthy, wait_until
+from services.observability.progress import progress_bars
 from services.settings import get_settings
 
 console = Console()
@@ -22,11 +22,11 @@ def demo(
     """Create one user per role (passwords in .data/demo/credentials.json) and load patients."""
     settings = get_settings()
     credentials_file = settings.demo_dir / "credentials.json"
-    container = build_container()
+    backbone = Backbone(settings)
     try:
-        credentials = ensure_users(container.auth, credentials_file)
+        credentials = ensure_users(backbone.auth, credentials_file)
     finally:
-        container.close()
+        backbone.close()
     if not wait_until(lambda: api_healthy(settings.api_url), 60, 0.5):
         console.print(
             f"[red]the API does not answer at {settings.api_url}; start it (backbone up)[/red]"
@@ -34,14 +34,8 @@ def demo(
         raise typer.Exit(1)
     client = DemoClient(settings.api_url, credentials)
     started = time.monotonic()
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
     try:
-        with Progress(*columns, console=console) as progress:
+        with progress_bars(console) as progress:
             task = progress.add_task("loading patients", total=patients)
             report = load_population(client, patients, advance=lambda: progress.advance(task))
     finally:

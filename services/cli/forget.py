@@ -8,10 +8,11 @@ from uuid import UUID
 import typer
 from rich.console import Console
 
+from events.commands.base import CommandContext
+from events.commands.patients import ErasePatient
 from events.domain.envelope import SYSTEM_ACTOR
 from events.domain.errors import DomainError
-from events.store.application import CommandContext
-from services.bootstrap import build_store
+from services.bootstrap import Backbone
 
 console = Console()
 err = Console(stderr=True)
@@ -23,14 +24,14 @@ def forget(
     legal_basis: Annotated[str, typer.Option("--legal-basis")] = "retention or erasure request",
 ) -> None:
     """Destroy the patient's data key and record ``patient.erased``; projections purge."""
-    store = build_store()
+    backbone = Backbone()
     try:
-        result = store.forget(
-            CommandContext(actor=SYSTEM_ACTOR, reason=reason), patient_id, legal_basis
+        result = backbone.store.forget(
+            CommandContext(actor=SYSTEM_ACTOR, reason=reason), ErasePatient(patient_id, legal_basis)
         )
     except DomainError as exc:
         err.print(f"[red]not erased:[/red] {exc}")
         raise typer.Exit(1) from exc
     finally:
-        store.close()
+        backbone.close()
     console.print(f"erased {patient_id} at position {result.position}")

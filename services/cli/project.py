@@ -3,29 +3,19 @@
 from __future__ import annotations
 
 import json
-import signal
-import threading
-from types import FrameType
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
+from rich.progress import TaskID
 
 from projections.engine.base import Projection
-from projections.engine.database import create_tables, read_pool
+from projections.engine.database import create_tables
 from projections.engine.rebuild import rebuild as rebuild_projection
-from projections.engine.service import projection_statuses, run_projections
+from projections.engine.service import run_projections
 from projections.registry import ALL, named
-from projections.settings import get_projection_settings
-from services.bootstrap import build_store
-from services.relay.runner import store_head_position
+from services.bootstrap import Backbone
+from services.cli.stopping import stop_on_signals
+from services.observability.progress import progress_bars
 
 console = Console()
 err = Console(stderr=True)
@@ -46,11 +36,10 @@ def project(
     status: bool = typer.Option(False, "--status", help="Print positions and counts, then exit."),
 ) -> None:
     """Consume Kafka into the read tables (one consumer group per projection); Ctrl-C stops."""
-    settings = get_projection_settings()
     projections = _chosen(only)
-    pool = read_pool(settings)
+    backbone = Backbone()
     if status:
-        head = store_head_position()
+        head = backbone.status.head()
         report = [
             {
                 "name": s.name,
@@ -59,44 +48,34 @@ def project(
                 "applied_total": s.applied_total,
                 "deadlettered_total": s.deadlettered_total,
             }
-            for s in projection_statuses(pool, projections)
+            for s in backbone.status.projections(projections)
         ]
         console.print_json(json.dumps(report))
+        backbone.close()
         return
-    stop = threading.Event()
-
-    def request_stop(signum: int, frame: FrameType | None) -> None:
-        del signum, frame
-        stop.set()
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
-    run_projections(projections, pool, settings, stop)
+    stop = stop_on_signals()
+    try:
+        run_projections(projections, backbone.reads, backbone.projection_settings, stop)
+    finally:
+        backbone.close()
 
 
 def rebuild(name: str = typer.Argument(..., help="A projection name, or 'all'.")) -> None:
     """Rebuild from the event store into shadow tables, then swap them in atomically."""
-    settings = get_projection_settings()
     projections = _chosen(name)
-    pool = read_pool(settings)
+    backbone = Backbone()
+    pool, store, schema = backbone.reads, backbone.store, backbone.projection_settings.read_schema
     with pool.connection() as conn:
-        create_tables(conn, settings.read_schema)
-    store = build_store()
+        create_tables(conn, schema)
     head = store.event_log.head()
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
     for projection in projections:
-        with Progress(*columns, console=console) as progress:
+        with progress_bars(console) as progress:
             task = progress.add_task(f"rebuild {projection.name}", total=head)
 
             def advance(_: int, position: int, task_id: TaskID = task) -> None:
                 progress.update(task_id, completed=min(position, head))
 
-            report = rebuild_projection(pool, store, projection, settings.read_schema, advance)
+            report = rebuild_projection(pool, store, projection, schema, advance)
             progress.update(task, completed=head)
         console.print(
             f"rebuilt {report.projection}: {report.events} events read, "

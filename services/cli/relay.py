@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import json
-import signal
-import threading
-from types import FrameType
 
 import typer
 from rich.console import Console
 
-from events.settings import get_store_settings
+from services.bootstrap import Backbone
+from services.cli.stopping import stop_on_signals
 from services.relay.relay import RelayHalted
-from services.relay.runner import build_relay, relay_status
-from services.settings import get_settings
 
 console = Console()
 
@@ -22,9 +18,12 @@ def relay(
     status: bool = typer.Option(False, "--status", help="Print lag, rate and health, then exit."),
 ) -> None:
     """Follow the store's log and publish each event to its area topic (Ctrl-C stops)."""
-    settings, store_settings = get_settings(), get_store_settings()
+    backbone = Backbone()
     if status:
-        state, head = relay_status(settings, store_settings)
+        try:
+            state, head = backbone.status.relay()
+        finally:
+            backbone.close()
         report = {
             "name": state.name,
             "state": state.state,
@@ -41,16 +40,11 @@ def relay(
         if state.state in ("halted", "kafka_unreachable"):
             raise typer.Exit(1)
         return
-    stop = threading.Event()
-
-    def request_stop(signum: int, frame: FrameType | None) -> None:
-        del signum, frame
-        stop.set()
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
+    stop = stop_on_signals()
     try:
-        build_relay(settings, store_settings).run(stop)
+        backbone.relay().run(stop)
     except RelayHalted as exc:
         console.print(f"[red]relay halted:[/red] {exc}")
         raise typer.Exit(2) from exc
+    finally:
+        backbone.close()

@@ -8,13 +8,11 @@ from uuid import UUID
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from events.settings import get_store_settings
 from events.store.application import utc_now
-from services.bootstrap import build_key_pool, build_store
+from services.bootstrap import Backbone
+from services.observability.progress import progress_bars
 from services.retention import Expired, RetentionPolicy
-from services.settings import get_settings
 
 app = typer.Typer(help="Retention policy and legal holds.", no_args_is_help=True)
 console = Console()
@@ -22,21 +20,12 @@ err = Console(stderr=True)
 
 
 def _policy() -> RetentionPolicy:
-    store = build_store()
-    return RetentionPolicy(
-        store, build_key_pool(get_store_settings()), get_settings().retention_years
-    )
+    return Backbone().retention()
 
 
 def _scan(policy: RetentionPolicy) -> list[Expired]:
     head = policy.store.event_log.head()
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=err) as progress:
+    with progress_bars(err) as progress:
         task = progress.add_task("scanning the store", total=head)
         return policy.expired(utc_now(), lambda n: progress.advance(task, n))
 

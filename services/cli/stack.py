@@ -9,14 +9,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from events.settings import get_store_settings
-from projections.engine.database import read_pool
-from projections.engine.service import consumer_lag, projection_statuses
 from projections.registry import ALL
-from projections.settings import get_projection_settings
+from services.bootstrap import Backbone
 from services.local_stack.errors import InfraError
 from services.local_stack.stack import LocalStack
-from services.relay.runner import relay_status
 from services.settings import get_settings
 from services.supervisor import PROCESSES, Supervisor
 
@@ -58,6 +54,17 @@ def _components() -> list[dict[str, Any]]:
     ]
     supervisor = Supervisor(settings)
     database_up = components[0]["up"]
+    backbone = Backbone(settings)
+    try:
+        _add_processes(components, supervisor, backbone, database_up)
+    finally:
+        backbone.close()
+    return components
+
+
+def _add_processes(
+    components: list[dict[str, Any]], supervisor: Supervisor, backbone: Backbone, database_up: bool
+) -> None:
     for process in PROCESSES:
         pid = supervisor.pid(process)
         entry: dict[str, Any] = {
@@ -66,22 +73,17 @@ def _components() -> list[dict[str, Any]]:
             "up": pid is not None,
         }
         if process.name == "projections" and database_up:
-            pool = read_pool(get_projection_settings(), max_size=1)
-            try:
-                statuses = projection_statuses(pool, ALL)
-                lag = consumer_lag(pool, get_projection_settings(), ALL)
-            finally:
-                pool.close()
+            statuses = backbone.status.projections(ALL)
+            lag = backbone.status.consumer_lag(ALL)
             entry["lag"] = sum(lag.values())
             entry["lag_by_projection"] = lag
             entry["detail"] = f"dead-lettered: {sum(s.deadlettered_total for s in statuses)}"
         if process.name == "relay" and database_up:
-            state, head = relay_status(settings, get_store_settings())
+            state, head = backbone.status.relay()
             entry["lag"] = max(head - state.position, 0)
             entry["detail"] = state.state
             entry["up"] = entry["up"] and state.state not in ("halted", "kafka_unreachable")
         components.append(entry)
-    return components
 
 
 def status(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:

@@ -6,11 +6,9 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from events.settings import get_store_settings
-from events.store.verification import load_signing_key
-from services.bootstrap import build_key_pool, build_store
+from services.bootstrap import Backbone
+from services.observability.progress import progress_bars
 
 console = Console()
 
@@ -21,27 +19,16 @@ def verify(
     ] = True,
 ) -> None:
     """Recompute every chain link; report OK or the first broken position (exit 1)."""
-    settings = get_store_settings()
-    store = build_store(settings)
-    if not store.on_postgres:
-        raise typer.Exit(2)
-    verifier = store.chain_verifier(
-        build_key_pool(settings), load_signing_key(settings.checkpoint_key_file)
-    )
-    head = store.event_log.head()
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
+    backbone = Backbone()
+    verifier = backbone.verifier()
+    head = backbone.store.event_log.head()
     try:
-        with Progress(*columns, console=console) as progress:
+        with progress_bars(console) as progress:
             task = progress.add_task("verifying chains", total=head)
             verdict = verifier.verify(lambda n: progress.advance(task, n))
         signed = verifier.checkpoint(verdict) if checkpoint and verdict.ok else None
     finally:
-        store.close()
+        backbone.close()
     if not verdict.ok:
         console.print(
             f"[red]BROKEN[/red] at position {verdict.broken_at}: {verdict.problem} "

@@ -45,6 +45,11 @@ CREATE INDEX IF NOT EXISTS inbox_items_open ON inbox_items (order_id)
 CRITICAL = ("HH", "LL")
 
 
+def routed_flags(route_abnormal: bool) -> frozenset[str]:
+    """The flags routed to the ordering physician: critical ones, and H / L if configured."""
+    return frozenset(CRITICAL + (("H", "L") if route_abnormal else ()))
+
+
 def lab_routing(routed_flags: frozenset[str]) -> Projection:
     """The routing projection for a set of flags (always ``HH``/``LL``, optionally ``H``/``L``)."""
 

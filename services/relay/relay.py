@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from events.store.application import ClinicalStore
+from events.application import ClinicalStore
 from events.store.log import LoggedEvent, LogUnreadable
 from events.store.published import published_envelope
 from services.relay.checkpoint import Checkpoint

@@ -16,9 +16,9 @@ from uuid import UUID
 
 import httpx
 
+from events.commands.base import CommandContext
 from events.domain.envelope import SYSTEM_ACTOR
 from events.settings import StoreSettings
-from events.store.application import CommandContext
 from events.store.keys import create_master_key
 from projections.engine.database import read_pool
 from projections.engine.service import start_at_end

@@ -9,7 +9,7 @@ from datetime import date
 
 import pytest
 
-from events.domain.payloads.patients import PatientRegistered
+from events.commands.patients import RegisterPatient
 from events.settings import get_store_settings
 from events.store.keys import create_master_key
 from projections.chart import fetch_chart
@@ -50,7 +50,7 @@ def test_backbone_up_starts_the_relay_which_publishes_what_the_store_records(
     store = build_store()
     patient_id = store.register_patient(
         ctx(),
-        PatientRegistered(
+        RegisterPatient(
             mrn=f"E2E-{uuid.uuid4().hex[:12]}",
             family_name="Endtoend",
             given_names=("Eve",),

@@ -8,12 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from events.application import ClinicalStore
 from events.settings import StoreSettings
-from events.store.application import ClinicalStore
 from events.store.keys import create_master_key
-from events.store.recorders import ClinicalPostgresRecorder
 from events.store.verification import ChainVerifier, load_signing_key
-from services.bootstrap import build_key_pool, build_store
+from services.bootstrap import build_store, service_pool
 from services.local_stack.stack import LocalStack
 
 
@@ -37,8 +36,6 @@ def pg_store(store_settings: StoreSettings) -> Iterator[ClinicalStore]:
 def verifier(
     pg_store: ClinicalStore, store_settings: StoreSettings, tmp_path: Path
 ) -> Iterator[ChainVerifier]:
-    recorder = pg_store.clinical_recorder
-    assert isinstance(recorder, ClinicalPostgresRecorder)
-    pool = build_key_pool(store_settings)
-    yield ChainVerifier(recorder, pool, load_signing_key(tmp_path / "checkpoint.key"))
+    pool = service_pool(store_settings)
+    yield pg_store.chain_verifier(pool, load_signing_key(tmp_path / "checkpoint.key"))
     pool.close()

@@ -5,18 +5,19 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from psycopg import sql
 from psycopg_pool import ConnectionPool
 
+from events.application import ClinicalStore
 from events.settings import StoreSettings
-from events.store.application import ClinicalStore
 from projections.engine.base import Projection
+from projections.engine.offsets import end_offsets
 from projections.engine.rebuild import build_shadow
-from projections.engine.service import end_offsets, run_projections
+from projections.engine.service import run_projections
 from projections.engine.state import stored_offsets
 from projections.registry import ALL
 from projections.settings import ProjectionSettings
@@ -46,10 +47,20 @@ def running_projections(
         thread.join(timeout=60)
 
 
-def caught_up(pool: ConnectionPool, settings: ProjectionSettings, timeout_s: float = 120) -> bool:
-    """True once every projection's stored offsets reached the ends of its partitions."""
+def caught_up(
+    pool: ConnectionPool,
+    settings: ProjectionSettings,
+    timeout_s: float = 120,
+    published: Callable[[], bool] | None = None,
+) -> bool:
+    """True once every projection's stored offsets reached the ends of its partitions, and
+    (given ``published``) once the relay has published everything the store held: without
+    it, offsets already at the topics' ends before the relay's first batch look caught up."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
+        if published is not None and not published():
+            time.sleep(0.1)
+            continue
         with pool.connection() as conn:
             done = all(
                 stored_offsets(conn.cursor(), p.name).items()

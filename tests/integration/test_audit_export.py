@@ -11,8 +11,10 @@ import sys
 
 import pytest
 
+from events.application import ClinicalStore
+from events.commands.access import RecordChartView
+from events.commands.medications import ChangeMedication
 from events.settings import StoreSettings
-from events.store.application import ClinicalStore
 from tests.integration.test_store_postgres import amoxicillin, register
 from tests.unit.conftest import NURSE, ctx
 
@@ -39,10 +41,10 @@ def test_a_patients_changes_and_reads_export_as_csv_and_a_users_as_jsonl(
     pg_store: ClinicalStore, store_settings: StoreSettings
 ) -> None:
     patient, other = register(pg_store, "MRN-X1"), register(pg_store, "MRN-X2")
-    medication = pg_store.prescribe(ctx(), patient, amoxicillin()).id
-    pg_store.change_medication(ctx(reason="renal"), medication, {"dose": 250})
-    pg_store.record_chart_view(ctx(NURSE), patient, "chart", "treatment", False)
-    pg_store.record_chart_view(ctx(NURSE), other, "chart", "treatment", False)
+    medication = pg_store.prescribe(ctx(), amoxicillin(patient)).id
+    pg_store.change_medication(ctx(reason="renal"), ChangeMedication(medication, dose=250))
+    pg_store.record_chart_view(ctx(NURSE), RecordChartView(patient, "chart", "treatment", False))
+    pg_store.record_chart_view(ctx(NURSE), RecordChartView(other, "chart", "treatment", False))
 
     by_patient = export(store_settings, "--patient", str(patient), "--format", "csv")
     by_user = export(store_settings, "--user", str(NURSE.user_id), "--format", "jsonl")

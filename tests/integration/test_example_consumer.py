@@ -13,32 +13,25 @@ from uuid import UUID
 
 import pytest
 
-from events.domain.payloads.patients import PatientRegistered
+from events.application import ClinicalStore
+from events.commands.patients import ErasePatient, RegisterPatient
 from events.settings import StoreSettings
-from events.store.application import ClinicalStore
 from services.local_stack.processes import wait_until
-from services.relay.runner import build_relay, relay_status
 from services.settings import ServiceSettings
+from services.synthetic import LISINOPRIL
+from tests.integration.relaying import build_relay, relay_status
 from tests.integration.test_relay import RelayThread
 from tests.unit.conftest import ctx
 
 pytestmark = pytest.mark.integration
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "department_consumer.py"
-LISINOPRIL = {
-    "drug_code": "29046",
-    "drug_name": "lisinopril",
-    "dose": 10,
-    "dose_unit": "mg",
-    "route": "oral",
-    "frequency": "daily",
-}
 
 
 def register(store: ClinicalStore, mrn: str) -> tuple[UUID, int]:
     result = store.register_patient(
         ctx(),
-        PatientRegistered(
+        RegisterPatient(
             mrn=mrn,
             family_name="Example",
             given_names=("Dept",),
@@ -71,8 +64,10 @@ def test_a_department_consumer_sees_its_patients_events_and_purges_an_erased_pat
     run = uuid.uuid4().hex[:8].upper()
     kept, registered_at = register(pg_store, f"EX-{run}-1")
     erased, _ = register(pg_store, f"EX-{run}-2")
-    prescribed_at = pg_store.prescribe(ctx(), kept, LISINOPRIL).position
-    head = pg_store.forget(ctx(reason="erasure request"), erased, "GDPR art. 17").position
+    prescribed_at = pg_store.prescribe(ctx(), LISINOPRIL.prescribe(kept)).position
+    head = pg_store.forget(
+        ctx(reason="erasure request"), ErasePatient(erased, "GDPR art. 17")
+    ).position
 
     # and the relay has published everything to Kafka
     with RelayThread(build_relay(settings, store_settings)):

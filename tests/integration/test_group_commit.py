@@ -11,8 +11,11 @@ from typing import Any
 
 import pytest
 
+from events.application import ClinicalStore
+from events.commands.base import CommandResult
+from events.commands.medications import ChangeMedication
+from events.commands.observations import RecordVitals
 from events.domain.errors import ConflictError
-from events.store.application import ClinicalStore, CommandResult
 from events.store.recorders import ClinicalPostgresRecorder, Insertion
 from events.store.verification import ChainVerifier
 from tests.integration.test_store_postgres import amoxicillin, loads_meet, race, register
@@ -59,7 +62,7 @@ def test_concurrent_commands_share_transactions_and_every_event_is_stored_and_ch
     batches_before, items_before = recorder.group_commit.batches, recorder.group_commit.items
 
     def vitals(patient: uuid.UUID) -> Callable[[], CommandResult]:
-        return lambda: pg_store.record_vitals(ctx(NURSE), patient, {"heart_rate": 72})
+        return lambda: pg_store.record_vitals(ctx(NURSE), RecordVitals(patient, heart_rate=72))
 
     with first_write_waits_for(recorder, queued=7):
         outcomes = race(*[vitals(p) for p in patients])
@@ -81,15 +84,17 @@ def test_a_conflict_in_a_shared_transaction_fails_only_that_command(
     pg_store: ClinicalStore, verifier: ChainVerifier
 ) -> None:
     patient = register(pg_store, "MRN-G-conflict")
-    medication = pg_store.prescribe(ctx(), patient, amoxicillin()).id
+    medication = pg_store.prescribe(ctx(), amoxicillin(patient)).id
     others = [register(pg_store, f"MRN-G-other{i}") for i in range(4)]
     recorder = postgres_recorder(pg_store)
 
     def change(dose: int) -> Callable[[], CommandResult]:
-        return lambda: pg_store.change_medication(ctx(reason="renal"), medication, {"dose": dose})
+        return lambda: pg_store.change_medication(
+            ctx(reason="renal"), ChangeMedication(medication, dose=dose)
+        )
 
     def vitals(other: uuid.UUID) -> Callable[[], CommandResult]:
-        return lambda: pg_store.record_vitals(ctx(NURSE), other, {"heart_rate": 70})
+        return lambda: pg_store.record_vitals(ctx(NURSE), RecordVitals(other, heart_rate=70))
 
     with loads_meet(pg_store, medication), first_write_waits_for(recorder, queued=5):
         outcomes = race(change(250), change(750), *[vitals(o) for o in others])
@@ -114,7 +119,7 @@ def test_idempotent_repeats_inside_one_shared_transaction_store_once(
 
     def vitals() -> CommandResult:
         return pg_store.record_vitals(
-            ctx(NURSE, idempotency_key="group-7"), patient, {"heart_rate": 91}
+            ctx(NURSE, idempotency_key="group-7"), RecordVitals(patient, heart_rate=91)
         )
 
     with first_write_waits_for(recorder, queued=3):

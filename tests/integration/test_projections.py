@@ -15,24 +15,27 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from psycopg_pool import ConnectionPool
 
+from events.application import ClinicalStore
+from events.commands.observations import RecordVitals
+from events.commands.patients import RecordAllergy
 from events.domain.topics import DEADLETTER, PATIENTS
 from events.settings import StoreSettings
-from events.store.application import ClinicalStore
 from projections.chart import fetch_chart, wait_for_position
 from projections.engine.database import read_pool
+from projections.engine.offsets import end_offsets
 from projections.engine.rebuild import rebuild
-from projections.engine.service import end_offsets, projection_statuses, start_at_end
+from projections.engine.service import projection_statuses, start_at_end
 from projections.registry import ALL, named
 from projections.settings import ProjectionSettings
 from services.local_stack.processes import wait_until
-from services.relay.runner import build_relay
-from services.settings import ServiceSettings
+from services.settings import ServiceSettings, get_settings
 from tests.integration.projection_harness import (
     caught_up,
     isolated_settings,
     running_projections,
     table_differences,
 )
+from tests.integration.relaying import build_relay, relay_status
 from tests.integration.test_relay import RelayThread
 from tests.integration.workload import NURSE, as_, run_workload
 
@@ -46,6 +49,11 @@ class ReadSide:
     settings: ProjectionSettings
     pool: ConnectionPool
     patients: list[UUID]
+
+    def published(self) -> bool:
+        """The relay has published the store's head."""
+        state, head = relay_status(get_settings(), self.store_settings)
+        return state.position >= head
 
 
 @pytest.fixture
@@ -79,7 +87,7 @@ def test_a_workload_of_200_patients_projects_live_exactly_as_a_rebuild_from_the_
         RelayThread(build_relay(settings, read_side.store_settings)),
         running_projections(read_side.pool, read_side.settings),
     ):
-        assert caught_up(read_side.pool, read_side.settings)
+        assert caught_up(read_side.pool, read_side.settings, published=read_side.published)
         rows = assert_live_equals_rebuild(read_side)
 
         # every table has content, and erased patients are gone from all of them
@@ -122,10 +130,12 @@ def test_a_workload_of_200_patients_projects_live_exactly_as_a_rebuild_from_the_
         )
         assert report.events > 0
         more = run_workload(read_side.store, 5, "X", seed=11)
-        assert caught_up(read_side.pool, read_side.settings)
+        assert caught_up(read_side.pool, read_side.settings, published=read_side.published)
         assert_live_equals_rebuild(read_side)
         with read_side.pool.connection() as conn:
-            latest = read_side.store.record_vitals(as_(NURSE), more[4], {"heart_rate": 188})
+            latest = read_side.store.record_vitals(
+                as_(NURSE), RecordVitals(more[4], heart_rate=188)
+            )
             assert wait_for_position(conn, read_side.store.event_log, latest.position, 30)
             chart = fetch_chart(conn, more[4])
             assert chart is not None and chart.body["latest_vitals"]["heart_rate"]["flag"] == "H"
@@ -173,7 +183,7 @@ def test_a_runner_killed_mid_batch_resumes_and_still_equals_the_rebuild(
 
         second = _runner_process(read_side)
         try:
-            assert caught_up(read_side.pool, read_side.settings)
+            assert caught_up(read_side.pool, read_side.settings, published=read_side.published)
         finally:
             second.send_signal(signal.SIGTERM)
             second.wait(timeout=30)
@@ -190,7 +200,7 @@ def test_a_message_delivered_twice_applies_once_and_a_poison_message_is_dead_let
         RelayThread(build_relay(settings, read_side.store_settings)),
         running_projections(read_side.pool, read_side.settings),
     ):
-        assert caught_up(read_side.pool, read_side.settings)
+        assert caught_up(read_side.pool, read_side.settings, published=read_side.published)
         applied_before = {s.name: s.applied_total for s in projection_statuses(read_side.pool, ALL)}
 
         # the same message again, as a redelivery would bring it
@@ -205,9 +215,9 @@ def test_a_message_delivered_twice_applies_once_and_a_poison_message_is_dead_let
         )
         producer.flush()
         producer.close()
-        read_side.store.record_allergy(as_(NURSE), patient, "latex", "rash", "mild")
+        read_side.store.record_allergy(as_(NURSE), RecordAllergy(patient, "latex", "rash", "mild"))
 
-        assert caught_up(read_side.pool, read_side.settings)
+        assert caught_up(read_side.pool, read_side.settings, published=read_side.published)
         statuses = {s.name: s for s in projection_statuses(read_side.pool, ALL)}
         with read_side.pool.connection() as conn:
             chart = fetch_chart(conn, patient)

@@ -18,16 +18,17 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from events.application import ClinicalStore
+from events.commands.observations import RecordVitals
+from events.commands.patients import ErasePatient, RegisterPatient
 from events.domain.contract import spec_of
-from events.domain.payloads.patients import PatientRegistered
 from events.settings import StoreSettings
-from events.store.application import ClinicalStore
 from services.local_stack.processes import wait_until
 from services.local_stack.stack import LocalStack
 from services.relay.relay import Relay
-from services.relay.runner import build_relay, relay_status
 from services.settings import ServiceSettings
 from tests.integration.contract_reader import ContractReader
+from tests.integration.relaying import build_relay, relay_status
 from tests.unit.conftest import NURSE, ctx
 
 pytestmark = pytest.mark.integration
@@ -37,7 +38,7 @@ def register_patients(store: ClinicalStore, count: int, prefix: str) -> list[UUI
     return [
         store.register_patient(
             ctx(),
-            PatientRegistered(
+            RegisterPatient(
                 mrn=f"{prefix}-{i:05d}",
                 family_name=f"Family{i}",
                 given_names=("Test",),
@@ -51,7 +52,8 @@ def register_patients(store: ClinicalStore, count: int, prefix: str) -> list[UUI
 
 def record_vitals_round_robin(store: ClinicalStore, patients: list[UUID], count: int) -> None:
     for i in range(count):
-        store.record_vitals(ctx(NURSE), patients[i % len(patients)], {"heart_rate": 60 + i % 40})
+        patient = patients[i % len(patients)]
+        store.record_vitals(ctx(NURSE), RecordVitals(patient, heart_rate=60 + i % 40))
 
 
 def stored_positions(store: ClinicalStore) -> dict[tuple[str, str], list[int]]:
@@ -227,9 +229,9 @@ def test_an_erased_patients_events_go_out_without_payload(
     reader: ContractReader,
 ) -> None:
     erased, kept = register_patients(pg_store, 2, "D")
-    pg_store.record_vitals(ctx(NURSE), erased, {"heart_rate": 71})
-    pg_store.record_vitals(ctx(NURSE), kept, {"heart_rate": 72})
-    pg_store.forget(ctx(reason="erasure request"), erased, "GDPR art. 17")
+    pg_store.record_vitals(ctx(NURSE), RecordVitals(erased, heart_rate=71))
+    pg_store.record_vitals(ctx(NURSE), RecordVitals(kept, heart_rate=72))
+    pg_store.forget(ctx(reason="erasure request"), ErasePatient(erased, "GDPR art. 17"))
 
     with RelayThread(build_relay(settings, store_settings)):
         arrived = reader.poll_until(

@@ -9,10 +9,11 @@ import sys
 
 import pytest
 
+from events.application import ClinicalStore
+from events.commands.patients import ErasePatient
 from events.domain.aggregates import patients
 from events.domain.errors import PatientErasedError
 from events.settings import StoreSettings
-from events.store.application import ClinicalStore
 from tests.integration.test_store_postgres import register
 from tests.unit.conftest import ctx
 
@@ -52,7 +53,7 @@ def test_expired_patients_are_reported_held_ones_kept_and_the_rest_erased(
     pg_store: ClinicalStore, store_settings: StoreSettings
 ) -> None:
     expired, held, gone = (register(pg_store, f"MRN-R{i}") for i in range(3))
-    pg_store.forget(ctx(reason="earlier request"), gone, "GDPR art. 17")
+    pg_store.forget(ctx(reason="earlier request"), ErasePatient(gone, "GDPR art. 17"))
 
     keep_all = retention(store_settings, "report", years=10)
     hold = retention(store_settings, "hold", str(held), "--reason", "litigation 2026-114", years=0)

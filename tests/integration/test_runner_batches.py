@@ -12,9 +12,10 @@ from kafka import TopicPartition
 from psycopg import Cursor
 from psycopg_pool import ConnectionPool
 
+from events.application import ClinicalStore
+from events.commands.observations import RecordVitals
 from events.domain.topics import OBSERVATIONS
 from events.settings import StoreSettings
-from events.store.application import ClinicalStore
 from events.store.published import published_envelope
 from projections.engine.base import Projection
 from projections.engine.database import create_tables, read_pool
@@ -76,7 +77,7 @@ def test_one_message_failing_to_apply_is_dead_lettered_and_the_rest_of_the_batch
     settings, pool = picky_side
     patient = register(pg_store, "MRN-RB1")
     for heart_rate in (60, 13, 80):
-        pg_store.record_vitals(ctx(NURSE), patient, {"heart_rate": heart_rate})
+        pg_store.record_vitals(ctx(NURSE), RecordVitals(patient, heart_rate=heart_rate))
     stored = pg_store.event_log.after(0, 10).events
     records = [
         Record(

@@ -13,13 +13,17 @@ from typing import Any
 
 import pytest
 
+from events.application import ClinicalStore
+from events.commands.base import CommandResult
+from events.commands.medications import ChangeMedication, Prescribe
+from events.commands.observations import RecordVitals
+from events.commands.orders import CollectSpecimen, PlaceOrder, ReceiveResults
+from events.commands.patients import ErasePatient, RegisterPatient
 from events.domain.aggregates import medications, patients
 from events.domain.aggregates.orders import AnalyteInput
 from events.domain.errors import ConflictError, PatientErasedError
 from events.domain.payloads.observations import VitalsRecorded
-from events.domain.payloads.patients import PatientRegistered
 from events.settings import StoreSettings
-from events.store.application import ClinicalStore, CommandResult
 from services.bootstrap import build_store
 from services.local_stack.postgres import find_bin_dir
 from tests.unit.conftest import LAB, NURSE, FakeClock, ctx
@@ -29,21 +33,22 @@ pytestmark = pytest.mark.integration
 
 
 def register(store: ClinicalStore, mrn: str, family: str = "Okonkwo") -> uuid.UUID:
-    registration = PatientRegistered(
+    registration = RegisterPatient(
         mrn=mrn, family_name=family, given_names=("Ada",), birth_date=date(1961, 4, 2), sex="female"
     )
     return store.register_patient(ctx(), registration).id
 
 
-def amoxicillin() -> dict[str, Any]:
-    return {
-        "drug_code": "723",
-        "drug_name": "amoxicillin",
-        "dose": 500,
-        "dose_unit": "mg",
-        "route": "oral",
-        "frequency": "tid",
-    }
+def amoxicillin(patient_id: uuid.UUID) -> Prescribe:
+    return Prescribe(
+        patient_id,
+        drug_code="723",
+        drug_name="amoxicillin",
+        dose=500,
+        dose_unit="mg",
+        route="oral",
+        frequency="tid",
+    )
 
 
 def race(*commands: Callable[[], CommandResult]) -> list[CommandResult | Exception]:
@@ -84,11 +89,15 @@ def loads_meet(store: ClinicalStore, stream_id: uuid.UUID) -> Iterator[None]:
 def test_two_concurrent_changes_to_one_medication_order_one_wins_one_conflicts(
     pg_store: ClinicalStore,
 ) -> None:
-    medication_id = pg_store.prescribe(ctx(), register(pg_store, "MRN-C1"), amoxicillin()).id
+    medication_id = pg_store.prescribe(ctx(), amoxicillin(register(pg_store, "MRN-C1"))).id
     with loads_meet(pg_store, medication_id):
         outcomes = race(
-            lambda: pg_store.change_medication(ctx(reason="renal"), medication_id, {"dose": 250}),
-            lambda: pg_store.change_medication(ctx(reason="weight"), medication_id, {"dose": 750}),
+            lambda: pg_store.change_medication(
+                ctx(reason="renal"), ChangeMedication(medication_id, dose=250)
+            ),
+            lambda: pg_store.change_medication(
+                ctx(reason="weight"), ChangeMedication(medication_id, dose=750)
+            ),
         )
 
     winners = [o for o in outcomes if isinstance(o, CommandResult)]
@@ -109,7 +118,7 @@ def test_racing_commands_with_one_idempotency_key_store_once_and_answer_alike(
         *[
             (
                 lambda: pg_store.record_vitals(
-                    ctx(NURSE, idempotency_key="vitals-42"), patient_id, {"heart_rate": 88}
+                    ctx(NURSE, idempotency_key="vitals-42"), RecordVitals(patient_id, heart_rate=88)
                 )
             )
             for _ in range(4)
@@ -128,10 +137,13 @@ def test_a_patient_name_and_a_result_value_never_appear_in_a_dump_of_the_store(
     pg_store: ClinicalStore, store_settings: StoreSettings
 ) -> None:
     patient_id = register(pg_store, "MRN-Z1", family="Zanzibarova")
-    order_id = pg_store.place_order(ctx(), patient_id, "2345-7", "Glucose", "routine").id
-    pg_store.collect_specimen(ctx(NURSE), order_id)
+    order_id = pg_store.place_order(
+        ctx(), PlaceOrder(patient_id, "2345-7", "Glucose", "routine")
+    ).id
+    pg_store.collect_specimen(ctx(NURSE), CollectSpecimen(order_id))
     pg_store.receive_results(
-        ctx(LAB), order_id, [AnalyteInput("2345-7", "Glucose", 187.654, "mg/dL", 70, 99)]
+        ctx(LAB),
+        ReceiveResults(order_id, (AnalyteInput("2345-7", "Glucose", 187.654, "mg/dL", 70, 99),)),
     )
 
     dump = subprocess.run(
@@ -162,7 +174,7 @@ def test_forgetting_a_patient_on_postgres_is_seen_by_a_second_process(
     other_process = build_store(store_settings)
     assert other_process.load(erased, patients.evolve) is not None
 
-    pg_store.forget(ctx(reason="erasure request"), erased, "GDPR art. 17")
+    pg_store.forget(ctx(reason="erasure request"), ErasePatient(erased, "GDPR art. 17"))
 
     with pytest.raises(PatientErasedError):
         other_process.load(erased, patients.evolve)

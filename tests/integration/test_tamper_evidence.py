@@ -11,9 +11,12 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from events.application import ClinicalStore
+from events.commands.medications import ChangeMedication
+from events.commands.observations import RecordVitals
+from events.commands.patients import ErasePatient
 from events.settings import StoreSettings
 from events.store import chain
-from events.store.application import ClinicalStore
 from events.store.verification import ChainVerifier
 from tests.integration.test_store_postgres import amoxicillin, register
 from tests.unit.conftest import NURSE, ctx
@@ -23,14 +26,17 @@ pytestmark = pytest.mark.integration
 
 def some_history(store: ClinicalStore) -> list[int]:
     patient = register(store, "MRN-T1")
-    medication = store.prescribe(ctx(), patient, amoxicillin()).id
+    medication = store.prescribe(ctx(), amoxicillin(patient)).id
     positions = [
-        store.change_medication(ctx(reason=f"step {i}"), medication, {"dose": 250 + i}).position
+        store.change_medication(
+            ctx(reason=f"step {i}"), ChangeMedication(medication, dose=250 + i)
+        ).position
         for i in range(5)
     ]
-    positions.append(store.record_vitals(ctx(NURSE), patient, {"heart_rate": 80}).position)
+    vitals = RecordVitals(patient, heart_rate=80)
+    positions.append(store.record_vitals(ctx(NURSE), vitals).position)
     forgotten = register(store, "MRN-T2")
-    store.forget(ctx(reason="erasure request"), forgotten, "GDPR art. 17")
+    store.forget(ctx(reason="erasure request"), ErasePatient(forgotten, "GDPR art. 17"))
     return positions
 
 

@@ -1,17 +1,36 @@
-"""A clinical workload through the store's commands, touching every projected event type."""
+"""A clinical workload through the store's commands, touching every projected event type.
+
+Its people and values come from ``services.synthetic``, seeded: the same seed gives the same
+workload.
+"""
 
 from __future__ import annotations
 
-import random
-from datetime import date, timedelta
+from datetime import timedelta
 from uuid import UUID
 
+from events.application import ClinicalStore
+from events.commands.access import ChangeCareTeam, GrantBreakGlass, RecordChartView
+from events.commands.base import CommandContext
+from events.commands.medications import (
+    ChangeMedication,
+    DiscontinueMedication,
+    PharmacyDecision,
+    RecordAdministration,
+)
+from events.commands.orders import AmendResult, CancelOrder, CollectSpecimen
+from events.commands.patients import ErasePatient, RefuteAllergy
 from events.domain.aggregates import medications
-from events.domain.aggregates.orders import AnalyteInput
 from events.domain.envelope import Actor
 from events.domain.errors import DomainError
-from events.domain.payloads.patients import DemographicsUpdated, PatientRegistered
-from events.store.application import ClinicalStore, CommandContext
+from services.synthetic import (
+    AMOXICILLIN,
+    LISINOPRIL,
+    METFORMIN,
+    PENICILLIN,
+    POTASSIUM,
+    Synthetic,
+)
 
 PHYSICIAN = Actor(user_id=UUID("00000000-0000-4000-8000-0000000000a1"), role="physician")
 NURSE = Actor(user_id=UUID("00000000-0000-4000-8000-0000000000a2"), role="nurse")
@@ -23,120 +42,75 @@ def as_(actor: Actor, reason: str | None = None) -> CommandContext:
     return CommandContext(actor=actor, reason=reason)
 
 
-DRUGS = [
-    {
-        "drug_code": "723",
-        "drug_name": "amoxicillin",
-        "dose": 500,
-        "dose_unit": "mg",
-        "route": "oral",
-        "frequency": "tid",
-    },
-    {
-        "drug_code": "29046",
-        "drug_name": "lisinopril",
-        "dose": 10,
-        "dose_unit": "mg",
-        "route": "oral",
-        "frequency": "daily",
-    },
-    {
-        "drug_code": "6809",
-        "drug_name": "metformin",
-        "dose": 500,
-        "dose_unit": "mg",
-        "route": "oral",
-        "frequency": "bid",
-    },
-]
+# The refusal path: amoxicillin for a patient with an active penicillin allergy.
+STAY_DRUGS = (AMOXICILLIN, LISINOPRIL, METFORMIN)
 
 
 def run_workload(store: ClinicalStore, patients: int, prefix: str, seed: int = 7) -> list[UUID]:
     """Register ``patients`` patients and give each a realistic stay; the patient ids."""
-    rng = random.Random(seed)
+    people = Synthetic(seed, mrn_prefix=prefix)
     ids = []
     for i in range(patients):
-        pid = store.register_patient(
-            as_(PHYSICIAN),
-            PatientRegistered(
-                mrn=f"{prefix}{i:06d}",
-                family_name=f"Family{i}",
-                given_names=("Pat", f"N{i}"),
-                birth_date=date(1940, 1, 1) + timedelta(days=rng.randrange(30000)),
-                sex=rng.choice(["female", "male", "other", "unknown"]),
-            ),
-        ).id
+        registration = people.registration(i)
+        pid = store.register_patient(as_(PHYSICIAN), registration).id
         ids.append(pid)
-        _stay(store, rng, pid, i)
+        _stay(store, people, pid, i, registration.family_name)
     for pid in ids[:3]:
-        store.forget(as_(PHYSICIAN, "erasure request"), pid, "GDPR art. 17")
+        store.forget(as_(PHYSICIAN, "erasure request"), ErasePatient(pid, "GDPR art. 17"))
     return ids
 
 
-def _stay(store: ClinicalStore, rng: random.Random, pid: UUID, i: int) -> None:
+def _stay(store: ClinicalStore, people: Synthetic, pid: UUID, i: int, family_name: str) -> None:
     if i % 5 == 0:
-        store.update_demographics(as_(NURSE), pid, DemographicsUpdated(family_name=f"Renamed{i}"))
+        store.update_demographics(as_(NURSE), people.renamed(pid, family_name))
     if i % 3 == 0:
-        allergy = store.record_allergy(as_(NURSE), pid, "penicillin", "hives", "moderate").id
+        allergy = store.record_allergy(as_(NURSE), people.allergy(pid, PENICILLIN)).id
         if i % 6 == 0:
-            store.refute_allergy(as_(PHYSICIAN, "tolerated challenge"), pid, allergy)
+            store.refute_allergy(as_(PHYSICIAN, "tolerated challenge"), RefuteAllergy(pid, allergy))
     for _ in range(2):
-        store.record_vitals(
-            as_(NURSE),
-            pid,
-            {
-                "heart_rate": rng.randrange(50, 130),
-                "systolic_bp": rng.randrange(95, 170),
-                "diastolic_bp": rng.randrange(55, 90),
-                "spo2": rng.randrange(90, 100),
-            },
-        )
-    order = store.place_order(as_(PHYSICIAN), pid, "2823-3", "Potassium", "routine").id
+        store.record_vitals(as_(NURSE), people.vitals(pid))
+    order = store.place_order(as_(PHYSICIAN), people.order(pid, POTASSIUM)).id
     if i % 7 == 0:
-        store.cancel_order(as_(PHYSICIAN, "duplicate"), order)
+        store.cancel_order(as_(PHYSICIAN, "duplicate"), CancelOrder(order))
     else:
-        store.collect_specimen(as_(NURSE), order)
-        for value in (rng.uniform(3.0, 5.8), rng.uniform(2.5, 6.8)):
-            result = store.receive_results(
-                as_(LAB),
-                order,
-                [AnalyteInput("2823-3", "Potassium", round(value, 1), "mmol/L", 3.5, 5.1)],
-            )
+        store.collect_specimen(as_(NURSE), CollectSpecimen(order))
+        for _ in range(2):
+            result = store.receive_results(as_(LAB), people.results(order, POTASSIUM))
         if i % 4 == 0:
             result_id = UUID(result.detail["results"][0]["result_id"])
             store.amend_result(
-                as_(LAB, "hemolysed"),
-                order,
-                result_id,
-                AnalyteInput("2823-3", "Potassium", 4.2, "mmol/L", 3.5, 5.1),
+                as_(LAB, "hemolysed"), AmendResult(order, result_id, people.result(POTASSIUM))
             )
-    drug = DRUGS[i % len(DRUGS)]
+    drug = STAY_DRUGS[i % len(STAY_DRUGS)]
     try:
-        medication = store.prescribe(as_(PHYSICIAN), pid, drug).id
+        medication = store.prescribe(as_(PHYSICIAN), drug.prescribe(pid)).id
     except DomainError:  # amoxicillin for a penicillin-allergic patient: refused
-        medication = store.prescribe(as_(PHYSICIAN), pid, DRUGS[1]).id
+        drug = LISINOPRIL
+        medication = store.prescribe(as_(PHYSICIAN), drug.prescribe(pid)).id
     if i % 2 == 0:
-        store.change_medication(as_(PHYSICIAN, "titration"), medication, {"frequency": "bid"})
-    store.record_administration(as_(NURSE), medication, {"dose": 10})
+        store.change_medication(
+            as_(PHYSICIAN, "titration"), ChangeMedication(medication, frequency="bid")
+        )
+    store.record_administration(as_(NURSE), RecordAdministration(medication, dose=drug.dose))
     if i % 3 == 1:
         store.pharmacy_decision(
-            as_(PHARMACIST), medication, UUID(int=i + 1), _version(store, medication), True
+            as_(PHARMACIST),
+            PharmacyDecision(medication, UUID(int=i + 1), _version(store, medication), True),
         )
     elif i % 9 == 2:
         store.pharmacy_decision(
             as_(PHARMACIST, "interaction"),
-            medication,
-            UUID(int=i + 1),
-            _version(store, medication),
-            False,
+            PharmacyDecision(medication, UUID(int=i + 1), _version(store, medication), False),
         )
     if i % 4 == 3:
-        store.discontinue_medication(as_(PHYSICIAN, "course complete"), medication)
-    store.change_care_team(as_(PHYSICIAN), pid, NURSE.user_id, "added")
-    store.record_chart_view(as_(NURSE), pid, "chart", "treatment", False)
+        store.discontinue_medication(
+            as_(PHYSICIAN, "course complete"), DiscontinueMedication(medication)
+        )
+    store.change_care_team(as_(PHYSICIAN), ChangeCareTeam(pid, NURSE.user_id, "added"))
+    store.record_chart_view(as_(NURSE), RecordChartView(pid, "chart", "treatment", False))
     if i % 10 == 0:
         store.grant_break_glass(
-            as_(PHYSICIAN, "unconscious patient in ED"), pid, timedelta(hours=4)
+            as_(PHYSICIAN, "unconscious patient in ED"), GrantBreakGlass(pid, timedelta(hours=4))
         )
 
 

@@ -8,8 +8,9 @@ from uuid import UUID, uuid4
 
 import pytest
 
+from events.application import ClinicalStore
+from events.commands.base import CommandContext
 from events.domain.envelope import Actor
-from events.store.application import ClinicalStore, CommandContext
 from events.store.keys import Keyring, MemoryKeyStore
 
 

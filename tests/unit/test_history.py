@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from events.store.application import ClinicalStore
+from events.application import ClinicalStore
+from events.commands.access import RecordChartView
+from events.commands.medications import ChangeMedication
+from events.commands.observations import RecordVitals
+from events.commands.patients import ErasePatient
 from events.store.history import history_entries
 from tests.unit.conftest import NURSE, ctx
 from tests.unit.test_write_side import _amoxicillin, registered
@@ -10,9 +14,9 @@ from tests.unit.test_write_side import _amoxicillin, registered
 
 def test_history_shows_what_changed_and_who_read(store: ClinicalStore) -> None:
     patient = registered(store)
-    medication = store.prescribe(ctx(), patient, _amoxicillin()).id
-    store.change_medication(ctx(reason="renal function"), medication, {"dose": 250})
-    store.record_chart_view(ctx(NURSE), patient, "chart", "treatment", False)
+    medication = store.prescribe(ctx(), _amoxicillin(patient)).id
+    store.change_medication(ctx(reason="renal function"), ChangeMedication(medication, dose=250))
+    store.record_chart_view(ctx(NURSE), RecordChartView(patient, "chart", "treatment", False))
 
     entries = history_entries(store.event_log.of_patient(patient))
 
@@ -29,8 +33,8 @@ def test_history_shows_what_changed_and_who_read(store: ClinicalStore) -> None:
 
 def test_an_erased_patients_history_keeps_only_metadata(store: ClinicalStore) -> None:
     patient = registered(store)
-    store.record_vitals(ctx(NURSE), patient, {"heart_rate": 120})
-    store.forget(ctx(reason="erasure request"), patient, "GDPR art. 17")
+    store.record_vitals(ctx(NURSE), RecordVitals(patient, heart_rate=120))
+    store.forget(ctx(reason="erasure request"), ErasePatient(patient, "GDPR art. 17"))
 
     entries = history_entries(store.event_log.of_patient(patient))
 

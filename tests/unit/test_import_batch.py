@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from events.application import ClinicalStore
+from events.commands.observations import RecordVitals
+from events.commands.patients import RecordAllergy
 from events.domain.aggregates import patients
 from events.domain.errors import ClinicalRuleViolation, ConflictError, DuplicateMRN
-from events.store.application import ClinicalStore
 from tests.unit.conftest import NURSE, ctx
 from tests.unit.test_write_side import registered, registration
 
@@ -33,7 +35,7 @@ def test_a_refused_command_in_a_batch_saves_nothing(store: ClinicalStore) -> Non
 
     with pytest.raises(ClinicalRuleViolation), store.importing():
         store.register_patient(ctx(), registration("MRN-B-ok"))
-        store.record_vitals(ctx(NURSE), patient_id, {"heart_rate": -5})
+        store.record_vitals(ctx(NURSE), RecordVitals(patient_id, heart_rate=-5))
 
     assert stored_count(store) == before
 
@@ -43,8 +45,8 @@ def test_a_batch_changing_one_record_twice_is_refused_whole(store: ClinicalStore
     before = stored_count(store)
 
     with pytest.raises(ConflictError, match="each record once"), store.importing():
-        store.record_allergy(ctx(), patient_id, "penicillin", "rash", "moderate")
-        store.record_allergy(ctx(), patient_id, "latex", "hives", "mild")
+        store.record_allergy(ctx(), RecordAllergy(patient_id, "penicillin", "rash", "moderate"))
+        store.record_allergy(ctx(), RecordAllergy(patient_id, "latex", "hives", "mild"))
 
     assert stored_count(store) == before
 
@@ -77,7 +79,7 @@ def test_a_batch_reads_each_record_once(store: ClinicalStore) -> None:
     store.repository.get = counting_get  # type: ignore[method-assign,assignment]
     with store.importing() as batch:
         for heart_rate in (60, 70, 80):
-            store.record_vitals(ctx(NURSE), patient_id, {"heart_rate": heart_rate})
+            store.record_vitals(ctx(NURSE), RecordVitals(patient_id, heart_rate=heart_rate))
 
     assert reads == [patient_id]
     assert len(batch.results) == 3

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from events.store.application import ClinicalStore
+from events.application import ClinicalStore
+from events.commands.observations import RecordVitals
+from events.commands.patients import ErasePatient, RecordAllergy
 from events.store.published import PublishedEnvelope, published_envelope, published_model
 from tests.unit.conftest import NURSE, FakeClock, ctx
 from tests.unit.test_upcasting import store_v1_vitals
@@ -13,13 +15,13 @@ def test_the_typed_envelope_equals_the_validated_published_json(
     store: ClinicalStore, clock: FakeClock
 ) -> None:
     kept = registered(store, "MRN-P1")
-    store.record_allergy(ctx(), kept, "latex", "rash", "moderate")
-    store.prescribe(ctx(), kept, _amoxicillin())
-    store.record_vitals(ctx(NURSE), kept, {"heart_rate": 130})
+    store.record_allergy(ctx(), RecordAllergy(kept, "latex", "rash", "moderate"))
+    store.prescribe(ctx(), _amoxicillin(kept))
+    store.record_vitals(ctx(NURSE), RecordVitals(kept, heart_rate=130))
     store_v1_vitals(store, clock, "150/95")
     gone = registered(store, "MRN-P2")
-    store.record_vitals(ctx(NURSE), gone, {"heart_rate": 80})
-    store.forget(ctx(reason="patient's request"), gone, "GDPR art. 17")
+    store.record_vitals(ctx(NURSE), RecordVitals(gone, heart_rate=80))
+    store.forget(ctx(reason="patient's request"), ErasePatient(gone, "GDPR art. 17"))
 
     notifications = store.event_log.after(0, 100).events
     erased = 0

@@ -13,11 +13,17 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from events.commands.medications import (
+    ChangeMedication,
+    DiscontinueMedication,
+    Prescribe,
+    RecordAdministration,
+)
+from events.commands.patients import RegisterPatient
 from events.domain.aggregates import medications
 from events.domain.aggregates.common import fold
 from events.domain.envelope import ClinicalEvent
 from events.domain.errors import DomainError
-from events.domain.payloads.patients import PatientRegistered
 from tests.unit.conftest import NURSE, FakeClock, ctx, memory_store
 
 commands = st.lists(
@@ -47,7 +53,7 @@ def test_any_accepted_command_sequence_replays_to_the_same_state(
     store.save = capture  # type: ignore[method-assign]
     patient = store.register_patient(
         ctx(),
-        PatientRegistered(
+        RegisterPatient(
             mrn="MRN-77",
             family_name="Doe",
             given_names=("J",),
@@ -57,26 +63,29 @@ def test_any_accepted_command_sequence_replays_to_the_same_state(
     ).id
     medication_id = store.prescribe(
         ctx(),
-        patient,
-        {
-            "drug_code": "723",
-            "drug_name": "amoxicillin",
-            "dose": 500,
-            "dose_unit": "mg",
-            "route": "oral",
-            "frequency": "tid",
-        },
+        Prescribe(
+            patient,
+            drug_code="723",
+            drug_name="amoxicillin",
+            dose=500,
+            dose_unit="mg",
+            route="oral",
+            frequency="tid",
+        ),
     ).id
     for kind, amount, with_reason in sequence:
         clock.advance(minutes=5)
         reason = "clinical review" if with_reason else None
         try:
             if kind == "change":
-                store.change_medication(ctx(reason=reason), medication_id, {"dose": amount})
+                change = ChangeMedication(medication_id, dose=amount)
+                store.change_medication(ctx(reason=reason), change)
             elif kind == "administer":
-                store.record_administration(ctx(NURSE), medication_id, {"dose": amount})
+                given = RecordAdministration(medication_id, dose=amount)
+                store.record_administration(ctx(NURSE), given)
             else:
-                store.discontinue_medication(ctx(reason=reason), medication_id)
+                stop = DiscontinueMedication(medication_id)
+                store.discontinue_medication(ctx(reason=reason), stop)
         except DomainError:
             continue
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from uuid import uuid4
 
+from events.application import ClinicalStore
 from events.domain.envelope import ClinicalEvent
 from events.domain.payloads.observations import VitalsRecorded, VitalsRecordedV1
-from events.store.application import ClinicalStore
 from tests.unit.conftest import NURSE, FakeClock
 
 

@@ -7,9 +7,10 @@ change sees it: the API loads them for every clinical read and write.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from uuid import UUID, uuid5
 
+from events.domain.aggregates.common import require_reason
 from events.domain.envelope import ClinicalEvent
 from events.domain.errors import ClinicalRuleViolation
 from events.domain.payloads import access as acc
@@ -95,6 +96,14 @@ class BreakGlass:
 
     def active_for(self, user_id: UUID, now: datetime) -> bool:
         return any(user == user_id and until > now for user, until in self.grants)
+
+
+def grant_break_glass(
+    reason: str | None, now: datetime, duration: timedelta
+) -> acc.BreakGlassGranted:
+    """Emergency access until ``now + duration``: only with a reason."""
+    require_reason(reason, "break the glass")
+    return acc.BreakGlassGranted(expires_at=now + duration)
 
 
 def evolve_break_glass(state: BreakGlass | None, event: ClinicalEvent) -> BreakGlass:

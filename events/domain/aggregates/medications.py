@@ -154,8 +154,13 @@ def administer(
 
 
 def pharmacy_decision(
-    order: MedicationOrder, order_version: int, decision: m.PharmacyVerified | m.PharmacyRejected
+    order: MedicationOrder,
+    order_version: int,
+    decision: m.PharmacyVerified | m.PharmacyRejected,
+    reason: str | None,
 ) -> m.PharmacyVerified | m.PharmacyRejected:
+    if isinstance(decision, m.PharmacyRejected):
+        require_reason(reason, "reject a prescription")
     _active(order, "verify it")
     if order_version != order.order_change_version:
         raise ConflictError(

@@ -129,6 +129,17 @@ def record_allergy(state: Patient, allergy: p.AllergyRecorded) -> p.AllergyRecor
     return allergy
 
 
+def erase(legal_basis: str, reason: str | None) -> p.PatientErased:
+    """Erasure is recorded only with a reason (and a legal basis)."""
+    require_reason(reason, "erase a patient")
+    return p.PatientErased(legal_basis=legal_basis)
+
+
+def request_erasure(request_id: UUID, legal_basis: str, reason: str | None) -> p.ErasureRequested:
+    require_reason(reason, "erase a patient")
+    return p.ErasureRequested(request_id=request_id, legal_basis=legal_basis)
+
+
 def refute_allergy(state: Patient, allergy_id: UUID, reason: str | None) -> p.AllergyRefuted:
     require_reason(reason, "refute an allergy")
     match = [a for a in state.allergies if a.allergy_id == allergy_id]

@@ -8,6 +8,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
+from events.commands.patients import ErasePatient
 from services.api.deps import ContainerDep, IdempotencyKey, command_context, require
 from services.api.schemas.auth import RoleChange, UserCreate
 from services.api.schemas.common import Written
@@ -75,7 +76,7 @@ def erase_patient(
     """Two-person erasure: a first call requests it (202), a call by another compliance or
     admin user approves it (201): the data key is destroyed and every projection purges."""
     result, erased = container.store.request_erasure(
-        command_context(user, body.reason), patient_id, body.legal_basis
+        command_context(user, body.reason), ErasePatient(patient_id, body.legal_basis)
     )
     if erased:
         response.status_code = status.HTTP_201_CREATED

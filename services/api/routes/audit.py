@@ -9,14 +9,12 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query
 from pydantic import AwareDatetime, BaseModel
 
-from projections.engine.service import consumer_lag
 from projections.registry import named
 from services.api.container import Container
 from services.api.deps import ContainerDep, require
 from services.api.examples import ACCESS, ALERTS, example
 from services.auth.service import Principal
 from services.local_stack.processes import wait_until
-from services.relay.runner import relay_status
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
@@ -56,13 +54,10 @@ def _catch_up(container: Container) -> None:
     projection = (named("access_audit"),)
 
     def done() -> bool:
-        state, _ = relay_status(container.settings, container.store_settings, container.reads)
+        state, _ = container.status.relay()
         if state.position < head:
             return False
-        return (
-            consumer_lag(container.reads, container.projection_settings, projection)["access_audit"]
-            == 0
-        )
+        return container.status.consumer_lag(projection)["access_audit"] == 0
 
     wait_until(done, container.settings.read_wait_timeout_s, 0.05)
 

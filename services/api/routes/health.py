@@ -9,12 +9,10 @@ from fastapi.responses import JSONResponse
 from kafka.errors import KafkaError
 from psycopg import Error as DatabaseError
 
-from projections.engine.service import consumer_lag
 from projections.registry import ALL
 from services.api.deps import ContainerDep
 from services.api.examples import HEALTH, METRICS, READY, example
 from services.api.observability import PROJECTION_LAG, RELAY_LAG, exposition
-from services.relay.runner import relay_status
 
 router = APIRouter(tags=["health"])
 
@@ -34,7 +32,7 @@ def _readiness(container: ContainerDep) -> dict[str, Any]:
     except DatabaseError as exc:
         checks["store"] = {"up": False, "error": type(exc).__name__}
     try:
-        lag = consumer_lag(container.reads, container.projection_settings, ALL)
+        lag = container.status.consumer_lag(ALL)
         checks["kafka"] = {"up": True}
         limit = container.settings.ready_max_projection_lag
         checks["projections"] = {
@@ -45,7 +43,7 @@ def _readiness(container: ContainerDep) -> dict[str, Any]:
     except (KafkaError, DatabaseError) as exc:
         checks["kafka"] = {"up": False, "error": type(exc).__name__}
     try:
-        state, head = relay_status(container.settings, container.store_settings, container.reads)
+        state, head = container.status.relay()
         RELAY_LAG.set(max(head - state.position, 0))
         checks["relay"] = {"lag": max(head - state.position, 0), "state": state.state}
     except DatabaseError as exc:

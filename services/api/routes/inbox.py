@@ -9,6 +9,8 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query, status
 from pydantic import BaseModel
 
+from events.commands.access import RecordChartView
+from events.commands.orders import AcknowledgeResult
 from events.domain.errors import NotFound
 from projections.chart import wait_for_position
 from services.api.deps import ContainerDep, IdempotencyKey, command_context, require
@@ -16,8 +18,7 @@ from services.api.examples import INBOX, example
 from services.api.problems import Forbidden
 from services.api.schemas.common import Written
 from services.auth.service import Principal
-from services.cli.departments import routed_flags
-from services.departments.lab_routing import lab_routing
+from services.departments.lab_routing import lab_routing, routed_flags
 
 router = APIRouter(prefix="/v1/inbox", tags=["inbox"])
 
@@ -53,7 +54,7 @@ def inbox(
                 container.store.event_log,
                 min_position,
                 container.settings.read_wait_timeout_s,
-                (lab_routing(routed_flags(container.settings)),),
+                (lab_routing(routed_flags(container.settings.route_abnormal_results)),),
             )
         rows = conn.execute(
             "SELECT i.item_id, i.order_id, i.patient_id, o.test_name, i.code, i.name, i.value, "
@@ -68,7 +69,7 @@ def inbox(
     ]
     for patient_id in dict.fromkeys(item.patient_id for item in items):
         container.store.record_chart_view(
-            command_context(user), patient_id, "results", "result review", False
+            command_context(user), RecordChartView(patient_id, "results", "result review", False)
         )
     return items
 
@@ -89,5 +90,7 @@ def acknowledge(
     order_id, physician = row
     if physician != user.user_id:
         raise Forbidden("only the ordering physician acknowledges this result")
-    result = container.store.acknowledge_result(command_context(user, key=key), order_id, item_id)
-    return Written(id=result.id, position=result.position)
+    acknowledged = AcknowledgeResult(order_id, item_id)
+    return Written.of(
+        container.store.acknowledge_result(command_context(user, key=key), acknowledged)
+    )

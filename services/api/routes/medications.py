@@ -7,10 +7,12 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, status
 
-from events.domain.aggregates import medications as medication_aggregate
-from events.domain.errors import NotFound
-from services.api.container import Container
-from services.api.deps import ContainerDep, IdempotencyKey, command_context, patient_access, require
+from events.commands.medications import (
+    ChangeMedication,
+    DiscontinueMedication,
+    RecordAdministration,
+)
+from services.api.deps import ContainerDep, IdempotencyKey, require, write_context
 from services.api.schemas.common import Written
 from services.api.schemas.medications import AdministrationCreate, Discontinue, MedicationChange
 from services.auth.service import Principal
@@ -19,13 +21,6 @@ router = APIRouter(prefix="/v1/medications", tags=["medications"])
 
 Physician = Annotated[Principal, Depends(require("physician"))]
 Nurse = Annotated[Principal, Depends(require("nurse"))]
-
-
-def _check_patient(container: Container, user: Principal, medication_id: UUID) -> None:
-    order = container.store.load(medication_id, medication_aggregate.evolve)
-    if order is None:
-        raise NotFound("medication order", medication_id)
-    patient_access(container, user, order.patient_id)
 
 
 @router.post("/{medication_id}/change", status_code=status.HTTP_201_CREATED, response_model=Written)
@@ -37,12 +32,15 @@ def change_medication(
     key: IdempotencyKey = None,
 ) -> Written:
     """Change dose or frequency, with a reason; a stale concurrent change answers 409."""
-    _check_patient(container, user, medication_id)
-    request = body.model_dump(exclude={"occurred_at", "reason"}, exclude_none=True)
-    result = container.store.change_medication(
-        command_context(user, body.reason, body.occurred_at, key), medication_id, request
+    change = ChangeMedication(
+        medication_id,
+        dose=body.dose,
+        dose_unit=body.dose_unit,
+        frequency=body.frequency,
+        override_reason=body.override_reason,
     )
-    return Written(id=result.id, position=result.position)
+    ctx = write_context(container, user, body, key)
+    return Written.of(container.store.change_medication(ctx, change))
 
 
 @router.post(
@@ -56,11 +54,10 @@ def discontinue_medication(
     key: IdempotencyKey = None,
 ) -> Written:
     """Discontinue, with a reason."""
-    _check_patient(container, user, medication_id)
-    result = container.store.discontinue_medication(
-        command_context(user, body.reason, body.occurred_at, key), medication_id
+    ctx = write_context(container, user, body, key)
+    return Written.of(
+        container.store.discontinue_medication(ctx, DiscontinueMedication(medication_id))
     )
-    return Written(id=result.id, position=result.position)
 
 
 @router.post(
@@ -74,9 +71,12 @@ def record_administration(
     key: IdempotencyKey = None,
 ) -> Written:
     """Record a dose given."""
-    _check_patient(container, user, medication_id)
-    request = body.model_dump(exclude={"occurred_at", "reason"}, exclude_none=True)
-    result = container.store.record_administration(
-        command_context(user, body.reason, body.occurred_at, key), medication_id, request
+    given = RecordAdministration(
+        medication_id,
+        dose=body.dose,
+        dose_unit=body.dose_unit,
+        route=body.route,
+        administered_at=body.administered_at,
     )
-    return Written(id=result.id, position=result.position)
+    ctx = write_context(container, user, body, key)
+    return Written.of(container.store.record_administration(ctx, given))

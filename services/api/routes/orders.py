@@ -7,11 +7,8 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, status
 
-from events.domain.aggregates import orders as order_aggregate
-from events.domain.aggregates.orders import AnalyteInput
-from events.domain.errors import NotFound
-from services.api.container import Container
-from services.api.deps import ContainerDep, IdempotencyKey, command_context, patient_access, require
+from events.commands.orders import AnalyteInput, CancelOrder, CollectSpecimen, ReceiveResults
+from services.api.deps import ContainerDep, IdempotencyKey, require, write_context
 from services.api.schemas.common import Written
 from services.api.schemas.orders import (
     CancelCreate,
@@ -29,13 +26,6 @@ LabTech = Annotated[Principal, Depends(require("lab_tech"))]
 Physician = Annotated[Principal, Depends(require("physician"))]
 
 
-def _order_patient(container: Container, order_id: UUID) -> UUID:
-    order = container.store.load(order_id, order_aggregate.evolve)
-    if order is None:
-        raise NotFound("lab order", order_id)
-    return order.patient_id
-
-
 @router.post("/{order_id}/specimen", status_code=status.HTTP_201_CREATED, response_model=Written)
 def collect_specimen(
     order_id: UUID,
@@ -45,15 +35,9 @@ def collect_specimen(
     key: IdempotencyKey = None,
 ) -> Written:
     """The specimen was collected (nurses need the patient on their care team)."""
-    if user.role == "nurse":
-        patient_access(container, user, _order_patient(container, order_id))
-    result = container.store.collect_specimen(
-        command_context(user, body.reason, body.occurred_at, key),
-        order_id,
-        body.collected_at,
-        body.specimen_type,
-    )
-    return Written(id=result.id, position=result.position)
+    collected = CollectSpecimen(order_id, body.collected_at, body.specimen_type)
+    ctx = write_context(container, user, body, key)
+    return Written.of(container.store.collect_specimen(ctx, collected))
 
 
 @router.post(
@@ -67,12 +51,13 @@ def receive_results(
     key: IdempotencyKey = None,
 ) -> ResultsWritten:
     """Results per analyte; each answer carries the flag computed (N, L, H, LL, HH)."""
-    analytes = [
+    analytes = tuple(
         AnalyteInput(r.code, r.name, r.value, r.unit, r.reference_low, r.reference_high)
         for r in body.results
-    ]
+    )
     result = container.store.receive_results(
-        command_context(user, body.reason, body.occurred_at, key), order_id, analytes
+        write_context(container, user, body, key, guarded=False),
+        ReceiveResults(order_id, analytes),
     )
     flags = [ResultFlag.model_validate(r) for r in result.detail["results"]]
     return ResultsWritten(id=result.id, position=result.position, results=flags)
@@ -87,8 +72,5 @@ def cancel_order(
     key: IdempotencyKey = None,
 ) -> Written:
     """Cancel the order, with a reason."""
-    patient_access(container, user, _order_patient(container, order_id))
-    result = container.store.cancel_order(
-        command_context(user, body.reason, body.occurred_at, key), order_id
-    )
-    return Written(id=result.id, position=result.position)
+    ctx = write_context(container, user, body, key)
+    return Written.of(container.store.cancel_order(ctx, CancelOrder(order_id)))

@@ -9,9 +9,13 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
 from pydantic import AwareDatetime
 
+from events.commands.access import ChangeCareTeam, GrantBreakGlass, RecordChartView
+from events.commands.medications import Prescribe
+from events.commands.observations import RecordVitals
+from events.commands.orders import PlaceOrder
+from events.commands.patients import RecordAllergy, RegisterPatient
 from events.domain.aggregates import patients as patient_aggregate
 from events.domain.errors import NotFound
-from events.domain.payloads.patients import PatientRegistered
 from events.store.history import history_entries, within
 from projections.chart import fetch_chart, wait_for_position
 from projections.engine.as_of import chart_as_of
@@ -25,6 +29,7 @@ from services.api.deps import (
     command_context,
     patient_access,
     require,
+    write_context,
 )
 from services.api.examples import CHART, HISTORY, SEARCH, example
 from services.api.problems import Forbidden
@@ -61,17 +66,15 @@ def register_patient(
     body: PatientCreate, container: ContainerDep, user: Registrar, key: IdempotencyKey = None
 ) -> Written:
     """Register a patient; a second registration of the same MRN answers 409 with its id."""
-    registration = PatientRegistered(
+    registration = RegisterPatient(
         mrn=body.mrn,
         family_name=body.family_name,
         given_names=tuple(body.given_names),
         birth_date=body.birth_date,
         sex=body.sex,
     )
-    result = container.store.register_patient(
-        command_context(user, body.reason, body.occurred_at, key), registration
-    )
-    return Written(id=result.id, position=result.position)
+    ctx = write_context(container, user, body, key, guarded=False)
+    return Written.of(container.store.register_patient(ctx, registration))
 
 
 @router.get("", response_model=list[PatientPublic], responses=example(SEARCH))
@@ -105,7 +108,8 @@ def search_patients(
     ]
     for patient in found:
         container.store.record_chart_view(
-            command_context(user), patient.patient_id, "search", "registration", False
+            command_context(user),
+            RecordChartView(patient.patient_id, "search", "registration", False),
         )
     return found
 
@@ -142,7 +146,7 @@ def read_chart(
         _require_known(container, patient_id)
         raise NotFound("chart of patient", patient_id)
     container.store.record_chart_view(
-        command_context(user), patient_id, "chart", purpose, break_glass
+        command_context(user), RecordChartView(patient_id, "chart", purpose, break_glass)
     )
     response.headers["X-Projection-Position"] = str(chart.position)
     return chart.body
@@ -171,7 +175,7 @@ def _chart_as_of(
             conn, container.store, patient_id, at, "clinical" if basis == "clinical" else "recorded"
         )
     container.store.record_chart_view(
-        command_context(user), patient_id, "chart_as_of", purpose, break_glass
+        command_context(user), RecordChartView(patient_id, "chart_as_of", purpose, break_glass)
     )
     if chart is None:
         raise NotFound("chart of patient at that time", patient_id)
@@ -202,7 +206,9 @@ def read_history(
         for e in history_entries(logged)
         if (event_type is None or e["event_type"] == event_type) and within(e, since, until)
     ]
-    store.record_chart_view(command_context(user), patient_id, "history", purpose, break_glass)
+    store.record_chart_view(
+        command_context(user), RecordChartView(patient_id, "history", purpose, break_glass)
+    )
     start = (page - 1) * page_size
     return {
         "patient_id": str(patient_id),
@@ -222,10 +228,10 @@ def add_to_care_team(
     key: IdempotencyKey = None,
 ) -> Written:
     """Add a user to the patient's care team."""
-    result = container.store.change_care_team(
-        command_context(user, body.reason, body.occurred_at, key), patient_id, body.user_id, "added"
+    ctx = write_context(container, user, body, key, guarded=False)
+    return Written.of(
+        container.store.change_care_team(ctx, ChangeCareTeam(patient_id, body.user_id, "added"))
     )
-    return Written(id=result.id, position=result.position)
 
 
 @router.post(
@@ -243,9 +249,8 @@ def break_glass(
     """Emergency access outside the care team: reason required, time-limited, alerts compliance."""
     minutes = container.settings.break_glass_minutes
     result = container.store.grant_break_glass(
-        command_context(user, body.reason, body.occurred_at, key),
-        patient_id,
-        timedelta(minutes=minutes),
+        write_context(container, user, body, key, guarded=False),
+        GrantBreakGlass(patient_id, timedelta(minutes=minutes)),
     )
     # Visible in the compliance alerts as soon as this answers.
     with container.reads.connection() as conn:
@@ -268,16 +273,12 @@ def record_allergy(
     key: IdempotencyKey = None,
 ) -> Written:
     """Record an allergy (substance, reaction, severity)."""
-    patient_access(container, user, patient_id)
-    result = container.store.record_allergy(
-        command_context(user, body.reason, body.occurred_at, key),
-        patient_id,
-        body.substance,
-        body.reaction,
-        body.severity,
-        body.substance_code,
+    allergy = RecordAllergy(
+        patient_id, body.substance, body.reaction, body.severity, body.substance_code
     )
-    return Written(id=result.id, position=result.position)
+    return Written.of(
+        container.store.record_allergy(write_context(container, user, body, key), allergy)
+    )
 
 
 @router.post(
@@ -291,11 +292,16 @@ def record_vitals(
     key: IdempotencyKey = None,
 ) -> VitalsWritten:
     """Record vital signs: impossible values are refused, abnormal ones flagged."""
-    patient_access(container, user, patient_id)
-    values = body.model_dump(exclude={"occurred_at", "reason"})
-    result = container.store.record_vitals(
-        command_context(user, body.reason, body.occurred_at, key), patient_id, values
+    vitals = RecordVitals(
+        patient_id,
+        heart_rate=body.heart_rate,
+        systolic_bp=body.systolic_bp,
+        diastolic_bp=body.diastolic_bp,
+        temperature_c=body.temperature_c,
+        respiratory_rate=body.respiratory_rate,
+        spo2=body.spo2,
     )
+    result = container.store.record_vitals(write_context(container, user, body, key), vitals)
     return VitalsWritten(id=result.id, position=result.position, flags=result.detail["flags"])
 
 
@@ -308,15 +314,8 @@ def place_order(
     key: IdempotencyKey = None,
 ) -> Written:
     """Place a lab order (LOINC code, priority)."""
-    patient_access(container, user, patient_id)
-    result = container.store.place_order(
-        command_context(user, body.reason, body.occurred_at, key),
-        patient_id,
-        body.test_code,
-        body.test_name,
-        body.priority,
-    )
-    return Written(id=result.id, position=result.position)
+    order = PlaceOrder(patient_id, body.test_code, body.test_name, body.priority)
+    return Written.of(container.store.place_order(write_context(container, user, body, key), order))
 
 
 @router.post(
@@ -330,9 +329,16 @@ def prescribe(
     key: IdempotencyKey = None,
 ) -> Written:
     """Prescribe; a dose above the maximum or an allergy conflict needs an override_reason."""
-    patient_access(container, user, patient_id)
-    request = body.model_dump(exclude={"occurred_at", "reason"}, exclude_none=True)
-    result = container.store.prescribe(
-        command_context(user, body.reason, body.occurred_at, key), patient_id, request
+    prescription = Prescribe(
+        patient_id,
+        drug_code=body.drug_code,
+        drug_name=body.drug_name,
+        dose=body.dose,
+        dose_unit=body.dose_unit,
+        route=body.route,
+        frequency=body.frequency,
+        override_reason=body.override_reason,
     )
-    return Written(id=result.id, position=result.position)
+    return Written.of(
+        container.store.prescribe(write_context(container, user, body, key), prescription)
+    )

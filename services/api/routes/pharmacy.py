@@ -9,8 +9,10 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
+from events.commands.access import RecordChartView
+from events.commands.base import CommandContext
+from events.commands.medications import PharmacyDecision
 from events.domain.errors import NotFound
-from events.store.application import CommandContext
 from projections.chart import wait_for_position
 from services.api.container import Container
 from services.api.deps import ContainerDep, IdempotencyKey, require
@@ -88,10 +90,7 @@ def queue(
     for patient_id in dict.fromkeys(item.patient_id for item in items):
         container.store.record_chart_view(
             CommandContext(actor=user.actor),
-            patient_id,
-            "medications",
-            "pharmacy verification",
-            False,
+            RecordChartView(patient_id, "medications", "pharmacy verification", False),
         )
     response.headers["X-Projection-Position"] = str(min_position or 0)
     return items
@@ -113,8 +112,8 @@ def _decide(
         raise NotFound("pharmacy queue item", item_id)
     medication_id, order_version = row
     ctx = CommandContext(actor=user.actor, reason=reason, causation_id=item_id, idempotency_key=key)
-    result = container.store.pharmacy_decision(ctx, medication_id, item_id, order_version, verified)
-    return Written(id=result.id, position=result.position)
+    decision = PharmacyDecision(medication_id, item_id, order_version, verified)
+    return Written.of(container.store.pharmacy_decision(ctx, decision))
 
 
 @router.post("/queue/{item_id}/verify", status_code=status.HTTP_201_CREATED, response_model=Written)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from events.commands.base import CommandResult
 
 
 class WriteBase(BaseModel):
@@ -25,12 +26,12 @@ class Written(BaseModel):
     id: UUID
     position: int
 
+    @classmethod
+    def of(cls, result: CommandResult) -> Written:
+        return cls(id=result.id, position=result.position)
+
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [{"id": "0b8f6a52-2c43-4b7e-9a8e-2f0c5e7d9a11", "position": 42}]
         }
     )
-
-
-def when(body: WriteBase) -> datetime | None:
-    return body.occurred_at

@@ -1,0 +1,1 @@
+"""The write API, one module per clinical area: typed command inputs and their handlers."""

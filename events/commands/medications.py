@@ -1,0 +1,164 @@
+"""Commands about medications: prescribe, change, discontinue, give, and pharmacy decisions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+from events.commands.base import CommandContext, CommandCore, CommandResult, JsonDict
+from events.domain.aggregates import medications
+from events.domain.errors import NotFound
+from events.domain.payloads import medications as m
+
+
+@dataclass(frozen=True)
+class Prescribe:
+    """A prescription; ``override_reason`` acknowledges the safety alerts it raises."""
+
+    patient_id: UUID
+    drug_code: str
+    drug_name: str
+    dose: float
+    dose_unit: str
+    route: str
+    frequency: str
+    override_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class ChangeMedication:
+    """A new dose, unit or frequency (None keeps it; the context carries the reason)."""
+
+    medication_id: UUID
+    dose: float | None = None
+    dose_unit: str | None = None
+    frequency: str | None = None
+    override_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class DiscontinueMedication:
+    """Stop a medication (the context carries the reason)."""
+
+    medication_id: UUID
+
+
+@dataclass(frozen=True)
+class RecordAdministration:
+    """A dose given; unset fields default to the order's route and unit, and to now."""
+
+    medication_id: UUID
+    dose: float
+    dose_unit: str | None = None
+    route: str | None = None
+    administered_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class PharmacyDecision:
+    """The pharmacist verified or rejected one version of an order (a rejection needs a
+    reason in the context)."""
+
+    medication_id: UUID
+    item_id: UUID
+    order_version: int
+    verified: bool
+
+
+def _set(**fields: object) -> dict[str, object]:
+    return {name: value for name, value in fields.items() if value is not None}
+
+
+def _overridden(payload: m.MedicationPrescribed) -> JsonDict:
+    return {"alerts_overridden": list(payload.alerts_overridden)}
+
+
+class MedicationCommands(CommandCore):
+    """The write API of medication orders and the pharmacy's decisions."""
+
+    def medication(self, medication_id: UUID) -> medications.MedicationOrder:
+        """The medication order's current state, or NotFound."""
+        state = self.load(medication_id, medications.evolve)
+        if state is None:
+            raise NotFound("medication order", medication_id)
+        return state
+
+    def prescribe(self, ctx: CommandContext, cmd: Prescribe) -> CommandResult:
+        medication_id = self.new_id()
+
+        def decide(_: datetime) -> m.MedicationPrescribed:
+            patient = self.patient(cmd.patient_id)
+            wanted = m.MedicationPrescribed.model_validate(
+                _set(
+                    drug_code=cmd.drug_code,
+                    drug_name=cmd.drug_name,
+                    dose=cmd.dose,
+                    dose_unit=cmd.dose_unit,
+                    route=cmd.route,
+                    frequency=cmd.frequency,
+                    override_reason=cmd.override_reason,
+                    prescriber=ctx.actor.user_id,
+                )
+            )
+            return medications.prescribe(patient, wanted)
+
+        return self.start(ctx, medication_id, cmd.patient_id, decide, detail=_overridden)
+
+    def change_medication(self, ctx: CommandContext, cmd: ChangeMedication) -> CommandResult:
+        def decide(order: medications.MedicationOrder, _: datetime) -> m.MedicationChanged:
+            self.patient(order.patient_id)
+            wanted = m.MedicationChanged.model_validate(
+                _set(
+                    dose=cmd.dose,
+                    dose_unit=cmd.dose_unit,
+                    frequency=cmd.frequency,
+                    override_reason=cmd.override_reason,
+                )
+            )
+            return medications.change(order, wanted, ctx.reason)
+
+        return self.change_record(ctx, cmd.medication_id, self.medication, decide)
+
+    def discontinue_medication(
+        self, ctx: CommandContext, cmd: DiscontinueMedication
+    ) -> CommandResult:
+        return self.change_record(
+            ctx,
+            cmd.medication_id,
+            self.medication,
+            lambda order, _: medications.discontinue(order, ctx.reason),
+        )
+
+    def record_administration(
+        self, ctx: CommandContext, cmd: RecordAdministration
+    ) -> CommandResult:
+        administration_id = self.new_id()
+
+        def decide(order: medications.MedicationOrder, now: datetime) -> m.MedicationAdministered:
+            given = m.MedicationAdministered.model_validate(
+                {
+                    "administration_id": administration_id,
+                    "dose": cmd.dose,
+                    "dose_unit": cmd.dose_unit or order.dose_unit,
+                    "route": cmd.route or order.route,
+                    "administered_at": cmd.administered_at or now,
+                }
+            )
+            return medications.administer(order, given, now)
+
+        return self.change_record(
+            ctx, cmd.medication_id, self.medication, decide, result_id=administration_id
+        )
+
+    def pharmacy_decision(self, ctx: CommandContext, cmd: PharmacyDecision) -> CommandResult:
+        def decide(
+            order: medications.MedicationOrder, _: datetime
+        ) -> m.PharmacyVerified | m.PharmacyRejected:
+            kind = m.PharmacyVerified if cmd.verified else m.PharmacyRejected
+            decision = kind(item_id=cmd.item_id, order_version=cmd.order_version)
+            return medications.pharmacy_decision(order, cmd.order_version, decision, ctx.reason)
+
+        return self.change_record(
+            ctx, cmd.medication_id, self.medication, decide, result_id=cmd.item_id
+        )

@@ -1,0 +1,149 @@
+"""Commands about lab orders and their results: place, collect, result, amend, acknowledge."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+from events.commands.base import (
+    CommandContext,
+    CommandCore,
+    CommandResult,
+    JsonDict,
+)
+from events.domain.aggregates import orders
+from events.domain.aggregates.orders import AnalyteInput
+from events.domain.errors import NotFound
+from events.domain.payloads import orders as o
+
+__all__ = [
+    "AcknowledgeResult",
+    "AmendResult",
+    "AnalyteInput",
+    "CancelOrder",
+    "CollectSpecimen",
+    "OrderCommands",
+    "PlaceOrder",
+    "ReceiveResults",
+]
+
+
+@dataclass(frozen=True)
+class PlaceOrder:
+    """A lab test ordered for a patient (LOINC code, priority)."""
+
+    patient_id: UUID
+    test_code: str
+    test_name: str
+    priority: str
+
+
+@dataclass(frozen=True)
+class CollectSpecimen:
+    """The specimen of an order was collected (now, unless ``collected_at`` says when)."""
+
+    order_id: UUID
+    collected_at: datetime | None = None
+    specimen_type: str | None = None
+
+
+@dataclass(frozen=True)
+class ReceiveResults:
+    """The lab's results of an order, one per analyte."""
+
+    order_id: UUID
+    analytes: tuple[AnalyteInput, ...]
+
+
+@dataclass(frozen=True)
+class AmendResult:
+    """A corrected value of one result (the context carries the reason)."""
+
+    order_id: UUID
+    result_id: UUID
+    corrected: AnalyteInput
+
+
+@dataclass(frozen=True)
+class AcknowledgeResult:
+    """The ordering physician saw a result."""
+
+    order_id: UUID
+    result_id: UUID
+
+
+@dataclass(frozen=True)
+class CancelOrder:
+    """Cancel an order (the context carries the reason)."""
+
+    order_id: UUID
+
+
+def _results_detail(payload: o.ResultReceived) -> JsonDict:
+    return {
+        "results": [
+            {"result_id": str(r.result_id), "code": r.code, "flag": r.flag} for r in payload.results
+        ]
+    }
+
+
+class OrderCommands(CommandCore):
+    """The write API of lab orders and results."""
+
+    def order(self, order_id: UUID) -> orders.LabOrder:
+        """The order's current state, or NotFound."""
+        state = self.load(order_id, orders.evolve)
+        if state is None:
+            raise NotFound("lab order", order_id)
+        return state
+
+    def place_order(self, ctx: CommandContext, cmd: PlaceOrder) -> CommandResult:
+        order_id = self.new_id()
+
+        def decide(_: datetime) -> o.OrderPlaced:
+            self.patient(cmd.patient_id)
+            return orders.place(cmd.test_code, cmd.test_name, cmd.priority, ctx.actor.user_id)
+
+        return self.start(ctx, order_id, cmd.patient_id, decide)
+
+    def collect_specimen(self, ctx: CommandContext, cmd: CollectSpecimen) -> CommandResult:
+        def decide(order: orders.LabOrder, now: datetime) -> o.SpecimenCollected:
+            collected_at = cmd.collected_at or now
+            return orders.collect_specimen(order, collected_at, now, cmd.specimen_type)
+
+        return self.change_record(ctx, cmd.order_id, self.order, decide)
+
+    def receive_results(self, ctx: CommandContext, cmd: ReceiveResults) -> CommandResult:
+        result_ids = [self.new_id() for _ in cmd.analytes]
+        return self.change_record(
+            ctx,
+            cmd.order_id,
+            self.order,
+            lambda order, _: orders.receive_results(order, list(cmd.analytes), result_ids),
+            detail=_results_detail,
+        )
+
+    def amend_result(self, ctx: CommandContext, cmd: AmendResult) -> CommandResult:
+        return self.change_record(
+            ctx,
+            cmd.order_id,
+            self.order,
+            lambda order, _: orders.amend_result(order, cmd.result_id, cmd.corrected, ctx.reason),
+            result_id=cmd.result_id,
+            detail=lambda payload: {"flag": payload.flag},
+        )
+
+    def acknowledge_result(self, ctx: CommandContext, cmd: AcknowledgeResult) -> CommandResult:
+        return self.change_record(
+            ctx,
+            cmd.order_id,
+            self.order,
+            lambda order, _: orders.acknowledge(order, cmd.result_id),
+            result_id=cmd.result_id,
+        )
+
+    def cancel_order(self, ctx: CommandContext, cmd: CancelOrder) -> CommandResult:
+        return self.change_record(
+            ctx, cmd.order_id, self.order, lambda order, _: orders.cancel(order, ctx.reason)
+        )

@@ -1,0 +1,58 @@
+"""One place for how far everything is: the store's head, the relay, projections and lag.
+
+``/readyz``, ``/metrics``, the audit routes' wait, ``backbone status``, ``backbone relay
+--status``, ``backbone project --status`` and the bench read their figures here, through the
+process's pools and one long-lived Kafka admin client.
+"""
+
+from __future__ import annotations
+
+from psycopg_pool import ConnectionPool
+
+from events.settings import StoreSettings
+from events.store.log import head_of
+from projections.engine.base import Projection
+from projections.engine.offsets import TopicEnds
+from projections.engine.service import ProjectionStatus, consumer_lag, projection_statuses
+from services.relay.checkpoint import RelayStatus, read_status
+from services.settings import ServiceSettings
+
+
+def relay_name(settings: ServiceSettings, store_settings: StoreSettings) -> str:
+    """The relay's checkpoint name: one relay per store."""
+    return f"{settings.relay_name}:{store_settings.store_name}"
+
+
+class StatusService:
+    """Reads positions and lag; never creates a table, never opens a client per call."""
+
+    def __init__(
+        self,
+        pool: ConnectionPool,
+        reads: ConnectionPool,
+        ends: TopicEnds,
+        settings: ServiceSettings,
+        store_settings: StoreSettings,
+    ) -> None:
+        self.pool = pool
+        self.reads = reads
+        self.ends = ends
+        self.settings = settings
+        self.store_settings = store_settings
+
+    def head(self) -> int:
+        """The store's newest position."""
+        return head_of(self.pool, self.store_settings.store_name)
+
+    def relay(self) -> tuple[RelayStatus, int]:
+        """The relay's recorded status and the store's head (their difference is the lag)."""
+        name = relay_name(self.settings, self.store_settings)
+        return read_status(self.pool, name), self.head()
+
+    def consumer_lag(self, projections: tuple[Projection, ...]) -> dict[str, int]:
+        """Messages each projection has still to consume."""
+        return consumer_lag(self.reads, self.ends, projections)
+
+    def projections(self, projections: tuple[Projection, ...]) -> list[ProjectionStatus]:
+        """Each projection's position and totals."""
+        return projection_statuses(self.reads, projections)
