@@ -18,7 +18,7 @@ from events.domain.rules.results import trend
 from events.domain.rules.units import to_canonical
 from events.domain.topics import PATIENTS, RESULTS
 from events.store.published import PublishedEnvelope
-from projections.engine.base import Projection
+from projections.engine.base import MessageRefused, Projection
 
 DDL = """
 CREATE TABLE IF NOT EXISTS lab_results (
@@ -117,7 +117,7 @@ def amended(cur: Cursor[Any], env: PublishedEnvelope, payload: o.ResultAmended) 
         (payload.result_id,),
     ).fetchone()
     if row is None:
-        raise ValueError("result.amended for a result this projection has not seen")
+        raise MessageRefused("result.amended for a result this projection has not seen")
     code, previous_value, previous_unit = row
     previous = (float(previous_value), str(previous_unit)) if previous_value is not None else None
     cur.execute(

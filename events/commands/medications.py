@@ -8,6 +8,7 @@ from uuid import UUID
 
 from events.commands.base import CommandContext, CommandCore, CommandResult, JsonDict
 from events.domain.aggregates import medications
+from events.domain.clinical_time import clinical_time
 from events.domain.errors import NotFound
 from events.domain.payloads import medications as m
 
@@ -136,6 +137,8 @@ class MedicationCommands(CommandCore):
         administration_id = self.new_id()
 
         def decide(order: medications.MedicationOrder, now: datetime) -> m.MedicationAdministered:
+            if cmd.administered_at is not None:
+                clinical_time(cmd.administered_at, now, None, "administered_at")
             given = m.MedicationAdministered.model_validate(
                 {
                     "administration_id": administration_id,

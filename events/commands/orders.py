@@ -14,6 +14,7 @@ from events.commands.base import (
 )
 from events.domain.aggregates import orders
 from events.domain.aggregates.orders import AnalyteInput
+from events.domain.clinical_time import clinical_time
 from events.domain.errors import NotFound
 from events.domain.payloads import orders as o
 
@@ -110,6 +111,7 @@ class OrderCommands(CommandCore):
     def collect_specimen(self, ctx: CommandContext, cmd: CollectSpecimen) -> CommandResult:
         def decide(order: orders.LabOrder, now: datetime) -> o.SpecimenCollected:
             collected_at = cmd.collected_at or now
+            clinical_time(collected_at, now, None, "collected_at")
             return orders.collect_specimen(order, collected_at, now, cmd.specimen_type)
 
         return self.change_record(ctx, cmd.order_id, self.order, decide)

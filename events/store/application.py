@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
@@ -26,10 +26,14 @@ from eventsourcing.utils import get_topic
 from psycopg_pool import ConnectionPool
 
 from events.commands.base import CommandContext, CommandCore, CommandResult, Outcome, Pending
+from events.domain.aggregates import patients
 from events.domain.aggregates.common import Evolve, fold
+from events.domain.clinical_time import clinical_time
 from events.domain.contract import spec_of
 from events.domain.envelope import ClinicalEvent
 from events.domain.errors import ClinicalRuleViolation, ConflictError, PatientErasedError
+from events.domain.payloads.patients import PatientRegistered
+from events.domain.text import NOTE_LIMIT, TextRefused, clean_text
 from events.store.keys import Keyring, derive_key
 from events.store.log import EventLog
 from events.store.mapper import ClinicalMapper, ErasedEventError, key_id_for
@@ -44,7 +48,20 @@ from events.store.verification import ChainVerifier
 S = TypeVar("S")
 Clock = Callable[[], datetime]
 IdFactory = Callable[[], UUID]
-CLOCK_SKEW = timedelta(minutes=5)
+
+
+def _reason(reason: str | None) -> str | None:
+    """A reason as stored: a free-text note, or None when blank."""
+    if reason is None or not reason.strip():
+        return None
+    if len(reason) > NOTE_LIMIT:
+        raise ClinicalRuleViolation(
+            f"reason is longer than {NOTE_LIMIT} characters", field="reason"
+        )
+    try:
+        return clean_text(reason.strip(), multiline=True)
+    except TextRefused as exc:
+        raise ClinicalRuleViolation(f"reason: {exc}", field="reason") from None
 
 
 def utc_now() -> datetime:
@@ -75,6 +92,8 @@ class ImportBatch:
 
 # The import batch commands of this thread (or task) add to, instead of saving each.
 _IMPORTING: ContextVar[ImportBatch | None] = ContextVar("importing", default=None)
+# The states the command being decided has loaded, so that it reads each stream once.
+_DECIDING: ContextVar[dict[tuple[UUID, Any], Any] | None] = ContextVar("deciding", default=None)
 
 
 class StoreCore(Application[UUID], CommandCore):
@@ -171,14 +190,16 @@ class StoreCore(Application[UUID], CommandCore):
     def load(self, stream_id: UUID, evolve: Evolve[S]) -> S | None:
         """The current state of a stream, or None if it has no events.
 
-        Inside an import batch a stream is read once: the batch sees one snapshot of what it
-        reads (what it writes is still checked against the store's versions when saved)."""
+        While a command is decided, and inside an import batch, a stream is read once: the
+        command or batch sees one snapshot of what it reads (what it writes is still checked
+        against the store's versions when saved)."""
         batch = _IMPORTING.get()
-        if batch is None:
+        loaded = batch.loaded if batch is not None else _DECIDING.get()
+        if loaded is None:
             return self._load(stream_id, evolve)
-        if (stream_id, evolve) not in batch.loaded:
-            batch.loaded[(stream_id, evolve)] = self._load(stream_id, evolve)
-        state: S | None = batch.loaded[(stream_id, evolve)]
+        if (stream_id, evolve) not in loaded:
+            loaded[(stream_id, evolve)] = self._load(stream_id, evolve)
+        state: S | None = loaded[(stream_id, evolve)]
         return state
 
     def _load(self, stream_id: UUID, evolve: Evolve[S]) -> S | None:
@@ -200,11 +221,7 @@ class StoreCore(Application[UUID], CommandCore):
     def _envelope(
         self, item: Pending, ctx: CommandContext, now: datetime, correlation_id: UUID
     ) -> ClinicalEvent:
-        occurred_at = ctx.occurred_at or now
-        if occurred_at.tzinfo is None:
-            raise ClinicalRuleViolation("occurred_at needs a time zone", field="occurred_at")
-        if occurred_at > now + CLOCK_SKEW:
-            raise ClinicalRuleViolation("occurred_at is in the future", field="occurred_at")
+        occurred_at = clinical_time(ctx.occurred_at or now, now, self._birth_date(item))
         payload_type = type(item.payload)
         spec = spec_of(payload_type.event_type)
         if payload_type is not spec.current:
@@ -217,13 +234,25 @@ class StoreCore(Application[UUID], CommandCore):
             event_type=payload_type.event_type,
             schema_version=payload_type.schema_version,
             patient_id=item.patient_id,
-            occurred_at=occurred_at.astimezone(UTC),
+            occurred_at=occurred_at,
             actor=ctx.actor,
-            reason=ctx.reason.strip() if ctx.reason and ctx.reason.strip() else None,
+            reason=_reason(ctx.reason),
             correlation_id=correlation_id,
             causation_id=ctx.causation_id,
             payload=item.payload,
         )
+
+    def _birth_date(self, item: Pending) -> date | None:
+        """The birth date of the event's patient: nothing clinical happens before it."""
+        if isinstance(item.payload, PatientRegistered):
+            return item.payload.birth_date
+        if item.patient_id is None:
+            return None
+        try:
+            patient = self.load(item.patient_id, patients.evolve)
+        except PatientErasedError:
+            return None
+        return patient.birth_date if patient is not None else None
 
     @contextmanager
     def importing(self) -> Iterator[ImportBatch]:
@@ -288,9 +317,16 @@ class StoreCore(Application[UUID], CommandCore):
         self, ctx: CommandContext, decide: Callable[[datetime], Outcome]
     ) -> tuple[Outcome, list[ClinicalEvent]]:
         now = self.clock()
-        outcome = decide(now)
-        correlation_id = ctx.correlation_id or self.new_id()
-        return outcome, [self._envelope(i, ctx, now, correlation_id) for i in outcome.pending]
+        # One command reads each stream once (its decision and its checks share the state).
+        token = _DECIDING.set({}) if _DECIDING.get() is None else None
+        try:
+            outcome = decide(now)
+            correlation_id = ctx.correlation_id or self.new_id()
+            events = [self._envelope(i, ctx, now, correlation_id) for i in outcome.pending]
+        finally:
+            if token is not None:
+                _DECIDING.reset(token)
+        return outcome, events
 
     def destroy_key(self, patient_id: UUID) -> None:
         self.keyring.destroy(patient_id)

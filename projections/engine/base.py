@@ -18,6 +18,14 @@ from events.domain.payloads.base import Payload
 from events.store.published import PublishedEnvelope
 
 Handler = Callable[[Cursor[Any], PublishedEnvelope, Any], None]
+
+
+class MessageRefused(ValueError):
+    """A valid envelope this read model cannot take (it refers to something the projection
+    has not seen): the message is dead-lettered with this reason. Any other error of a
+    handler is a bug of ours and halts the projection instead of dropping clinical data."""
+
+
 Purge = Callable[[Cursor[Any], UUID], None]
 
 

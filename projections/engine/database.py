@@ -8,7 +8,7 @@ from psycopg import Connection, sql
 from psycopg_pool import ConnectionPool
 
 from projections.engine.base import Projection
-from projections.engine.state import OFFSETS_DDL, STATE_DDL
+from projections.engine.state import HALTS_DDL, OFFSETS_DDL, STATE_DDL
 from projections.registry import ALL
 from projections.settings import ProjectionSettings
 
@@ -44,6 +44,7 @@ def create_tables(
             conn.execute(
                 "CREATE INDEX IF NOT EXISTS projection_marks_key ON projection_marks (key)"
             )
+        conn.execute(HALTS_DDL)  # after the fact in read schemas older than halting
         for projection in projections:
             # CREATE INDEX IF NOT EXISTS still locks the table: skip tables that exist, or a
             # starting process deadlocks with a running consumer's writes.

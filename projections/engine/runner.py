@@ -24,18 +24,30 @@ from psycopg_pool import ConnectionPool
 from events.domain.payloads.base import Payload
 from events.store.published import PublishedEnvelope
 from projections.engine.applying import Undecodable, apply_once, decode, mark_key
-from projections.engine.base import Projection
+from projections.engine.base import MessageRefused, Projection
 from projections.engine.deadletter import DeadLetter
 from projections.engine.marks import Marks
-from projections.engine.state import advance_position, store_offset, stored_offsets
+from projections.engine.state import (
+    advance_position,
+    clear_halt,
+    record_halt,
+    store_offset,
+    stored_offsets,
+)
 from projections.settings import ProjectionSettings
 
 log = logging.getLogger(__name__)
 
-# Problems of one message's content; anything else (database or network down) is retried.
 # A polled message: the Kafka record, its envelope and its typed payload (None once erased).
 Decoded = tuple[Any, PublishedEnvelope, Payload | None]
-MESSAGE_ERRORS = (ValueError, TypeError, KeyError, psycopg.DataError, psycopg.IntegrityError)
+# Outages are waited out and the batch retried; a message the read model refuses is
+# dead-lettered; anything else a handler raises is our bug: the projection halts.
+OUTAGES = (psycopg.OperationalError, KafkaError)
+MESSAGE_ERRORS = (MessageRefused,)
+
+
+class ProjectionHalted(Exception):
+    """A handler failed for a reason that is not the message's: a person has to look."""
 
 
 def projection_lock_id(projection: str) -> int:
@@ -155,8 +167,23 @@ class ProjectionRunner:
             self.deadletter.confirm()
         return applied, failed
 
+    def _halt(self, batch: dict[TopicPartition, list[Any]], exc: Exception) -> None:
+        """Record why and where the projection stopped; nothing of the batch is committed."""
+        self.deadletter.discard_pending()
+        where = ", ".join(f"{tp.topic}:{tp.partition}@{r[0].offset}" for tp, r in batch.items())
+        # The type only: messages of database errors can quote clinical values.
+        error = f"{type(exc).__name__} applying the batch at {where}"
+        with self.pool.connection() as conn:
+            record_halt(conn.cursor(), self.projection.name, error)
+        log.error(
+            "projection halted",
+            extra={"fields": {"projection": self.projection.name, "error": error}},
+        )
+
     def run(self, stop: threading.Event) -> None:
         """Consume until ``stop`` is set; a failed batch is rewound and retried, never skipped."""
+        with self.pool.connection() as conn:
+            clear_halt(conn.cursor(), self.projection.name)
         self.consumer = self._new_consumer()
         self.consumer.subscribe(list(self.projection.topics), listener=_SeekToStored(self))
         backoff = 0.5
@@ -167,7 +194,7 @@ class ProjectionRunner:
                     continue
                 try:
                     applied, deadlettered = self.process(batch)
-                except (psycopg.OperationalError, KafkaError) as exc:
+                except OUTAGES as exc:
                     self.deadletter.discard_pending()
                     log.warning(
                         "batch failed; rewinding",
@@ -183,6 +210,11 @@ class ProjectionRunner:
                     backoff = min(backoff * 2, 10.0)
                     self.seek_to_stored(list(self.consumer.assignment()))
                     continue
+                except Exception as exc:
+                    self._halt(batch, exc)
+                    raise ProjectionHalted(
+                        f"{self.projection.name} halted: {type(exc).__name__} in a handler"
+                    ) from exc
                 backoff = 0.5
                 if deadlettered:
                     log.warning(

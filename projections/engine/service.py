@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from typing import Any
 
+from psycopg import Connection
 from psycopg_pool import ConnectionPool
 
 from projections.engine.base import Projection
@@ -58,28 +60,37 @@ class ProjectionStatus:
     position: int
     applied_total: int
     deadlettered_total: int
+    halted: str | None = None
+
+
+def _rows(conn: Connection[Any], table: str, query: str) -> list[tuple[Any, ...]]:
+    exists = conn.execute("SELECT to_regclass(%s)", (table,)).fetchone()
+    return conn.execute(query).fetchall() if exists and exists[0] is not None else []
 
 
 def projection_statuses(
     pool: ConnectionPool, projections: tuple[Projection, ...]
 ) -> list[ProjectionStatus]:
     with pool.connection() as conn:
-        exists = conn.execute("SELECT to_regclass('projection_positions')").fetchone()
-        rows = (
-            conn.execute(
-                "SELECT projection, position, applied_total, deadlettered_total "
-                "FROM projection_positions"
-            ).fetchall()
-            if exists and exists[0] is not None
-            else []
+        rows = _rows(
+            conn,
+            "projection_positions",
+            "SELECT projection, position, applied_total, deadlettered_total "
+            "FROM projection_positions",
+        )
+        halts = dict(
+            _rows(conn, "projection_halts", "SELECT projection, error FROM projection_halts")
         )
     by_name = {row[0]: row for row in rows}
-    return [
-        ProjectionStatus(p.name, *(int(v) for v in by_name[p.name][1:]))
-        if p.name in by_name
-        else ProjectionStatus(p.name, 0, 0, 0)
-        for p in projections
-    ]
+    statuses = []
+    for p in projections:
+        _, position, applied, deadlettered = by_name.get(p.name, (p.name, 0, 0, 0))
+        statuses.append(
+            ProjectionStatus(
+                p.name, int(position), int(applied), int(deadlettered), halts.get(p.name)
+            )
+        )
+    return statuses
 
 
 def start_at_end(

@@ -62,6 +62,28 @@ def mark_of(cur: Cursor[Any], projection: str, topic: str, key: str) -> int | No
     return int(row[0]) if row else None
 
 
+HALTS_DDL = """
+CREATE TABLE IF NOT EXISTS projection_halts (
+    projection text PRIMARY KEY,
+    error text NOT NULL,
+    halted_at timestamptz NOT NULL DEFAULT now()
+)"""
+
+
+def record_halt(cur: Cursor[Any], projection: str, error: str) -> None:
+    """The projection stopped on an error of ours (``projection_halts``, read by status)."""
+    cur.execute(
+        "INSERT INTO projection_halts (projection, error) VALUES (%s, %s) "
+        "ON CONFLICT (projection) DO UPDATE SET error = EXCLUDED.error, halted_at = now()",
+        (projection, error),
+    )
+
+
+def clear_halt(cur: Cursor[Any], projection: str) -> None:
+    """A (re)started runner: whatever halted it before is being retried."""
+    cur.execute("DELETE FROM projection_halts WHERE projection = %s", (projection,))
+
+
 def advance_position(
     cur: Cursor[Any], projection: str, position: int, applied: int, deadlettered: int
 ) -> None:

@@ -47,6 +47,7 @@ def project(
                 "lag": max(head - s.position, 0),
                 "applied_total": s.applied_total,
                 "deadlettered_total": s.deadlettered_total,
+                "halted": s.halted,
             }
             for s in backbone.status.projections(projections)
         ]

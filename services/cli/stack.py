@@ -78,6 +78,10 @@ def _add_processes(
             entry["lag"] = sum(lag.values())
             entry["lag_by_projection"] = lag
             entry["detail"] = f"dead-lettered: {sum(s.deadlettered_total for s in statuses)}"
+            halted = [f"{s.name}: {s.halted}" for s in statuses if s.halted]
+            if halted:
+                entry["up"] = False
+                entry["detail"] = "halted: " + "; ".join(halted)
         if process.name == "relay" and database_up:
             state, head = backbone.status.relay()
             entry["lag"] = max(head - state.position, 0)

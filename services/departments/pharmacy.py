@@ -21,7 +21,7 @@ from events.domain.rules.interactions import duplicate_therapy_alerts, interacti
 from events.domain.rules.medications import allergy_alerts, dose_alerts
 from events.domain.topics import MEDICATIONS, PATIENTS
 from events.store.published import PublishedEnvelope
-from projections.engine.base import Projection
+from projections.engine.base import MessageRefused, Projection
 
 DDL = """
 CREATE TABLE IF NOT EXISTS pharmacy_allergies (
@@ -179,7 +179,7 @@ def changed(cur: Cursor[Any], env: PublishedEnvelope, payload: m.MedicationChang
         (env.aggregate_id,),
     ).fetchone()
     if previous is None:
-        raise ValueError("medication.changed for an order the pharmacy has not seen")
+        raise MessageRefused("medication.changed for an order the pharmacy has not seen")
     code, name, dose, unit, route, frequency, prescriber = previous
     dose = payload.dose if payload.dose is not None else dose
     unit = payload.dose_unit or unit

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from kafka import TopicPartition
+from kafka import KafkaProducer, TopicPartition
 from psycopg import Cursor
 from psycopg_pool import ConnectionPool
 
@@ -17,10 +18,12 @@ from events.commands.observations import RecordVitals
 from events.domain.topics import OBSERVATIONS
 from events.settings import StoreSettings
 from events.store.published import published_envelope
-from projections.engine.base import Projection
+from projections.engine.base import MessageRefused, Projection
 from projections.engine.database import create_tables, read_pool
 from projections.engine.deadletter import DeadLetter
-from projections.engine.runner import ProjectionRunner
+from projections.engine.runner import ProjectionHalted, ProjectionRunner
+from projections.engine.service import projection_statuses, start_at_end
+from projections.engine.state import stored_offsets
 from projections.settings import ProjectionSettings
 from tests.integration.projection_harness import isolated_settings
 from tests.integration.test_store_postgres import register
@@ -33,7 +36,7 @@ DDL = "CREATE TABLE IF NOT EXISTS seen (position bigint PRIMARY KEY, heart_rate 
 
 def remember(cur: Cursor[Any], envelope: Any, payload: Any) -> None:
     if payload.heart_rate == 13:
-        raise ValueError("this handler cannot take 13")
+        raise MessageRefused("this handler cannot take 13")
     cur.execute("INSERT INTO seen VALUES (%s, %s)", (envelope.position, payload.heart_rate))
 
 
@@ -105,3 +108,56 @@ def test_one_message_failing_to_apply_is_dead_lettered_and_the_rest_of_the_batch
         ).fetchone()
     assert seen == [60.0, 80.0]
     assert offset is not None and offset[0] == 3
+
+
+def careless(cur: Cursor[Any], envelope: Any, payload: Any) -> None:
+    if payload.heart_rate == 13:
+        payload.no_such_field.upper()  # a bug of ours, not a problem of the message
+    cur.execute("INSERT INTO seen VALUES (%s, %s)", (envelope.position, payload.heart_rate))
+
+
+CARELESS = Projection(
+    name="careless",
+    topics=(OBSERVATIONS.name,),
+    tables=("seen",),
+    ddl=DDL,
+    handlers={"vitals.recorded": careless},
+    purge=lambda _cur, _patient: None,
+)
+
+
+def test_a_handler_bug_halts_the_projection_instead_of_dead_lettering_clinical_data(
+    pg_store: ClinicalStore, store_settings: StoreSettings
+) -> None:
+    # given a projection whose handler has a bug that one vital-signs message triggers
+    settings = isolated_settings(store_settings)
+    pool = read_pool(settings)
+    start_at_end(pool, settings, (CARELESS,))
+    patient = register(pg_store, "MRN-RB2")
+    for heart_rate in (60, 13, 80):
+        pg_store.record_vitals(ctx(NURSE), RecordVitals(patient, heart_rate=heart_rate))
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    for logged in pg_store.event_log.after(0, 10).events:
+        if logged.event_type == "vitals.recorded":
+            value = json.dumps(published_envelope(logged)).encode()
+            producer.send(OBSERVATIONS.name, key=str(patient).encode(), value=value)
+    producer.flush()
+    producer.close()
+    deadletter = DeadLetter(settings.kafka_bootstrap, "test-runner-halts")
+    runner = ProjectionRunner(CARELESS, pool, settings, deadletter)
+    with pool.connection() as conn:
+        offsets_before = stored_offsets(conn.cursor(), "careless")
+
+    # when it runs / then it halts, says so in its status, and keeps nothing of the batch
+    try:
+        with pytest.raises(ProjectionHalted, match="AttributeError"):
+            runner.run(threading.Event())
+    finally:
+        deadletter.close()
+    [status] = projection_statuses(pool, (CARELESS,))
+    assert status.halted is not None and "AttributeError" in status.halted
+    assert status.deadlettered_total == 0
+    with pool.connection() as conn:
+        assert stored_offsets(conn.cursor(), "careless") == offsets_before
+        assert conn.execute("SELECT count(*) FROM seen").fetchone() == (0,)
+    pool.close()

@@ -6,7 +6,12 @@ from typing import Annotated, ClassVar
 
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
-NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+from events.domain.text import Note, Text
+
+__all__ = ["DrugCode", "LoincCode", "NonEmpty", "Note", "Payload"]
+
+# Every text field: NFC, no control characters, 1 to 200 characters (``events.domain.text``).
+NonEmpty = Text
 LoincCode = Annotated[str, StringConstraints(pattern=r"^\d{1,7}-\d$")]
 DrugCode = Annotated[str, StringConstraints(pattern=r"^\d{1,10}$")]
 

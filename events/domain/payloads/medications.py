@@ -8,7 +8,7 @@ from uuid import UUID
 
 from pydantic import Field, StringConstraints, model_validator
 
-from events.domain.payloads.base import DrugCode, NonEmpty, Payload
+from events.domain.payloads.base import DrugCode, NonEmpty, Note, Payload
 
 Route = Literal[
     "oral", "iv", "im", "sc", "inhaled", "topical", "rectal", "sublingual", "transdermal"
@@ -36,7 +36,7 @@ class MedicationPrescribed(Payload):
     frequency: Frequency
     prescriber: UUID
     alerts_overridden: tuple[str, ...] = ()
-    override_reason: NonEmpty | None = None
+    override_reason: Note | None = None
 
 
 class MedicationChanged(Payload):
@@ -48,7 +48,7 @@ class MedicationChanged(Payload):
     dose_unit: DoseUnit | None = None
     frequency: Frequency | None = None
     alerts_overridden: tuple[str, ...] = ()
-    override_reason: NonEmpty | None = None
+    override_reason: Note | None = None
 
     @model_validator(mode="after")
     def _changes_something(self) -> MedicationChanged:

@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
+import re
+from datetime import datetime
+from typing import Annotated
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
 from events.commands.base import CommandResult
+
+RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
+
+
+def _rfc3339(value: object) -> object:
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not RFC3339.match(value):
+        raise ValueError("a time is an RFC 3339 string with an offset, e.g. 2026-03-01T09:00:00Z")
+    return value
+
+
+# A point in time as the API takes it: only an RFC 3339 string with an offset (pydantic would
+# also take numbers and numeric strings as Unix times: ``0`` became 1970).
+ClinicalTime = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
 
 
 class WriteBase(BaseModel):
@@ -14,7 +32,7 @@ class WriteBase(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    occurred_at: AwareDatetime | None = Field(
+    occurred_at: ClinicalTime | None = Field(
         default=None, description="Clinical time (RFC 3339 with offset); defaults to now."
     )
     reason: str | None = Field(default=None, max_length=1000)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import AwareDatetime, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
-from services.api.schemas.common import WriteBase
+from services.api.schemas.common import ClinicalTime, WriteBase
 
 
 class MedicationCreate(WriteBase):
@@ -66,6 +66,6 @@ class AdministrationCreate(WriteBase):
     dose: float = Field(gt=0)
     dose_unit: str | None = None
     route: str | None = None
-    administered_at: AwareDatetime | None = None
+    administered_at: ClinicalTime | None = None
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"dose": 10}]})

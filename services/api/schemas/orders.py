@@ -6,9 +6,9 @@ from datetime import datetime
 from typing import Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from services.api.schemas.common import WriteBase
+from services.api.schemas.common import ClinicalTime, WriteBase
 
 
 class OrderCreate(WriteBase):
@@ -29,7 +29,7 @@ class OrderCreate(WriteBase):
 class SpecimenCreate(WriteBase):
     """The specimen was collected (defaults to now)."""
 
-    collected_at: AwareDatetime | None = None
+    collected_at: ClinicalTime | None = None
     specimen_type: str | None = Field(default=None, max_length=100)
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{}]})
