@@ -6,14 +6,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
 from rich.progress import Progress as RichProgress
+from rich.progress import TaskID
+
+from services.observability.progress import progress_bars as rich_bars
 
 
 class Progress:
@@ -41,12 +37,6 @@ class Progress:
 
 @contextmanager
 def progress_bars(console: Console) -> Iterator[Progress]:
-    bars = RichProgress(
-        TextColumn("{task.description:<12}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    )
+    bars = rich_bars(console, label="{task.description:<12}")
     with bars:
         yield Progress(bars)
