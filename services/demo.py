@@ -36,6 +36,7 @@ from services.synthetic import (
 )
 
 OVERRIDE = "tolerated amoxicillin before; infectious disease consult"
+URGENT_FIRST_DOSE = "first dose before verification (urgent)"
 
 
 def ensure_users(auth: AuthService, credentials_file: Path) -> dict[str, dict[str, str]]:
@@ -158,7 +159,12 @@ def _stay(client: DemoClient, people: Synthetic, patient: UUID, team: list[str],
     medication = client.post(
         "physician", f"{base}/medications", http_body(drug.prescribe(patient, override))
     )
-    client.post("nurse", f"/v1/medications/{medication['id']}/administrations", {"dose": drug.dose})
+    # An urgent first dose, given before pharmacy verifies the order: it needs a reason.
+    client.post(
+        "nurse",
+        f"/v1/medications/{medication['id']}/administrations",
+        {"dose": drug.dose, "override_reason": URGENT_FIRST_DOSE},
+    )
     if i % 3 == 0:
         client.post(
             "physician",

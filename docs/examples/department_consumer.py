@@ -51,7 +51,7 @@ HANDLED: dict[str, frozenset[int]] = {
     "medication.prescribed": frozenset({1}),
     "medication.changed": frozenset({1}),
     "medication.discontinued": frozenset({1}),
-    "medication.administered": frozenset({1}),
+    "medication.administered": frozenset({1, 2}),
     "pharmacy.verified": frozenset({1}),
     "pharmacy.rejected": frozenset({1}),
 }

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 from uuid import UUID
 
-from events.commands.base import CommandContext, CommandCore, CommandResult
+from events.commands.base import CommandContext, CommandCore, CommandResult, command
 from events.domain.aggregates import access
 from events.domain.payloads import access as acc
 from events.domain.payloads import patients as p
@@ -46,12 +46,14 @@ class AccessCommands(CommandCore):
 
     clock: Callable[[], datetime]
 
+    @command
     def record_chart_view(self, ctx: CommandContext, cmd: RecordChartView) -> CommandResult:
         payload = acc.ChartViewed.model_validate(
             {"section": cmd.section, "purpose": cmd.purpose, "break_glass": cmd.break_glass}
         )
         return self.start(ctx, self.new_id(), cmd.patient_id, lambda _: payload)
 
+    @command
     def grant_break_glass(self, ctx: CommandContext, cmd: GrantBreakGlass) -> CommandResult:
         """Emergency access for the actor to one patient, until ``now + duration``."""
 
@@ -69,6 +71,7 @@ class AccessCommands(CommandCore):
             cmd.patient_id,
         )
 
+    @command
     def change_care_team(self, ctx: CommandContext, cmd: ChangeCareTeam) -> CommandResult:
         def decide(team: access.CareTeam | None, _: datetime) -> p.CareTeamChanged:
             self.patient(cmd.patient_id)

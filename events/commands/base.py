@@ -10,9 +10,11 @@ version. Commands never read the clock or make ids of their own: ``now`` comes f
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 from uuid import UUID
@@ -53,7 +55,9 @@ class CommandContext:
 
     ``guard``, when set, is called with the patient id a command touches once the command
     knows it (from its input, or from the order it loaded) and before it decides: the API
-    passes its access check, so an aggregate needed for both is loaded once."""
+    passes its access check, so an aggregate needed for both is loaded once. ``request`` is
+    the fingerprint of the command an idempotency key was sent with (set by ``@command``):
+    the same key with another request is refused, never answered with the first result."""
 
     actor: Actor
     reason: str | None = None
@@ -62,6 +66,7 @@ class CommandContext:
     causation_id: UUID | None = None
     idempotency_key: str | None = None
     guard: Guard | None = None
+    request: str | None = None
 
 
 @dataclass(frozen=True)
@@ -99,6 +104,32 @@ class Outcome:
     pending: list[Pending]
     detail: JsonDict = field(default_factory=dict)
     on_conflict: DomainError | None = None
+
+
+Self_ = TypeVar("Self_")
+Input = TypeVar("Input")
+Answer = TypeVar("Answer")
+
+
+def fingerprint(name: str, cmd: object, ctx: CommandContext) -> str:
+    """What a command asked for: its name, its input and its context's reason and time."""
+    text = f"{name}|{cmd!r}|{ctx.reason!r}|{ctx.occurred_at!r}"
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def command(
+    method: Callable[[Self_, CommandContext, Input], Answer],
+) -> Callable[[Self_, CommandContext, Input], Answer]:
+    """Marks a command method: a context with an idempotency key gets the request's
+    fingerprint, so that a key reused for another request is detected."""
+
+    @functools.wraps(method)
+    def run(self: Self_, ctx: CommandContext, cmd: Input) -> Answer:
+        if ctx.idempotency_key is not None and ctx.request is None:
+            ctx = replace(ctx, request=fingerprint(method.__name__, cmd, ctx))
+        return method(self, ctx, cmd)
+
+    return run
 
 
 def no_detail(_: Payload) -> JsonDict:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from events.commands.base import CommandContext, CommandCore, CommandResult, JsonDict
+from events.commands.base import CommandContext, CommandCore, CommandResult, JsonDict, command
 from events.domain.aggregates import medications
 from events.domain.clinical_time import clinical_time
 from events.domain.errors import NotFound
@@ -47,13 +47,18 @@ class DiscontinueMedication:
 
 @dataclass(frozen=True)
 class RecordAdministration:
-    """A dose given; unset fields default to the order's route and unit, and to now."""
+    """A dose given; unset fields default to the order's route and unit, and to now.
+
+    ``override_reason`` says why a non-standard dose is given: the order is discontinued,
+    rejected or not yet verified by pharmacy, or the dose differs from the ordered one.
+    """
 
     medication_id: UUID
     dose: float
     dose_unit: str | None = None
     route: str | None = None
     administered_at: datetime | None = None
+    override_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,7 @@ class MedicationCommands(CommandCore):
             raise NotFound("medication order", medication_id)
         return state
 
+    @command
     def prescribe(self, ctx: CommandContext, cmd: Prescribe) -> CommandResult:
         medication_id = self.new_id()
 
@@ -106,6 +112,7 @@ class MedicationCommands(CommandCore):
 
         return self.start(ctx, medication_id, cmd.patient_id, decide, detail=_overridden)
 
+    @command
     def change_medication(self, ctx: CommandContext, cmd: ChangeMedication) -> CommandResult:
         def decide(order: medications.MedicationOrder, _: datetime) -> m.MedicationChanged:
             self.patient(order.patient_id)
@@ -121,6 +128,7 @@ class MedicationCommands(CommandCore):
 
         return self.change_record(ctx, cmd.medication_id, self.medication, decide)
 
+    @command
     def discontinue_medication(
         self, ctx: CommandContext, cmd: DiscontinueMedication
     ) -> CommandResult:
@@ -131,6 +139,7 @@ class MedicationCommands(CommandCore):
             lambda order, _: medications.discontinue(order, ctx.reason),
         )
 
+    @command
     def record_administration(
         self, ctx: CommandContext, cmd: RecordAdministration
     ) -> CommandResult:
@@ -140,13 +149,14 @@ class MedicationCommands(CommandCore):
             if cmd.administered_at is not None:
                 clinical_time(cmd.administered_at, now, None, "administered_at")
             given = m.MedicationAdministered.model_validate(
-                {
-                    "administration_id": administration_id,
-                    "dose": cmd.dose,
-                    "dose_unit": cmd.dose_unit or order.dose_unit,
-                    "route": cmd.route or order.route,
-                    "administered_at": cmd.administered_at or now,
-                }
+                _set(
+                    administration_id=administration_id,
+                    dose=cmd.dose,
+                    dose_unit=cmd.dose_unit or order.dose_unit,
+                    route=cmd.route or order.route,
+                    administered_at=cmd.administered_at or now,
+                    override_reason=cmd.override_reason,
+                )
             )
             return medications.administer(order, given, now)
 
@@ -154,6 +164,7 @@ class MedicationCommands(CommandCore):
             ctx, cmd.medication_id, self.medication, decide, result_id=administration_id
         )
 
+    @command
     def pharmacy_decision(self, ctx: CommandContext, cmd: PharmacyDecision) -> CommandResult:
         def decide(
             order: medications.MedicationOrder, _: datetime

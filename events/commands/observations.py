@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from events.commands.base import CommandContext, CommandCore, CommandResult, JsonDict
+from events.commands.base import CommandContext, CommandCore, CommandResult, JsonDict, command
 from events.domain.aggregates import observations
 from events.domain.payloads.observations import VitalsRecorded
 
@@ -41,6 +41,7 @@ def _flags(payload: VitalsRecorded) -> JsonDict:
 class ObservationCommands(CommandCore):
     """The write API of observations."""
 
+    @command
     def record_vitals(self, ctx: CommandContext, cmd: RecordVitals) -> CommandResult:
         vitals_id = self.new_id()
 

@@ -11,6 +11,7 @@ from events.commands.base import (
     CommandCore,
     CommandResult,
     JsonDict,
+    command,
 )
 from events.domain.aggregates import orders
 from events.domain.aggregates.orders import AnalyteInput
@@ -99,6 +100,7 @@ class OrderCommands(CommandCore):
             raise NotFound("lab order", order_id)
         return state
 
+    @command
     def place_order(self, ctx: CommandContext, cmd: PlaceOrder) -> CommandResult:
         order_id = self.new_id()
 
@@ -108,6 +110,7 @@ class OrderCommands(CommandCore):
 
         return self.start(ctx, order_id, cmd.patient_id, decide)
 
+    @command
     def collect_specimen(self, ctx: CommandContext, cmd: CollectSpecimen) -> CommandResult:
         def decide(order: orders.LabOrder, now: datetime) -> o.SpecimenCollected:
             collected_at = cmd.collected_at or now
@@ -116,6 +119,7 @@ class OrderCommands(CommandCore):
 
         return self.change_record(ctx, cmd.order_id, self.order, decide)
 
+    @command
     def receive_results(self, ctx: CommandContext, cmd: ReceiveResults) -> CommandResult:
         result_ids = [self.new_id() for _ in cmd.analytes]
         return self.change_record(
@@ -126,6 +130,7 @@ class OrderCommands(CommandCore):
             detail=_results_detail,
         )
 
+    @command
     def amend_result(self, ctx: CommandContext, cmd: AmendResult) -> CommandResult:
         return self.change_record(
             ctx,
@@ -136,6 +141,7 @@ class OrderCommands(CommandCore):
             detail=lambda payload: {"flag": payload.flag},
         )
 
+    @command
     def acknowledge_result(self, ctx: CommandContext, cmd: AcknowledgeResult) -> CommandResult:
         return self.change_record(
             ctx,
@@ -145,6 +151,7 @@ class OrderCommands(CommandCore):
             result_id=cmd.result_id,
         )
 
+    @command
     def cancel_order(self, ctx: CommandContext, cmd: CancelOrder) -> CommandResult:
         return self.change_record(
             ctx, cmd.order_id, self.order, lambda order, _: orders.cancel(order, ctx.reason)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from uuid import UUID
 
-from events.commands.base import CommandContext, CommandCore, CommandResult
+from events.commands.base import CommandContext, CommandCore, CommandResult, command
 from events.domain.aggregates import access, patients
 from events.domain.aggregates.common import require_reason
 from events.domain.errors import ConflictError, DuplicateMRN, PatientErasedError
@@ -69,6 +69,7 @@ class PatientCommands(CommandCore):
         """A stable, non-reversible patient id for an MRN: the store's uniqueness key."""
         return self.keyed_id(mrn.strip().upper().encode())
 
+    @command
     def register_patient(self, ctx: CommandContext, cmd: RegisterPatient) -> CommandResult:
         patient_id = self.patient_id_for_mrn(cmd.mrn)
         wanted = p.PatientRegistered.model_validate(
@@ -99,6 +100,7 @@ class PatientCommands(CommandCore):
         except PatientErasedError:
             raise DuplicateMRN(patient_id) from None
 
+    @command
     def update_demographics(self, ctx: CommandContext, cmd: UpdateDemographics) -> CommandResult:
         changes = p.DemographicsUpdated.model_validate(
             {
@@ -116,6 +118,7 @@ class PatientCommands(CommandCore):
             cmd.patient_id,
         )
 
+    @command
     def record_allergy(self, ctx: CommandContext, cmd: RecordAllergy) -> CommandResult:
         allergy_id = self.new_id()
 
@@ -140,6 +143,7 @@ class PatientCommands(CommandCore):
             result_id=allergy_id,
         )
 
+    @command
     def refute_allergy(self, ctx: CommandContext, cmd: RefuteAllergy) -> CommandResult:
         return self.change(
             ctx,
@@ -150,6 +154,7 @@ class PatientCommands(CommandCore):
             result_id=cmd.allergy_id,
         )
 
+    @command
     def forget(self, ctx: CommandContext, cmd: ErasePatient) -> CommandResult:
         """Erase a patient: record ``patient.erased``, then destroy their data key."""
         require_reason(ctx.reason, "erase a patient")
@@ -169,6 +174,7 @@ class PatientCommands(CommandCore):
         self.destroy_key(cmd.patient_id)
         return result
 
+    @command
     def request_erasure(self, ctx: CommandContext, cmd: ErasePatient) -> tuple[CommandResult, bool]:
         """Two-person erasure: the first call records the request; a call by another user
         carries it out. (result, erased) — erased is False while it waits for a second person.

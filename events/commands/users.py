@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from events.commands.base import CommandContext, CommandCore, CommandResult
+from events.commands.base import CommandContext, CommandCore, CommandResult, command
 from events.domain.aggregates import users
 from events.domain.envelope import SYSTEM_ACTOR
 from events.domain.errors import NotFound
@@ -62,6 +62,7 @@ class UserCommands(CommandCore):
             raise NotFound("user", user_id)
         return user
 
+    @command
     def create_user(self, ctx: CommandContext, cmd: CreateUser) -> CommandResult:
         user_id = self.user_id_for(cmd.username)
         request = acc.UserCreated.model_validate(
@@ -76,6 +77,7 @@ class UserCommands(CommandCore):
             on_conflict=users.DuplicateUsername(user_id),
         )
 
+    @command
     def change_user_role(self, ctx: CommandContext, cmd: ChangeUserRole) -> CommandResult:
         return self.change(
             ctx,

@@ -56,7 +56,12 @@ SPECS: tuple[EventSpec, ...] = (
     _spec(topics.MEDICATIONS, "pharmacy, chart, nursing (MAR)", medications.MedicationPrescribed),
     _spec(topics.MEDICATIONS, "pharmacy, chart, nursing (MAR)", medications.MedicationChanged),
     _spec(topics.MEDICATIONS, "pharmacy, chart, nursing (MAR)", medications.MedicationDiscontinued),
-    _spec(topics.MEDICATIONS, "chart, pharmacy, nursing (MAR)", medications.MedicationAdministered),
+    _spec(
+        topics.MEDICATIONS,
+        "chart, pharmacy, nursing (MAR)",
+        medications.MedicationAdministeredV1,
+        medications.MedicationAdministered,
+    ),
     _spec(topics.MEDICATIONS, "chart, prescribers", medications.PharmacyVerified),
     _spec(topics.MEDICATIONS, "chart, prescribers", medications.PharmacyRejected),
     _spec(
@@ -106,8 +111,14 @@ def _vitals_v1_to_v2(payload: JsonDict) -> JsonDict:
     return upcast
 
 
+def _administered_v1_to_v2(payload: JsonDict) -> JsonDict:
+    """Doses recorded before reasons were asked for carry none."""
+    return {**payload, "override_reason": None}
+
+
 UPCASTERS: dict[tuple[str, int], Upcaster] = {
     ("vitals.recorded", 1): _vitals_v1_to_v2,
+    ("medication.administered", 1): _administered_v1_to_v2,
 }
 
 

@@ -64,6 +64,17 @@ def _reason(reason: str | None) -> str | None:
         raise ClinicalRuleViolation(f"reason: {exc}", field="reason") from None
 
 
+def _replayed(claim: JsonDict, ctx: CommandContext) -> CommandResult:
+    """The first answer to a repeated request; a key reused for another request is refused."""
+    sent_with = claim.get("request")
+    if sent_with is not None and sent_with != ctx.request:
+        raise ConflictError(
+            "this Idempotency-Key was already used for a different request; "
+            "nothing was written: send a new key"
+        )
+    return CommandResult.from_claim(claim)
+
+
 def utc_now() -> datetime:
     return datetime.now(tz=UTC)
 
@@ -289,15 +300,16 @@ class StoreCore(Application[UUID], CommandCore):
             return self._decide_into(importing, ctx, decide)
         key = self._idempotency_key(ctx)
         if key is not None and (prior := self.clinical_recorder.claimed_result(key)) is not None:
-            return CommandResult.from_claim(prior)
+            return _replayed(prior, ctx)
         outcome, events = self._decide(ctx, decide)
         result = CommandResult(outcome.result_id, 0, outcome.detail)
-        claim = IdempotencyClaim(key, result.to_json()) if key is not None else None
+        claimed = {**result.to_json(), "request": ctx.request}
+        claim = IdempotencyClaim(key, claimed) if key is not None else None
         try:
             recordings = self.save(*events, idempotency=claim)
         except IntegrityError as exc:
             if key is not None and (prior := self.clinical_recorder.claimed_result(key)):
-                return CommandResult.from_claim(prior)
+                return _replayed(prior, ctx)
             raise outcome.on_conflict or ConflictError(
                 "another change to the same record was saved first; reload and retry"
             ) from exc

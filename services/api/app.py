@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from services.api import problems
 from services.api.container import Container, build_container
 from services.api.observability import LatencyMiddleware
+from services.api.openapi import document_problems
 from services.api.routes import (
     admin,
     audit,
@@ -53,4 +54,5 @@ def create_app(container_factory: Callable[[], Container] = build_container) -> 
         health.router,
     ):
         app.include_router(router)
+    document_problems(app)
     return app

@@ -18,7 +18,7 @@ from psycopg import Cursor
 from events.domain.payloads import medications as m
 from events.domain.payloads import patients as p
 from events.domain.rules.interactions import duplicate_therapy_alerts, interaction_alerts
-from events.domain.rules.medications import allergy_alerts, dose_alerts
+from events.domain.rules.medications import allergy_alerts, dose_alerts, screening_gaps
 from events.domain.topics import MEDICATIONS, PATIENTS
 from events.store.published import PublishedEnvelope
 from projections.engine.base import MessageRefused, Projection
@@ -101,11 +101,13 @@ def _alerts(
         (patient_id, medication_id),
     ).fetchall()
     other_drugs = [(str(r[0]), str(r[1])) for r in others]
+    allergy_list = [(str(a[0]), a[1]) for a in allergies]
     return (
-        allergy_alerts(code, name, [(str(a[0]), a[1]) for a in allergies])
+        allergy_alerts(code, name, allergy_list)
         + interaction_alerts(code, name, other_drugs)
         + duplicate_therapy_alerts(code, name, other_drugs)
         + dose_alerts(code, dose, unit)
+        + screening_gaps(code, name, allergy_list)
     )
 
 

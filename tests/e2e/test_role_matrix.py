@@ -169,7 +169,10 @@ ROUTES: dict[str, tuple[Call, set[str]]] = {
         {"physician"},
     ),
     "POST /v1/medications/{id}/administrations": (
-        _post("/v1/medications/{m}/administrations", {"dose": 500}),
+        _post(
+            "/v1/medications/{m}/administrations",
+            {"dose": 500, "override_reason": "first dose before verification (urgent)"},
+        ),
         {"nurse"},
     ),
     "GET /v1/audit/access": (_get("/v1/audit/access"), {"compliance"}),

@@ -36,6 +36,7 @@ PHYSICIAN = Actor(user_id=UUID("00000000-0000-4000-8000-0000000000a1"), role="ph
 NURSE = Actor(user_id=UUID("00000000-0000-4000-8000-0000000000a2"), role="nurse")
 LAB = Actor(user_id=UUID("00000000-0000-4000-8000-0000000000a3"), role="lab_tech")
 PHARMACIST = Actor(user_id=UUID("00000000-0000-4000-8000-0000000000a4"), role="pharmacist")
+URGENT_FIRST_DOSE = "first dose before verification (urgent)"
 
 
 def as_(actor: Actor, reason: str | None = None) -> CommandContext:
@@ -91,7 +92,9 @@ def _stay(store: ClinicalStore, people: Synthetic, pid: UUID, i: int, family_nam
         store.change_medication(
             as_(PHYSICIAN, "titration"), ChangeMedication(medication, frequency="bid")
         )
-    store.record_administration(as_(NURSE), RecordAdministration(medication, dose=drug.dose))
+    # The first dose is given before pharmacy's decision below: an urgent start, overridden.
+    first_dose = RecordAdministration(medication, dose=drug.dose, override_reason=URGENT_FIRST_DOSE)
+    store.record_administration(as_(NURSE), first_dose)
     if i % 3 == 1:
         store.pharmacy_decision(
             as_(PHARMACIST),

@@ -103,20 +103,25 @@ def test_a_penicillin_allergy_blocks_amoxicillin() -> None:
     ]
 
 
-def test_a_penicillin_allergy_blocks_cephalexin_by_cross_reactivity() -> None:
+def test_an_unspecified_penicillin_allergy_flags_cephalexin_by_side_chain_not_ceftriaxone() -> None:
+    # given an allergy recorded only as "penicillin"
+    # when cephalexin (aminopenicillin R1 side chain) or ceftriaxone is ordered
     alerts = allergy_alerts(CEPHALEXIN, "cephalexin", [("penicillin", None)])
+    # then only the shared side chain alerts
     assert alerts == [
-        "allergy to penicillin: cephalexin is in the cross-reacting class cephalosporins"
+        "allergy to penicillin: cephalexin is in the cross-reacting class r1-aminobenzyl-side-chain"
     ]
+    assert allergy_alerts(CEFTRIAXONE, "ceftriaxone", [("penicillin", None)]) == []
 
 
-def test_an_amoxicillin_allergy_by_code_blocks_ceftriaxone_and_amoxicillin_itself() -> None:
+def test_an_amoxicillin_allergy_by_code_flags_cephalexin_and_amoxicillin_not_ceftriaxone() -> None:
     # given an allergy coded with the amoxicillin RXCUI
     allergies = [("Amoxil", AMOXICILLIN)]
-    # then a cephalosporin cross-reacts and amoxicillin is the same substance
-    assert allergy_alerts(CEFTRIAXONE, "ceftriaxone", allergies) == [
-        "allergy to Amoxil: ceftriaxone is in the cross-reacting class cephalosporins"
+    # then cephalexin shares the R1 side chain, ceftriaxone does not, amoxicillin is itself
+    assert allergy_alerts(CEPHALEXIN, "cephalexin", allergies) == [
+        "allergy to Amoxil: cephalexin is in the cross-reacting class r1-aminobenzyl-side-chain"
     ]
+    assert allergy_alerts(CEFTRIAXONE, "ceftriaxone", allergies) == []
     assert allergy_alerts(AMOXICILLIN, "amoxicillin", allergies) == [
         "allergy to Amoxil: same substance as amoxicillin"
     ]

@@ -81,7 +81,7 @@ def test_any_accepted_command_sequence_replays_to_the_same_state(
                 change = ChangeMedication(medication_id, dose=amount)
                 store.change_medication(ctx(reason=reason), change)
             elif kind == "administer":
-                given = RecordAdministration(medication_id, dose=amount)
+                given = RecordAdministration(medication_id, dose=amount, override_reason=reason)
                 store.record_administration(ctx(NURSE), given)
             else:
                 stop = DiscontinueMedication(medication_id)

@@ -14,6 +14,7 @@ from events.commands.access import RecordChartView
 from events.commands.medications import (
     ChangeMedication,
     DiscontinueMedication,
+    PharmacyDecision,
     Prescribe,
     RecordAdministration,
 )
@@ -297,6 +298,10 @@ def test_changes_and_discontinuation_need_reasons_and_nothing_follows_discontinu
     with pytest.raises(ReasonRequired):
         store.change_medication(ctx(), ChangeMedication(medication_id, dose=250))
     store.change_medication(ctx(reason="renal function"), ChangeMedication(medication_id, dose=250))
+    changed = store.load(medication_id, medications.evolve)
+    assert changed is not None
+    verify = PharmacyDecision(medication_id, uuid4(), changed.order_change_version, verified=True)
+    store.pharmacy_decision(ctx(), verify)
     store.record_administration(ctx(NURSE), RecordAdministration(medication_id, dose=250))
     with pytest.raises(ReasonRequired):
         store.discontinue_medication(ctx(), DiscontinueMedication(medication_id))

@@ -8,6 +8,7 @@ recorded with the alerts it overrode.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal
@@ -16,11 +17,21 @@ from uuid import UUID
 from events.domain.aggregates.common import require_reason
 from events.domain.aggregates.patients import Patient
 from events.domain.envelope import ClinicalEvent
-from events.domain.errors import ClinicalRuleViolation, ConflictError, OverrideRequired
+from events.domain.errors import (
+    ClinicalRuleViolation,
+    ConflictError,
+    OverrideRequired,
+    UnknownUnitError,
+)
 from events.domain.payloads import medications as m
-from events.domain.rules.medications import allergy_alerts, dose_alerts
+from events.domain.rules.medications import allergy_alerts, dose_alerts, screening_gaps
+from events.domain.rules.reference import unit_table
+from events.domain.rules.units import canonical_unit
 
 Verification = Literal["pending", "verified", "rejected"]
+
+# A given dose this close to the ordered one (after unit conversion) is the ordered dose.
+_DOSE_REL_TOL = 1e-9
 
 
 @dataclass(frozen=True)
@@ -104,12 +115,19 @@ def _overridable(alerts: list[str], override_reason: str | None) -> str | None:
 
 
 def prescribe(patient: Patient, request: m.MedicationPrescribed) -> m.MedicationPrescribed:
+    """The prescription with its alerts; ``OverrideRequired`` if one needs an override reason.
+
+    "Not screened" notes (a drug or allergy the reference data cannot map) need no override
+    reason but are recorded with the alerts, so the pharmacy queue and the chart show them.
+    """
     alerts = _safety_alerts(
         patient, request.drug_code, request.drug_name, request.dose, request.dose_unit
     )
     override = _overridable(alerts, request.override_reason)
+    allergies = [(a.substance, a.substance_code) for a in patient.active_allergies]
+    notes = screening_gaps(request.drug_code, request.drug_name, allergies)
     return request.model_copy(
-        update={"alerts_overridden": tuple(alerts), "override_reason": override}
+        update={"alerts_overridden": (*alerts, *notes), "override_reason": override}
     )
 
 
@@ -144,13 +162,64 @@ def discontinue(order: MedicationOrder, reason: str | None) -> m.MedicationDisco
     return m.MedicationDiscontinued()
 
 
+def _doses_in_one_unit(
+    given: float, given_unit: str, ordered: float, ordered_unit: str
+) -> tuple[float, float] | None:
+    """Both doses in one unit (``units.json`` dose conversions), or None if not convertible."""
+    if given_unit == ordered_unit:
+        return given, ordered
+    try:
+        given_canonical = canonical_unit(given_unit, field="dose_unit")
+        ordered_canonical = canonical_unit(ordered_unit, field="dose_unit")
+    except UnknownUnitError:
+        return None
+    conversions = unit_table().dose_conversions
+
+    def into(value: float, unit: str, target: str) -> float | None:
+        if unit == target:
+            return value
+        conversion = conversions.get((unit, target))
+        return conversion.apply(value) if conversion else None
+
+    targets = sorted({given_canonical, ordered_canonical} | {to for _, to in conversions})
+    for target in targets:
+        a, b = into(given, given_canonical, target), into(ordered, ordered_canonical, target)
+        if a is not None and b is not None:
+            return a, b
+    return None
+
+
+def _administration_alerts(order: MedicationOrder, given: m.MedicationAdministered) -> list[str]:
+    alerts = []
+    if order.status == "discontinued":
+        alerts.append("the medication is discontinued")
+    if order.verification == "rejected":
+        alerts.append("the order was rejected by pharmacy")
+    elif order.verification == "pending":
+        alerts.append("the order is not yet verified by pharmacy")
+    doses = _doses_in_one_unit(given.dose, given.dose_unit, order.dose, order.dose_unit)
+    if doses is None or not math.isclose(*doses, rel_tol=_DOSE_REL_TOL):
+        alerts.append(
+            f"dose {given.dose:g} {given.dose_unit} differs from the ordered "
+            f"{order.dose:g} {order.dose_unit}"
+        )
+    return alerts
+
+
 def administer(
     order: MedicationOrder, given: m.MedicationAdministered, now: datetime
 ) -> m.MedicationAdministered:
-    _active(order, "record an administration")
+    """The administration as recorded, or refused: a non-standard one needs an override reason.
+
+    Non-standard: the order is discontinued, rejected or not yet verified by pharmacy, or the
+    dose (converted when the units differ) is not the ordered dose. The reason is recorded
+    only when it overrode something.
+    """
     if given.administered_at > now:
         raise ClinicalRuleViolation("administered_at is in the future", field="administered_at")
-    return given
+    alerts = _administration_alerts(order, given)
+    override = _overridable(alerts, given.override_reason)
+    return given.model_copy(update={"override_reason": override})
 
 
 def pharmacy_decision(

@@ -36,7 +36,7 @@ class MedicationPrescribed(Payload):
     frequency: Frequency
     prescriber: UUID
     alerts_overridden: tuple[str, ...] = ()
-    override_reason: Note | None = None
+    override_reason: NonEmpty | None = None
 
 
 class MedicationChanged(Payload):
@@ -48,7 +48,7 @@ class MedicationChanged(Payload):
     dose_unit: DoseUnit | None = None
     frequency: Frequency | None = None
     alerts_overridden: tuple[str, ...] = ()
-    override_reason: Note | None = None
+    override_reason: NonEmpty | None = None
 
     @model_validator(mode="after")
     def _changes_something(self) -> MedicationChanged:
@@ -63,16 +63,35 @@ class MedicationDiscontinued(Payload):
     event_type = "medication.discontinued"
 
 
-class MedicationAdministered(Payload):
-    """A nurse gave a dose."""
+class MedicationAdministeredV1(Payload):
+    """A nurse gave a dose (before non-standard administrations needed a reason)."""
 
     event_type = "medication.administered"
+    schema_version = 1
 
     administration_id: UUID
     dose: PositiveDose
     dose_unit: DoseUnit
     route: Route
     administered_at: datetime
+
+
+class MedicationAdministered(Payload):
+    """A nurse gave a dose; ``override_reason`` says why a non-standard one was given.
+
+    Non-standard: the order was discontinued, rejected by pharmacy or not yet verified, or
+    the dose differs from the ordered one. Version 1 events upcast with none (null).
+    """
+
+    event_type = "medication.administered"
+    schema_version = 2
+
+    administration_id: UUID
+    dose: PositiveDose
+    dose_unit: DoseUnit
+    route: Route
+    administered_at: datetime
+    override_reason: Note | None = None
 
 
 class PharmacyVerified(Payload):

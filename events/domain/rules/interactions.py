@@ -1,6 +1,9 @@
 """Drug-drug interactions and duplicate therapy against a patient's other active drugs.
 
-The knowledge lives in ``events/reference/interactions.json`` with a source per pair.
+The knowledge lives in ``events/domain/reference/interactions.json``: each pair names two drug
+classes or substances, a severity, the effect, the management shown to pharmacy and its source.
+A drug the reference data does not know is not checked here; ``screening_gaps`` of
+``events.domain.rules.medications`` says so.
 """
 
 from __future__ import annotations
@@ -13,18 +16,34 @@ from importlib import resources
 from typing import Any
 
 from events.domain.rules.medications import drug, drug_by_name
-from events.domain.rules.reference import DrugInfo
+from events.domain.rules.reference import DrugInfo, ReferenceDataError
+
+__all__ = [
+    "InteractionRule",
+    "duplicate_classes",
+    "duplicate_therapy_alerts",
+    "interaction_alerts",
+    "interaction_rules",
+]
 
 
 @dataclass(frozen=True)
 class InteractionRule:
-    """Two drug classes that interact, how badly, and where that is written."""
+    """Two drug classes (or substances) that interact, how badly, what to do, and the source."""
 
     a: str
     b: str
     severity: str
     effect: str
+    management: str
     source: str
+
+    def matches(self, new: DrugInfo, other: DrugInfo) -> bool:
+        """Whether the rule applies to this pair of drugs, in either order."""
+        new_terms = new.classes | {new.substance}
+        other_terms = other.classes | {other.substance}
+        forward = self.a in new_terms and self.b in other_terms
+        return forward or (self.b in new_terms and self.a in other_terms)
 
 
 @cache
@@ -34,16 +53,24 @@ def _data() -> dict[str, Any]:
     return data
 
 
+_FIELDS = ("a", "b", "severity", "effect", "management", "source")
+
+
 @cache
 def interaction_rules() -> tuple[InteractionRule, ...]:
-    return tuple(
-        InteractionRule(p["a"], p["b"], p["severity"], p["effect"], p["source"])
-        for p in _data()["pairs"]
-    )
+    """The interaction pairs; ``ReferenceDataError`` if one lacks a field or its source."""
+    rules = []
+    for index, pair in enumerate(_data()["pairs"]):
+        values = [pair.get(field) for field in _FIELDS]
+        if not all(isinstance(value, str) and value.strip() for value in values):
+            raise ReferenceDataError(f"interactions.json pairs[{index}]: give {', '.join(_FIELDS)}")
+        rules.append(InteractionRule(*(str(value) for value in values)))
+    return tuple(rules)
 
 
 @cache
 def duplicate_classes() -> frozenset[str]:
+    """The classes in which two active drugs count as duplicate therapy."""
     return frozenset(_data()["duplicate_therapy_classes"])
 
 
@@ -54,7 +81,10 @@ def _known(code: str, name: str) -> DrugInfo | None:
 def interaction_alerts(
     drug_code: str, drug_name: str, others: Iterable[tuple[str, str]]
 ) -> list[str]:
-    """Alerts for the drug against each other active drug (code, name) of the patient."""
+    """Alerts for the drug against each other active drug (code, name) of the patient.
+
+    One alert per other drug: the first matching pair of ``interactions.json`` wins.
+    """
     new = _known(drug_code, drug_name)
     if new is None:
         return []
@@ -64,11 +94,10 @@ def interaction_alerts(
         if other is None or other.code == new.code:
             continue
         for rule in interaction_rules():
-            forward = rule.a in new.classes and rule.b in other.classes
-            backward = rule.b in new.classes and rule.a in other.classes
-            if forward or backward:
+            if rule.matches(new, other):
                 alerts.append(
-                    f"interaction ({rule.severity}): {new.name} with {other.name}: {rule.effect}"
+                    f"interaction ({rule.severity}): {new.name} with {other.name}: "
+                    f"{rule.effect}; management: {rule.management} [source: {rule.source}]"
                 )
                 break
     return alerts

@@ -89,7 +89,11 @@ class Dose:
 
 @dataclass(frozen=True, slots=True)
 class DrugInfo:
-    """An RxNorm ingredient: its substance, classes and adult maximum single dose."""
+    """An RxNorm ingredient: its substance, other names, classes and adult maximum single dose.
+
+    ``aliases`` are lower-case brand names and salt forms; ``valence`` (electrolytes only) is
+    the charge of the ion, so that 1 mmol is ``valence`` meq.
+    """
 
     code: str
     name: str
@@ -97,6 +101,8 @@ class DrugInfo:
     classes: frozenset[str]
     max_single_dose: Dose | None
     note: str | None
+    aliases: tuple[str, ...] = ()
+    valence: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,11 +116,15 @@ class CrossReactivity:
 
 @dataclass(frozen=True, slots=True)
 class AllergyRules:
-    """Cross-reactivity rules by class and the allergy texts that name a class."""
+    """Cross-reactivity rules by class and the allergy texts that name a class.
+
+    ``unspecified_flags``: the extra classes an allergy naming only a class (not a drug) flags.
+    """
 
     source: str
     rules: Mapping[str, CrossReactivity]
     aliases: Mapping[str, str]
+    unspecified_flags: Mapping[str, frozenset[str]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,6 +307,9 @@ def drugs() -> Mapping[str, DrugInfo]:
             _require_unit(dose.unit, table, where)
         if code in found:
             raise ReferenceDataError(f"{where}: duplicate code {code}")
+        aliases = tuple(_str_list(entry, "aliases", where)) if "aliases" in entry else ()
+        if any(alias != alias.lower() for alias in aliases):
+            raise ReferenceDataError(f"{where}: aliases must be lower case")
         found[code] = DrugInfo(
             code=code,
             name=_str(entry, "name", where),
@@ -304,6 +317,8 @@ def drugs() -> Mapping[str, DrugInfo]:
             classes=frozenset(_str_list(entry, "classes", where)),
             max_single_dose=dose,
             note=_opt_str(entry, "note", where),
+            aliases=aliases,
+            valence=_opt_num(entry, "valence", where),
         )
     return MappingProxyType(found)
 
@@ -328,10 +343,18 @@ def allergy_rules() -> AllergyRules:
         if not isinstance(target, str) or text != text.casefold():
             raise ReferenceDataError(f"allergy_classes.json aliases: bad entry {text!r}")
         aliases[text] = target
+    unspecified: dict[str, frozenset[str]] = {}
+    extra = data.get("unspecified_class_also_flags", {})
+    for name, item in _obj(extra, "allergy_classes.json unspecified_class_also_flags").items():
+        where = f"allergy_classes.json unspecified_class_also_flags {name}"
+        entry = _obj(item, where)
+        _str(entry, "source", where)
+        unspecified[name] = frozenset(_str_list(entry, "flags", where))
     return AllergyRules(
         source=_str(data, "source", "allergy_classes.json"),
         rules=MappingProxyType(rules),
         aliases=MappingProxyType(aliases),
+        unspecified_flags=MappingProxyType(unspecified),
     )
 
 

@@ -70,13 +70,14 @@ def record_administration(
     user: Nurse,
     key: IdempotencyKey = None,
 ) -> Written:
-    """Record a dose given."""
+    """Record a dose given; a non-standard one without an override reason answers 422."""
     given = RecordAdministration(
         medication_id,
         dose=body.dose,
         dose_unit=body.dose_unit,
         route=body.route,
         administered_at=body.administered_at,
+        override_reason=body.override_reason,
     )
     ctx = write_context(container, user, body, key)
     return Written.of(container.store.record_administration(ctx, given))
