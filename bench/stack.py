@@ -132,7 +132,7 @@ class BenchStack:
         head = self.head()
 
         def done() -> bool:
-            status, _ = self.backbone.status.relay()
+            status = self.backbone.status.relay_state()
             if status.position < head:
                 return False
             return not any(self.backbone.status.consumer_lag(ALL).values())

@@ -44,10 +44,13 @@ class StatusService:
         """The store's newest position."""
         return head_of(self.pool, self.store_settings.store_name)
 
+    def relay_state(self) -> RelayStatus:
+        """The relay's recorded status alone (for waits that already know the head)."""
+        return read_status(self.pool, relay_name(self.settings, self.store_settings))
+
     def relay(self) -> tuple[RelayStatus, int]:
         """The relay's recorded status and the store's head (their difference is the lag)."""
-        name = relay_name(self.settings, self.store_settings)
-        return read_status(self.pool, name), self.head()
+        return self.relay_state(), self.head()
 
     def consumer_lag(self, projections: tuple[Projection, ...]) -> dict[str, int]:
         """Messages each projection has still to consume."""

@@ -54,7 +54,7 @@ def _catch_up(container: Container) -> None:
     projection = (named("access_audit"),)
 
     def done() -> bool:
-        state, _ = container.status.relay()
+        state = container.status.relay_state()
         if state.position < head:
             return False
         return container.status.consumer_lag(projection)["access_audit"] == 0
