@@ -3,18 +3,21 @@
 The producer is idempotent (kafka-python 3 supports it and enables it by default) with
 ``acks=all``: retries cannot reorder or duplicate messages within a partition, even with
 up to five requests in flight per connection. A batch is done only when every message
-in it was acknowledged; otherwise ``PublishFailed`` and the producer is rebuilt.
+in it was acknowledged; otherwise ``PublishFailed``, and the caller resets the producer.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
+
+log = logging.getLogger(__name__)
 
 
 class PublishFailed(Exception):
@@ -92,17 +95,30 @@ class KafkaPublisher:
             for future in futures:
                 future.get(timeout=max(deadline - time.monotonic(), 0.001))
         except KafkaError as exc:
-            self.reset()
             raise PublishFailed(
                 f"Kafka did not acknowledge the batch: {type(exc).__name__}"
             ) from exc
 
     def reset(self) -> None:
-        if self._producer is not None:
-            self._producer.close(timeout=1)
-            self._producer = None
+        """Drop the producer after a failed batch (the caller reports the outage first, as
+        this waits for pending messages to expire); the next batch builds a new one."""
+        self._close(self.flush_timeout_s)
 
     def close(self) -> None:
-        if self._producer is not None:
-            self._producer.close(timeout=10)
-            self._producer = None
+        self._close(10)
+
+    def _close(self, timeout_s: float) -> None:
+        # kafka-python's close() flushes first and raises KafkaTimeoutError when messages
+        # are still pending (the broker is down): that must not escape as anything but a
+        # failed batch, or the relay's outage handling never runs. Pending messages expire
+        # after delivery_timeout_ms (= flush_timeout_s), so this wait is bounded.
+        producer, self._producer = self._producer, None
+        if producer is None:
+            return
+        try:
+            producer.close(timeout=timeout_s)
+        except KafkaError as exc:
+            log.warning(
+                "kafka producer closed with messages unacknowledged",
+                extra={"fields": {"error": type(exc).__name__}},
+            )

@@ -99,6 +99,7 @@ class Relay:
                     },
                 )
                 self.checkpoint.report("kafka_unreachable", str(exc))
+                self.publisher.reset()
                 stop.wait(backoff)
                 backoff = min(backoff * 2, self.max_backoff_s)
                 continue
