@@ -1,11 +1,13 @@
-"""``access_audit``: every chart read and break-glass (who, whose chart, when, why); care teams."""
+"""``access_audit``: every chart read and break-glass (who, whose chart, when, why), every
+denied request and audit read; care teams."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from psycopg import Cursor
+from psycopg import Connection, Cursor
 
 from events.domain.payloads import access as acc
 from events.domain.payloads import patients as p
@@ -40,6 +42,32 @@ CREATE TABLE IF NOT EXISTS care_team (
     PRIMARY KEY (patient_id, user_id)
 );
 CREATE INDEX IF NOT EXISTS care_team_user ON care_team (user_id);
+CREATE TABLE IF NOT EXISTS access_denials (
+    event_id uuid PRIMARY KEY,
+    user_id uuid NOT NULL,
+    role text NOT NULL,
+    method text NOT NULL,
+    route text NOT NULL,
+    status integer NOT NULL,
+    kind text NOT NULL,
+    detail text NOT NULL,
+    patient_id uuid,
+    client text,
+    recorded_at timestamptz NOT NULL,
+    position bigint NOT NULL
+);
+CREATE INDEX IF NOT EXISTS access_denials_at ON access_denials (recorded_at);
+CREATE TABLE IF NOT EXISTS audit_reads (
+    event_id uuid PRIMARY KEY,
+    user_id uuid NOT NULL,
+    role text NOT NULL,
+    what text NOT NULL,
+    patient_id uuid,
+    subject_user_id uuid,
+    rows integer NOT NULL,
+    recorded_at timestamptz NOT NULL,
+    position bigint NOT NULL
+);
 """
 
 INSERT = (
@@ -105,20 +133,78 @@ def care_team_changed(cur: Cursor[Any], env: PublishedEnvelope, payload: p.CareT
         )
 
 
+def denied(cur: Cursor[Any], env: PublishedEnvelope, payload: acc.AccessDenied) -> None:
+    cur.execute(
+        "INSERT INTO access_denials (event_id, user_id, role, method, route, status, kind, "
+        "detail, patient_id, client, recorded_at, position) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+        (
+            env.event_id,
+            env.actor.user_id,
+            env.actor.role,
+            payload.method,
+            payload.route,
+            payload.status,
+            payload.kind,
+            payload.detail,
+            payload.patient_id,
+            payload.client,
+            env.recorded_at,
+            env.position,
+        ),
+    )
+
+
+def audit_read(cur: Cursor[Any], env: PublishedEnvelope, payload: acc.AuditRead) -> None:
+    cur.execute(
+        "INSERT INTO audit_reads (event_id, user_id, role, what, patient_id, subject_user_id, "
+        "rows, recorded_at, position) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
+        "ON CONFLICT DO NOTHING",
+        (
+            env.event_id,
+            env.actor.user_id,
+            env.actor.role,
+            payload.what,
+            payload.patient_id,
+            payload.subject_user_id,
+            payload.rows,
+            env.recorded_at,
+            env.position,
+        ),
+    )
+
+
 def purge(cur: Cursor[Any], patient_id: UUID) -> None:
-    cur.execute("DELETE FROM access_audit WHERE patient_id = %s", (patient_id,))
+    # Who read an erased patient stays visible (HIPAA §164.312(b)): the row keeps who, when,
+    # the patient's id and the section, and loses the free text that may be clinical.
+    cur.execute(
+        "UPDATE access_audit SET reason = NULL WHERE patient_id = %s AND reason IS NOT NULL",
+        (patient_id,),
+    )
     cur.execute("DELETE FROM care_team WHERE patient_id = %s", (patient_id,))
+
+
+def team_members(conn: Connection[Any], patient_id: UUID) -> list[tuple[UUID, datetime, UUID]]:
+    """The patient's care team: (user id, added at, added by), oldest first."""
+    rows = conn.execute(
+        "SELECT user_id, added_at, added_by FROM care_team WHERE patient_id = %s "
+        "ORDER BY added_at, user_id",
+        (patient_id,),
+    ).fetchall()
+    return [(r[0], r[1], r[2]) for r in rows]
 
 
 PROJECTION = Projection(
     name="access_audit",
     topics=(PATIENTS.name, ACCESS.name),
-    tables=("access_audit", "care_team"),
+    tables=("access_audit", "care_team", "access_denials", "audit_reads"),
     ddl=DDL,
     handlers={
         "chart.viewed": viewed,
         "access.break_glass": break_glass,
         "care_team.changed": care_team_changed,
+        "access.denied": denied,
+        "audit.read": audit_read,
     },
     purge=purge,
 )

@@ -1,9 +1,10 @@
 """``backbone demo``: one user per role, then a synthetic population through the HTTP API.
 
-Users are named after their role (``physician``, ``nurse``, …); their passwords go to
-``.data/demo/credentials.json`` (mode 0600). Patients are loaded with the same requests a
-client sends, so the demo exercises the API, the store, the relay and the projections; the
-people and values come from ``services.synthetic``, turned into request bodies.
+Users are named after their role (``physician``, ``nurse``, …); their passwords (and, for
+admin and compliance, their TOTP secrets) go to ``.data/demo/credentials.json`` (mode 0600).
+Patients are loaded with the same requests a client sends, so the demo exercises the API,
+the store, the relay and the projections; the people and values come from
+``services.synthetic``, turned into request bodies.
 A second run keeps the users and skips patients already registered (409).
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +26,7 @@ from events.commands.base import CommandContext
 from events.domain.aggregates.users import DuplicateUsername
 from events.domain.envelope import SYSTEM_ACTOR
 from events.domain.payloads.access import ROLES
+from services.auth import totp
 from services.auth.service import AuthService
 from services.synthetic import (
     AMOXICILLIN,
@@ -49,16 +52,39 @@ def ensure_users(auth: AuthService, credentials_file: Path) -> dict[str, dict[st
         if role in known:
             continue
         password = secrets.token_urlsafe(18)
+        totp_secret: str | None = None
         try:
-            auth.create_user(ctx, role, f"Demo {role.replace('_', ' ')}", role, password)
+            created = auth.create_user(ctx, role, f"Demo {role.replace('_', ' ')}", role, password)
+            totp_secret = created.totp_secret
         except DuplicateUsername as exists:  # credentials file lost: give a new password
             auth.set_password(exists.existing_id, password)
+            if role in totp.MFA_ROLES:
+                totp_secret = auth.reset_totp(exists.existing_id)
         known[role] = {"password": password, "role": role}
+        if totp_secret is not None:  # admin and compliance log in with a TOTP code
+            known[role]["totp_secret"] = totp_secret
     credentials_file.parent.mkdir(parents=True, exist_ok=True)
     descriptor = os.open(credentials_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w") as handle:
         json.dump(known, handle, indent=2)
     return known
+
+
+# The demo's own administrator for its care-team changes: the admin and compliance users
+# a person logs in as must find their current TOTP code unused (a code works once).
+LOADER = "demo.loader"
+
+
+def ensure_loader(auth: AuthService) -> dict[str, str]:
+    """The loader account with a fresh password and secret for this run (never written)."""
+    ctx = CommandContext(actor=SYSTEM_ACTOR, reason="demo setup")
+    password = secrets.token_urlsafe(18)
+    try:
+        loader = auth.create_user(ctx, LOADER, "Demo loader", "admin", password).id
+    except DuplicateUsername as exists:
+        loader = exists.existing_id
+        auth.set_password(loader, password)
+    return {"password": password, "role": "admin", "totp_secret": auth.reset_totp(loader)}
 
 
 @dataclass
@@ -82,10 +108,11 @@ class DemoClient:
     def as_(self, role: str) -> httpx.Client:
         if role not in self._clients:
             client = httpx.Client(base_url=self.url, timeout=30)
-            token = client.post(
-                "/v1/auth/token",
-                data={"username": role, "password": self.credentials[role]["password"]},
-            )
+            form = {"username": role, "password": self.credentials[role]["password"]}
+            secret = self.credentials[role].get("totp_secret")
+            if secret:
+                form["otp"] = totp.code_at(secret, time.time())
+            token = client.post("/v1/auth/token", data=form)
             token.raise_for_status()
             client.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
             self._clients[role] = client
@@ -140,7 +167,7 @@ def _user_id(client: DemoClient, role: str) -> str:
 def _stay(client: DemoClient, people: Synthetic, patient: UUID, team: list[str], i: int) -> None:
     base = f"/v1/patients/{patient}"
     for user_id in team:
-        client.post("physician", f"{base}/care-team", {"user_id": user_id})
+        client.post(LOADER, f"{base}/care-team", {"user_id": user_id})
     allergic = i % 4 == 0
     if allergic:
         client.post("nurse", f"{base}/allergies", http_body(people.allergy(patient, PENICILLIN)))

@@ -19,14 +19,15 @@ from events.application import ClinicalStore
 from events.commands.base import CommandContext
 from events.commands.patients import ErasePatient
 from events.domain.contract import spec_of
-from events.domain.envelope import SYSTEM_ACTOR
+from events.domain.envelope import SYSTEM_ACTOR, Actor
 
 HOLDS_DDL = """
 CREATE TABLE IF NOT EXISTS legal_holds (
     patient_id uuid PRIMARY KEY,
     reason text NOT NULL,
     placed_at timestamptz NOT NULL DEFAULT now()
-)"""
+);
+ALTER TABLE legal_holds ADD COLUMN IF NOT EXISTS placed_by uuid"""
 
 
 @dataclass(frozen=True)
@@ -53,12 +54,13 @@ class RetentionPolicy:
         with self.pool.connection() as conn:
             conn.execute(HOLDS_DDL)
 
-    def hold(self, patient_id: UUID, reason: str) -> None:
+    def hold(self, patient_id: UUID, reason: str, operator: Actor = SYSTEM_ACTOR) -> None:
         with self.pool.connection() as conn:
             conn.execute(
-                "INSERT INTO legal_holds (patient_id, reason) VALUES (%s, %s) "
-                "ON CONFLICT (patient_id) DO UPDATE SET reason = EXCLUDED.reason",
-                (patient_id, reason),
+                "INSERT INTO legal_holds (patient_id, reason, placed_by) VALUES (%s, %s, %s) "
+                "ON CONFLICT (patient_id) DO UPDATE SET reason = EXCLUDED.reason, "
+                "placed_by = EXCLUDED.placed_by, placed_at = now()",
+                (patient_id, reason, operator.user_id),
             )
 
     def release(self, patient_id: UUID) -> bool:
@@ -103,13 +105,14 @@ class RetentionPolicy:
                 found.append(Expired(patient_id, max(areas.values()), until, patient_id in holds))
         return sorted(found, key=lambda e: e.last_event_at)
 
-    def apply(self, expired: list[Expired]) -> list[UUID]:
-        """Erase every expired patient without a legal hold; the ids erased."""
+    def apply(self, expired: list[Expired], operator: Actor = SYSTEM_ACTOR) -> list[UUID]:
+        """Erase every expired patient without a legal hold; the ids erased. The operator
+        who ran it is the erasures' actor (the policy, not a second person, approves)."""
         erased = []
         for entry in expired:
             if entry.on_hold:
                 continue
-            ctx = CommandContext(actor=SYSTEM_ACTOR, reason="retention period ended")
+            ctx = CommandContext(actor=operator, reason="retention period ended")
             self.store.forget(ctx, ErasePatient(entry.patient_id, "retention policy"))
             erased.append(entry.patient_id)
         return erased

@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -23,6 +23,7 @@ RETENTION_YEARS: dict[str, float] = {
 }
 DEVELOPMENT_DB_PASSWORD = "backbone"  # noqa: S105 - refused outside development
 DEVELOPMENT_TOKEN_SECRET = "development-only-token-secret-do-not-deploy"  # noqa: S105
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
 class ServiceSettings(BaseSettings):
@@ -56,6 +57,13 @@ class ServiceSettings(BaseSettings):
     lockout_threshold: int = 5
     lockout_window_s: int = 15 * 60
     lockout_duration_s: int = 15 * 60
+    # Login throttling (services/auth/throttle.py): from lockout_threshold failures of one
+    # (username, client address) within lockout_window_s, that pair waits base · 2^k seconds
+    # (at most lockout_duration_s); one address may try login_address_limit times per window.
+    login_delay_base_s: float = Field(default=30.0, gt=0)
+    login_address_limit: int = Field(default=30, ge=1)
+    # Proxies whose X-Forwarded-For names the client (JSON list of IP addresses).
+    trusted_proxies: list[str] = Field(default_factory=list)
     break_glass_minutes: int = 60
     read_wait_timeout_s: float = 2.0
     bulk_read_patients_per_hour: int = 50
@@ -63,6 +71,20 @@ class ServiceSettings(BaseSettings):
     working_hours_end: int = 19
     working_hours_tz: str = "UTC"
     ready_max_projection_lag: int = 1000
+
+    # HTTP hardening (services/api/middleware.py, services/api/guards.py).
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)  # 413 past this, never buffered
+    # /docs, /redoc and /openapi.json without a token: None means "only in development".
+    public_docs: bool | None = None
+    # /metrics: an admin or compliance bearer token, or this scrape token (32+ characters).
+    metrics_token: str | None = None
+    api_tls: bool = False  # served over HTTPS (itself or behind a proxy): send HSTS
+    rate_limit_search: str = "60/minute"  # per user, `limits` notation
+    rate_limit_break_glass: str = "10/hour"
+    rate_limit_exports: str = "30/minute"  # history, access log, alerts, replayed charts
+    rate_limit_storage: str = "memory://"  # a `limits` storage URI
+    read_wait_max_waiters: int = Field(default=16, ge=1)  # min_position waits at once
+    health_cache_s: float = Field(default=2.0, ge=0.0)  # /readyz and /metrics reuse a check
 
     # Years to keep a patient's data after their last event in each area (JSON in the env:
     # BACKBONE_RETENTION_YEARS='{"patients": 10, ...}'); the longest area that applies wins.
@@ -89,7 +111,23 @@ class ServiceSettings(BaseSettings):
             dev_password = DEVELOPMENT_DB_PASSWORD
             if self.postgres_password == dev_password or f":{dev_password}@" in self.database_url:
                 raise ValueError("the development database password is refused here")
+            if self.metrics_token is not None and len(self.metrics_token) < 32:
+                raise ValueError("BACKBONE_METRICS_TOKEN must be 32+ characters here")
+        elif self.api_host not in LOOPBACK_HOSTS:
+            # An unset BACKBONE_ENVIRONMENT means the public development secrets: only on
+            # this machine, never on an address others can reach.
+            raise ValueError(
+                f"development settings (public secrets) serve only on loopback, not on "
+                f"BACKBONE_API_HOST={self.api_host}: set BACKBONE_ENVIRONMENT and real secrets"
+            )
         return self
+
+    @property
+    def docs_are_public(self) -> bool:
+        """Whether /docs and /openapi.json answer without a token."""
+        if self.public_docs is None:
+            return self.environment == "development"
+        return self.public_docs
 
     @property
     def api_url(self) -> str:
@@ -110,5 +148,21 @@ class ServiceSettings(BaseSettings):
 
 @lru_cache(maxsize=1)
 def get_settings() -> ServiceSettings:
-    """The process-wide settings, read once."""
-    return ServiceSettings()
+    """The process-wide settings, read once; settings refused stop the process (``Refused``)."""
+    try:
+        return ServiceSettings()
+    except ValidationError as exc:
+        raise Refused(exc) from None
+
+
+class Refused(SystemExit):
+    """The process refuses to start: says which settings and why, never their values
+    (pydantic's own message quotes the input, secrets included)."""
+
+    def __init__(self, error: ValidationError) -> None:
+        reasons = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}"
+            for e in error.errors(include_input=False, include_url=False)
+        )
+        super().__init__(f"backbone: refusing to start: {reasons}")
+        self.reasons = reasons

@@ -9,7 +9,8 @@ from typing import Literal
 from uuid import UUID
 
 from events.commands.base import CommandContext, CommandCore, CommandResult, command
-from events.domain.aggregates import access
+from events.domain.aggregates import access, users
+from events.domain.envelope import ANONYMOUS_ACTOR, Actor
 from events.domain.payloads import access as acc
 from events.domain.payloads import patients as p
 
@@ -39,6 +40,29 @@ class ChangeCareTeam:
     patient_id: UUID
     user_id: UUID
     change: Literal["added", "removed"]
+
+
+@dataclass(frozen=True)
+class RecordDenial:
+    """A request was refused (401 or 403): who (when known), what, from where."""
+
+    method: str
+    route: str
+    status: int
+    kind: str
+    detail: str
+    patient_id: UUID | None
+    client: str | None
+
+
+@dataclass(frozen=True)
+class RecordAuditRead:
+    """Someone read the audit trail: which part, filtered how, how many rows."""
+
+    what: str
+    patient_id: UUID | None
+    subject_user_id: UUID | None
+    rows: int
 
 
 class AccessCommands(CommandCore):
@@ -73,9 +97,14 @@ class AccessCommands(CommandCore):
 
     @command
     def change_care_team(self, ctx: CommandContext, cmd: ChangeCareTeam) -> CommandResult:
+        """An administrator or a team member adds an active clinical user, or removes a
+        member with a reason (the context's); nobody adds themself."""
+
         def decide(team: access.CareTeam | None, _: datetime) -> p.CareTeamChanged:
             self.patient(cmd.patient_id)
-            return access.change_care_team(team, cmd.user_id, cmd.change)
+            return access.change_care_team(
+                team, ctx.actor, self.team_member(cmd.user_id), cmd.user_id, cmd.change, ctx.reason
+            )
 
         stream = access.care_team_id(cmd.patient_id)
         return self.change(
@@ -85,6 +114,41 @@ class AccessCommands(CommandCore):
             decide,
             cmd.patient_id,
         )
+
+    def record_denial(self, actor: Actor | None, cmd: RecordDenial) -> CommandResult:
+        """A refused request, as an event of no patient's stream (the id is in the payload:
+        a denial must not create a patient's key, nor vanish with an erasure)."""
+        payload = acc.AccessDenied.model_validate(
+            {
+                "method": cmd.method,
+                "route": cmd.route,
+                "status": cmd.status,
+                "kind": cmd.kind,
+                "detail": cmd.detail[:200],
+                "patient_id": cmd.patient_id,
+                "client": cmd.client,
+            }
+        )
+        ctx = CommandContext(actor=actor or ANONYMOUS_ACTOR)
+        return self.start(ctx, self.new_id(), None, lambda _: payload)
+
+    def record_audit_read(self, ctx: CommandContext, cmd: RecordAuditRead) -> CommandResult:
+        payload = acc.AuditRead.model_validate(
+            {
+                "what": cmd.what,
+                "patient_id": cmd.patient_id,
+                "subject_user_id": cmd.subject_user_id,
+                "rows": cmd.rows,
+            }
+        )
+        return self.start(ctx, self.new_id(), None, lambda _: payload)
+
+    def team_member(self, user_id: UUID) -> access.TeamMember | None:
+        """The user a care-team change names, or None when there is no such user."""
+        user = self.load(user_id, users.evolve)
+        if user is None:
+            return None
+        return access.TeamMember(user.id, user.role, user.may_log_in, user.created_by)
 
     def may_access(self, user_id: UUID, patient_id: UUID) -> tuple[bool, bool]:
         """(allowed, through break-glass) for a user and a patient, from the store."""

@@ -7,9 +7,9 @@ from datetime import date, datetime
 from uuid import UUID
 
 from events.commands.base import CommandContext, CommandCore, CommandResult, command
-from events.domain.aggregates import access, patients
+from events.domain.aggregates import access, patients, users
 from events.domain.aggregates.common import require_reason
-from events.domain.errors import ConflictError, DuplicateMRN, PatientErasedError
+from events.domain.errors import ConflictError, DuplicateMRN, NotPermitted, PatientErasedError
 from events.domain.payloads import patients as p
 
 
@@ -184,6 +184,11 @@ class PatientCommands(CommandCore):
         self.patient(cmd.patient_id)
         pending = self.load(stream, access.evolve_erasure)
         if pending is not None and pending.requested_by != ctx.actor.user_id:
+            approver = self.load(ctx.actor.user_id, users.evolve)
+            if approver is not None and approver.created_by == pending.requested_by:
+                raise NotPermitted(
+                    "an account created by the requester cannot approve their erasure request"
+                )
             basis = f"{pending.legal_basis} (requested {pending.request_id}, approved)"
             return self.forget(ctx, ErasePatient(cmd.patient_id, basis)), True
         if pending is not None:

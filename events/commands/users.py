@@ -1,4 +1,5 @@
-"""Commands about users and logins: accounts, roles, failed logins and lockouts."""
+"""Commands about users and logins: accounts, roles, deactivation, password changes, session
+revocations, failed logins, lockouts and throttled client addresses."""
 
 from __future__ import annotations
 
@@ -31,6 +32,29 @@ class ChangeUserRole:
 
 
 @dataclass(frozen=True)
+class DeactivateUser:
+    """End a user's account: no more logins (the reason is the context's)."""
+
+    user_id: UUID
+
+
+@dataclass(frozen=True)
+class RecordPasswordChange:
+    """A user's password was replaced; ``sessions_ended`` of their sessions were ended."""
+
+    user_id: UUID
+    sessions_ended: int
+
+
+@dataclass(frozen=True)
+class RevokeUserSessions:
+    """An administrator ended ``sessions_ended`` open sessions of a user."""
+
+    user_id: UUID
+    sessions_ended: int
+
+
+@dataclass(frozen=True)
 class RecordLoginFailure:
     """A failed login for a username (which may not exist)."""
 
@@ -44,6 +68,22 @@ class RecordLockout:
 
     username: str
     until: datetime
+
+
+@dataclass(frozen=True)
+class RecordThrottledAddress:
+    """A client address that failed too often, held back until a moment."""
+
+    client_address: str
+    failures: int
+    until: datetime
+
+
+@dataclass(frozen=True)
+class ApproveUser:
+    """A second administrator approves the user's pending privileged account or role."""
+
+    user_id: UUID
 
 
 SYSTEM = CommandContext(actor=SYSTEM_ACTOR)
@@ -72,7 +112,7 @@ class UserCommands(CommandCore):
             ctx,
             user_id,
             lambda: self.load(user_id, users.evolve),
-            lambda existing, _: users.create(user_id, existing, request),
+            lambda existing, _: users.create(user_id, existing, request, ctx.actor),
             None,
             on_conflict=users.DuplicateUsername(user_id),
         )
@@ -83,7 +123,52 @@ class UserCommands(CommandCore):
             ctx,
             cmd.user_id,
             lambda: self._user(cmd.user_id),
-            lambda user, _: users.change_role(user, cmd.role),
+            lambda user, _: users.change_role(user, cmd.role, ctx.actor),
+            None,
+        )
+
+    @command
+    def approve_user(self, ctx: CommandContext, cmd: ApproveUser) -> CommandResult:
+        """A second administrator approves a privileged account or role change."""
+        return self.change(
+            ctx,
+            cmd.user_id,
+            lambda: self._user(cmd.user_id),
+            lambda user, _: users.approve(
+                user, self.load(ctx.actor.user_id, users.evolve), ctx.actor
+            ),
+            None,
+        )
+
+    @command
+    def deactivate_user(self, ctx: CommandContext, cmd: DeactivateUser) -> CommandResult:
+        return self.change(
+            ctx,
+            cmd.user_id,
+            lambda: self._user(cmd.user_id),
+            lambda user, _: users.deactivate(user, ctx.actor.user_id, ctx.reason),
+            None,
+        )
+
+    @command
+    def record_password_change(
+        self, ctx: CommandContext, cmd: RecordPasswordChange
+    ) -> CommandResult:
+        return self.change(
+            ctx,
+            cmd.user_id,
+            lambda: self._user(cmd.user_id),
+            lambda user, _: users.change_password(user, cmd.sessions_ended),
+            None,
+        )
+
+    @command
+    def revoke_user_sessions(self, ctx: CommandContext, cmd: RevokeUserSessions) -> CommandResult:
+        return self.change(
+            ctx,
+            cmd.user_id,
+            lambda: self._user(cmd.user_id),
+            lambda user, _: users.revoke_sessions(user, cmd.sessions_ended),
             None,
         )
 
@@ -93,4 +178,10 @@ class UserCommands(CommandCore):
 
     def record_lockout(self, cmd: RecordLockout) -> CommandResult:
         payload = acc.LockedOut(username=cmd.username, until=cmd.until)
+        return self.start(SYSTEM, self.new_id(), None, lambda _: payload)
+
+    def record_throttled_address(self, cmd: RecordThrottledAddress) -> CommandResult:
+        payload = acc.LoginThrottled(
+            client_address=cmd.client_address, failures=cmd.failures, until=cmd.until
+        )
         return self.start(SYSTEM, self.new_id(), None, lambda _: payload)

@@ -73,11 +73,19 @@ SPECS: tuple[EventSpec, ...] = (
     _spec(topics.ACCESS, "access audit, compliance", access.ChartViewed),
     _spec(topics.ACCESS, "access audit, compliance alerts", access.BreakGlassGranted),
     _spec(topics.ACCESS, "access audit, API authorization", patients.CareTeamChanged),
+    _spec(topics.ACCESS, "access audit, compliance alerts", access.AccessDenied),
+    _spec(topics.ACCESS, "access audit, compliance", access.AuditRead),
     _spec(topics.ACCESS, "compliance (two-person erasure)", patients.ErasureRequested),
     _spec(topics.ACCESS, "identity, compliance", access.UserCreated),
     _spec(topics.ACCESS, "identity, compliance", access.UserRolesChanged),
+    _spec(topics.ACCESS, "identity, compliance", access.UserRoleChangeRequested),
+    _spec(topics.ACCESS, "identity, compliance", access.UserApproved),
     _spec(topics.ACCESS, "compliance alerts", access.LoginFailed),
     _spec(topics.ACCESS, "compliance alerts", access.LockedOut),
+    _spec(topics.ACCESS, "identity, compliance", access.UserDeactivated),
+    _spec(topics.ACCESS, "identity, compliance", access.UserPasswordChanged),
+    _spec(topics.ACCESS, "identity, compliance", access.UserSessionsRevoked),
+    _spec(topics.ACCESS, "compliance alerts", access.LoginThrottled),
 )
 BY_TYPE: dict[str, EventSpec] = {spec.event_type: spec for spec in SPECS}
 

@@ -28,6 +28,8 @@ class Actor(BaseModel):
 
 
 SYSTEM_ACTOR = Actor(user_id=UUID(int=0), role="system")
+# The caller of a request that did not authenticate (a denial names no one).
+ANONYMOUS_ACTOR = Actor(user_id=UUID(int=0), role="anonymous")
 
 
 @dataclass(frozen=True)

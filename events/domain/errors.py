@@ -55,6 +55,14 @@ class NotFound(DomainError):
         self.ident = ident
 
 
+class NotPermitted(DomainError):
+    """The actor may not make this change (for example: a care team they are not on)."""
+
+
+class SelfGrantRefused(NotPermitted):
+    """Somebody tried to give themself access (compliance is alerted)."""
+
+
 class ConflictError(DomainError):
     """Another change to the same stream won the race; reload and retry."""
 

@@ -10,13 +10,15 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from events.domain.aggregates import access, medications, orders, patients
 from events.domain.envelope import ClinicalEvent
-from events.store.log import LoggedEvent
+from events.store.log import EventLog, LoggedEvent
+from events.store.mapper import EventHeader
 
 EVOLVE_BY_TYPE: dict[str, Callable[[Any, ClinicalEvent], Any]] = {
     **dict.fromkeys(
@@ -71,9 +73,12 @@ def _changes(before: Any, after: Any) -> dict[str, dict[str, Any]]:
     }
 
 
-def history_entries(events: Iterable[LoggedEvent]) -> list[dict[str, Any]]:
-    """One entry per event, oldest first, with a before/after of changed fields."""
-    states: dict[UUID, Any] = {}
+def history_entries(
+    events: Iterable[LoggedEvent], states: dict[UUID, Any] | None = None
+) -> list[dict[str, Any]]:
+    """One entry per event, oldest first, with a before/after of changed fields (``states``:
+    each stream's state before the first of these events, when they do not start it)."""
+    states = dict(states or {})
     entries: list[dict[str, Any]] = []
     for logged in events:
         event = logged.event
@@ -129,3 +134,55 @@ def history_entries(events: Iterable[LoggedEvent]) -> list[dict[str, Any]]:
 def within(entry: dict[str, Any], since: datetime | None, until: datetime | None) -> bool:
     recorded = datetime.fromisoformat(entry["recorded_at"])
     return (since is None or recorded >= since) and (until is None or recorded <= until)
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    """One page of a patient's history, and the cursor of the next (None at the end)."""
+
+    entries: list[dict[str, Any]]
+    next_after: int | None
+    scanned: int
+
+
+def history_page(
+    log: EventLog,
+    patient_id: UUID,
+    after: int = 0,
+    limit: int = 100,
+    event_type: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> HistoryPage:
+    """Up to ``limit`` entries of the patient's history after position ``after``, filtered
+    on the clear header, so that only the page's events are decrypted; the before/after of a
+    change folds the earlier events of its own stream only (a medication's, never the
+    patient's reads)."""
+
+    def wanted(header: EventHeader) -> bool:
+        return (event_type is None or header.event_type == event_type) and (
+            (since is None or header.recorded_at >= since)
+            and (until is None or header.recorded_at <= until)
+        )
+
+    page = log.of_patient_after(patient_id, after, limit, wanted)
+    states: dict[UUID, Any] = {}
+    seen: set[UUID] = set()
+    for logged in page.events:
+        event = logged.event
+        if event is None or logged.stream_id in seen:
+            continue
+        seen.add(logged.stream_id)
+        evolve = EVOLVE_BY_TYPE.get(event.event_type)
+        if evolve is None:
+            continue
+        state: Any = None
+        if logged.stream_version <= 1:
+            continue
+        try:
+            for earlier in log.stream_before(logged.stream_id, logged.stream_version):
+                state = evolve(state, earlier)
+        except ValueError:  # an earlier event of the stream is erased or foreign
+            state = None
+        states[logged.stream_id] = state
+    return HistoryPage(history_entries(page.events, states), page.next_after, page.scanned)

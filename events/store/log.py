@@ -29,9 +29,10 @@ HeaderFilter = Callable[[EventHeader], bool]
 class LogUnreadable(Exception):
     """A stored event cannot be decoded: a person has to look at it."""
 
-    def __init__(self, position: int, cause: Exception) -> None:
+    def __init__(self, position: int, cause: Exception, where: str | None = None) -> None:
         # The type only: messages of validation errors can quote clinical values.
-        super().__init__(f"event at position {position} cannot be decoded: {type(cause).__name__}")
+        at = where or f"at position {position}"
+        super().__init__(f"event {at} cannot be decoded: {type(cause).__name__}")
         self.position = position
 
 
@@ -77,6 +78,16 @@ class LogPage:
     events: list[LoggedEvent]
     last_position: int
     read: int
+
+
+@dataclass(frozen=True)
+class PatientPage:
+    """One page of a patient's events that the reader wanted, and where the next page starts
+    (None once the patient's log is read to its end)."""
+
+    events: list[LoggedEvent]
+    next_after: int | None
+    scanned: int
 
 
 class EventLog:
@@ -141,6 +152,52 @@ class EventLog:
     def of_patient(self, patient_id: UUID) -> list[LoggedEvent]:
         """Every event of one patient, in store order (from the patient index)."""
         return self._decode(self._clinical.patient_notifications(patient_id), False)
+
+    def of_patient_after(
+        self,
+        patient_id: UUID,
+        after: int = 0,
+        limit: int = 100,
+        where: HeaderFilter | None = None,
+        scan_limit: int = 10 * PAGE,
+    ) -> PatientPage:
+        """Up to ``limit`` of one patient's events after ``after`` that match ``where`` on
+        their clear header. Only those are decrypted; at most ``scan_limit`` headers are
+        read, so a page is bounded work whatever the filter (a page cut short by the scan
+        says where to go on)."""
+        chosen: list[Notification] = []
+        position, scanned, exhausted = after, 0, False
+        while len(chosen) < limit and scanned < scan_limit:
+            batch = self._clinical.patient_notifications(
+                patient_id, position, min(max(2 * limit, 100), scan_limit - scanned)
+            )
+            if not batch:
+                exhausted = True
+                break
+            for notification in batch:
+                scanned += 1
+                position = notification.id
+                if where is None or where(self._header(notification)):
+                    chosen.append(notification)
+                    if len(chosen) == limit:
+                        break
+        if not exhausted:
+            exhausted = not self._clinical.patient_notifications(patient_id, position, 1)
+        return PatientPage(self._decode(chosen, False), None if exhausted else position, scanned)
+
+    def stream_before(self, stream_id: UUID, version: int) -> list[ClinicalEvent]:
+        """The events of one stream before ``version``, oldest first; an erased one ends the
+        list (what follows it cannot be folded)."""
+        events: list[ClinicalEvent] = []
+        for stored in self._recorder.select_events(stream_id, lte=version - 1):
+            try:
+                events.append(self._mapper.to_domain_event(stored))
+            except ErasedEventError:
+                break
+            except Exception as exc:
+                where = f"{stored.originator_version} of stream {stream_id}"
+                raise LogUnreadable(0, exc, where) from exc
+        return events
 
     def stream_of(self, position: int) -> tuple[str, str] | None:
         """(topic, partition key) of the event at ``position``, or None if there is none."""

@@ -96,7 +96,8 @@ class ClinicalPostgresRecorder(PostgresApplicationRecorder):
         self._select_patient = SQL(
             "SELECT e.notification_id, e.originator_id, e.originator_version, e.topic, e.state "
             "FROM {} i JOIN {} e ON e.notification_id = i.notification_id "
-            "WHERE i.patient_id = %s ORDER BY e.notification_id"
+            "WHERE i.patient_id = %s AND i.notification_id > %s "
+            "ORDER BY i.notification_id LIMIT %s"
         ).format(index, Identifier(self.datastore.schema, events_table_name))
         self.chain_table = ChainTable(self.datastore.schema, events_table_name)
         self.sql_create_statements.extend(self.chain_table.create_statements)
@@ -208,10 +209,13 @@ class ClinicalPostgresRecorder(PostgresApplicationRecorder):
         """Events and chain links side by side (either may be missing), in position order."""
         return self.chain_table.rows(self.datastore, after, limit)
 
-    def patient_notifications(self, patient_id: UUID) -> list[Notification]:
-        """Every stored event of one patient, in store order (from the patient index)."""
+    def patient_notifications(
+        self, patient_id: UUID, after: int = 0, limit: int | None = None
+    ) -> list[Notification]:
+        """The stored events of one patient after position ``after`` (up to ``limit`` of
+        them, default all), in store order (from the patient index)."""
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(self._select_patient, (patient_id,))
+            curs.execute(self._select_patient, (patient_id, after, limit))
             return [
                 Notification(
                     id=row["notification_id"],
@@ -256,6 +260,9 @@ class ClinicalMemoryRecorder(POPOApplicationRecorder):
         with self._database_lock:
             return self._claims.get(key)
 
-    def patient_notifications(self, patient_id: UUID) -> list[Notification]:
+    def patient_notifications(
+        self, patient_id: UUID, after: int = 0, limit: int | None = None
+    ) -> list[Notification]:
         notifications = self.select_notifications(start=None, limit=10**9)
-        return [n for n in notifications if patient_of(n) == patient_id]
+        found = [n for n in notifications if n.id > after and patient_of(n) == patient_id]
+        return found if limit is None else found[:limit]

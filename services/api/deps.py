@@ -1,7 +1,9 @@
-"""Request dependencies: the container, the authenticated caller, role and patient checks."""
+"""Request dependencies: the container, the authenticated caller, role and patient checks,
+rate limits, bounded waits for a projection position, and who may read docs and metrics."""
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated
@@ -11,7 +13,10 @@ from fastapi import Depends, Header, Request
 from fastapi.security import OAuth2PasswordBearer
 
 from events.commands.base import CommandContext
+from projections.engine.base import Projection
+from projections.waits import Reached, projection_position, wait_applied
 from services.api.container import Container
+from services.api.guards import Bucket, Guards, PositionBeyondHead, ProjectionBehind
 from services.api.problems import Forbidden
 from services.api.schemas.common import WriteBase
 from services.auth.service import AuthenticationFailed, Principal
@@ -29,14 +34,90 @@ ContainerDep = Annotated[Container, Depends(get_container)]
 
 
 def current_user(
-    container: ContainerDep, token: Annotated[str | None, Depends(oauth2)]
+    request: Request, container: ContainerDep, token: Annotated[str | None, Depends(oauth2)]
 ) -> Principal:
     if not token:
         raise AuthenticationFailed("a bearer token is required")
-    return container.auth.authenticate(token)
+    principal = container.auth.authenticate(token)
+    request.state.principal = principal  # a later denial names who was refused
+    return principal
 
 
 CurrentUser = Annotated[Principal, Depends(current_user)]
+BearerToken = Annotated[str | None, Depends(oauth2)]
+OPERATORS = ("admin", "compliance")
+
+
+def get_guards(request: Request) -> Guards:
+    guards: Guards = request.app.state.guards
+    return guards
+
+
+GuardsDep = Annotated[Guards, Depends(get_guards)]
+
+
+def rate_limit(bucket: Bucket) -> Callable[[Guards, Principal], None]:
+    """A dependency that counts the caller's request in ``bucket`` (429 past its budget)."""
+
+    def check(guards: GuardsDep, user: CurrentUser) -> None:
+        guards.rates.hit(bucket, str(user.user_id))
+
+    check.rate_bucket = bucket  # type: ignore[attr-defined]  # read by openapi.rate_limited
+    return check
+
+
+def await_position(
+    container: Container,
+    guards: Guards,
+    min_position: int | None,
+    projections: tuple[Projection, ...] | None = None,
+) -> None:
+    """Wait, bounded, until the projections have applied ``min_position``: 503 with
+    Retry-After and their current position when they have not, 422 when no write can have
+    answered that position; no pooled connection is held between polls."""
+    if not min_position:
+        return
+    with guards.waits.slot(lambda: projection_position(container.reads, projections)):
+        waited = wait_applied(
+            container.reads,
+            container.store.event_log,
+            min_position,
+            guards.waits.timeout_s,
+            projections,
+        )
+    if waited.reached is Reached.BEYOND_HEAD:
+        raise PositionBeyondHead(min_position, waited.head)
+    if waited.reached is Reached.TIMED_OUT:
+        raise ProjectionBehind(
+            f"the projections have not applied position {min_position} yet",
+            waited.position,
+            guards.waits.retry_after_s,
+        )
+
+
+def docs_reader(container: ContainerDep, token: BearerToken) -> None:
+    """/docs and /openapi.json: open with BACKBONE_PUBLIC_DOCS, else any signed-in user."""
+    if container.settings.docs_are_public:
+        return
+    if not token:
+        raise AuthenticationFailed("a bearer token is required")
+    container.auth.authenticate(token)
+
+
+def metrics_reader(container: ContainerDep, token: BearerToken) -> None:
+    """/metrics: open with BACKBONE_PUBLIC_DOCS, else BACKBONE_METRICS_TOKEN or an admin or
+    compliance user's token."""
+    settings = container.settings
+    if settings.docs_are_public:
+        return
+    if not token:
+        raise AuthenticationFailed("a bearer token is required")
+    scrape = settings.metrics_token
+    if scrape and hmac.compare_digest(token.encode(), scrape.encode()):
+        return
+    user = container.auth.authenticate(token)
+    if user.role not in OPERATORS:
+        raise Forbidden(f"the {user.role} role may not read metrics")
 
 
 def require(*roles: str) -> Callable[[Principal], Principal]:

@@ -72,9 +72,8 @@ CHART = {
 SEARCH = [CHART["patient"]]
 HISTORY = {
     "patient_id": PATIENT,
-    "total": 2,
-    "page": 1,
-    "page_size": 100,
+    "after": 0,
+    "page_size": 2,
     "events": [
         {
             "position": 7,
@@ -99,6 +98,7 @@ HISTORY = {
             "changes": None,
         },
     ],
+    "next_cursor": 9,
 }
 ACCESS = [
     {

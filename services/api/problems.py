@@ -17,10 +17,15 @@ from events.domain.errors import (
     DomainError,
     DuplicateMRN,
     NotFound,
+    NotPermitted,
     OverrideRequired,
     PatientErasedError,
     ReasonRequired,
+    SelfGrantRefused,
 )
+from services.api.cursors import InvalidCursor
+from services.api.denials import record_denial
+from services.api.guards import PositionBeyondHead, ProjectionBehind, RateLimited
 from services.auth.service import AuthenticationFailed
 
 PROBLEM = "application/problem+json"
@@ -31,10 +36,19 @@ class Forbidden(Exception):
     """The caller's role or relation to the patient does not allow this."""
 
 
-def problem(status: int, title: str, detail: str, kind: str, **extra: Any) -> JSONResponse:
+def problem(
+    status: int,
+    title: str,
+    detail: str,
+    kind: str,
+    *,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
     body = {"type": BASE + kind, "title": title, "status": status, "detail": detail, **extra}
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+    answer_headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
+    answer_headers.update(headers or {})
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=answer_headers)
 
 
 def _field_errors(errors: list[Any]) -> list[dict[str, str]]:
@@ -55,6 +69,8 @@ def domain_problem(exc: DomainError) -> JSONResponse:
         )
     if isinstance(exc, ConflictError):
         return problem(409, "Conflict", str(exc), "conflict")
+    if isinstance(exc, NotPermitted):
+        return problem(403, "Forbidden", str(exc), "forbidden")
     if isinstance(exc, PatientErasedError):
         return problem(410, "Patient erased", str(exc), "erased")
     if isinstance(exc, NotFound):
@@ -78,7 +94,10 @@ def install(app: FastAPI) -> None:
     """Register the handlers that turn errors into problem responses."""
 
     @app.exception_handler(DomainError)
-    async def _domain(_: Request, exc: DomainError) -> JSONResponse:
+    async def _domain(request: Request, exc: DomainError) -> JSONResponse:
+        if isinstance(exc, NotPermitted):
+            kind = "self_grant" if isinstance(exc, SelfGrantRefused) else "forbidden"
+            await record_denial(request, 403, kind, str(exc))
         return domain_problem(exc)
 
     @app.exception_handler(RequestValidationError)
@@ -96,7 +115,8 @@ def install(app: FastAPI) -> None:
         )
 
     @app.exception_handler(AuthenticationFailed)
-    async def _auth(_: Request, exc: AuthenticationFailed) -> JSONResponse:
+    async def _auth(request: Request, exc: AuthenticationFailed) -> JSONResponse:
+        await record_denial(request, 401, "unauthenticated", str(exc))
         if exc.locked_until is not None:
             return problem(
                 423, "Locked", str(exc), "locked", locked_until=exc.locked_until.isoformat()
@@ -104,8 +124,44 @@ def install(app: FastAPI) -> None:
         return problem(401, "Not authenticated", str(exc), "unauthenticated")
 
     @app.exception_handler(Forbidden)
-    async def _forbidden(_: Request, exc: Forbidden) -> JSONResponse:
+    async def _forbidden(request: Request, exc: Forbidden) -> JSONResponse:
+        await record_denial(request, 403, "forbidden", str(exc))
         return problem(403, "Forbidden", str(exc), "forbidden")
+
+    @app.exception_handler(RateLimited)
+    async def _rate(_: Request, exc: RateLimited) -> JSONResponse:
+        return problem(
+            429,
+            "Too many requests",
+            str(exc),
+            "rate-limited",
+            headers={"Retry-After": str(exc.retry_after_s)},
+            retry_after_s=exc.retry_after_s,
+        )
+
+    @app.exception_handler(ProjectionBehind)
+    async def _behind(_: Request, exc: ProjectionBehind) -> JSONResponse:
+        return problem(
+            503,
+            "Not caught up yet",
+            str(exc),
+            "projection-behind",
+            headers={
+                "Retry-After": str(exc.retry_after_s),
+                "X-Projection-Position": str(exc.position),
+            },
+            projection_position=exc.position,
+        )
+
+    @app.exception_handler(PositionBeyondHead)
+    async def _beyond(_: Request, exc: PositionBeyondHead) -> JSONResponse:
+        errors = [{"field": "min_position", "message": str(exc)}]
+        return problem(422, "Invalid request", str(exc), "validation", errors=errors)
+
+    @app.exception_handler(InvalidCursor)
+    async def _cursor(_: Request, exc: InvalidCursor) -> JSONResponse:
+        errors = [{"field": "cursor", "message": str(exc)}]
+        return problem(422, "Invalid request", str(exc), "validation", errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -1,1 +1,1 @@
-"""Authentication: users' credentials, password hashing, tokens, sessions, lockout, TOTP."""
+"""Authentication: credentials (Argon2id), opaque session tokens, login throttling, TOTP."""

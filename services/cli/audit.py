@@ -11,8 +11,10 @@ from uuid import UUID
 import typer
 from rich.console import Console
 
+from events.commands.access import RecordAuditRead
 from services.audit_export import export_rows, render
 from services.bootstrap import Backbone
+from services.cli.operator import OperatorOption, operator_context
 from services.observability.progress import progress_bars
 
 app = typer.Typer(help="Compliance exports.", no_args_is_help=True)
@@ -28,6 +30,8 @@ def export(
     ] = None,
     fmt: Annotated[str, typer.Option("--format", help="csv or jsonl")] = "csv",
     out: Annotated[Path | None, typer.Option("--out", help="File (default: stdout).")] = None,
+    *,
+    operator: OperatorOption,
 ) -> None:
     """Every change and read of one patient, or by one user, from the event store."""
     if (patient is None) == (user is None):
@@ -40,6 +44,11 @@ def export(
         since = since.replace(tzinfo=datetime.now().astimezone().tzinfo).astimezone()
     backbone = Backbone()
     store = backbone.store
+    try:
+        ctx = operator_context(backbone, operator, "compliance")
+    except typer.Exit:
+        backbone.close()
+        raise
     head = store.event_log.head()
     target = out.open("w", newline="") if out else sys.stdout
     count = 0
@@ -50,9 +59,11 @@ def export(
             for chunk in render(rows, fmt):
                 target.write(chunk)
                 count += chunk.count("\n")
+        exported = count - 1 if fmt == "csv" and count else count
+        # The export is itself audited: who took which trail out, and how much of it.
+        store.record_audit_read(ctx, RecordAuditRead("export", patient, user, exported))
     finally:
         if out:
             target.close()
         backbone.close()
-    exported = count - 1 if fmt == "csv" and count else count
     err.print(f"audit export: {exported} events from {head} scanned, format {fmt}")

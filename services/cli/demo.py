@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 
 from services.bootstrap import Backbone
-from services.demo import DemoClient, ensure_users, load_population
+from services.demo import LOADER, DemoClient, ensure_loader, ensure_users, load_population
 from services.local_stack.processes import api_healthy, wait_until
 from services.observability.progress import progress_bars
 from services.settings import get_settings
@@ -25,6 +25,7 @@ def demo(
     backbone = Backbone(settings)
     try:
         credentials = ensure_users(backbone.auth, credentials_file)
+        loader = ensure_loader(backbone.auth)
     finally:
         backbone.close()
     if not wait_until(lambda: api_healthy(settings.api_url), 60, 0.5):
@@ -32,7 +33,7 @@ def demo(
             f"[red]the API does not answer at {settings.api_url}; start it (backbone up)[/red]"
         )
         raise typer.Exit(1)
-    client = DemoClient(settings.api_url, credentials)
+    client = DemoClient(settings.api_url, {**credentials, LOADER: loader})
     started = time.monotonic()
     try:
         with progress_bars(console) as progress:

@@ -11,12 +11,15 @@ from rich.console import Console
 
 from events.store.application import utc_now
 from services.bootstrap import Backbone
+from services.cli.operator import OperatorOption, operator_actor
 from services.observability.progress import progress_bars
 from services.retention import Expired, RetentionPolicy
 
 app = typer.Typer(help="Retention policy and legal holds.", no_args_is_help=True)
 console = Console()
 err = Console(stderr=True)
+
+OPERATORS = ("compliance", "admin")
 
 
 def _policy() -> RetentionPolicy:
@@ -56,10 +59,12 @@ def report() -> None:
 
 @app.command()
 def apply(
+    operator: OperatorOption,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what would go.")] = False,
 ) -> None:
     """Erase expired patients without a legal hold (through the normal erasure path)."""
     policy = _policy()
+    actor = operator_actor(policy.store, operator, *OPERATORS)
     expired = _scan(policy)
     if dry_run:
         _print([e for e in expired if not e.on_hold])
@@ -67,7 +72,7 @@ def apply(
             f"retention (dry run): would erase {sum(not e.on_hold for e in expired)} patients"
         )
         return
-    erased = policy.apply(expired)
+    erased = policy.apply(expired, actor)
     err.print(
         f"retention: erased {len(erased)} patients, {len(expired) - len(erased)} on legal hold"
     )
@@ -77,14 +82,18 @@ def apply(
 def hold(
     patient_id: Annotated[UUID, typer.Argument()],
     reason: Annotated[str, typer.Option("--reason")],
+    operator: OperatorOption,
 ) -> None:
     """Place a legal hold: retention will not erase this patient."""
-    _policy().hold(patient_id, reason)
+    policy = _policy()
+    policy.hold(patient_id, reason, operator_actor(policy.store, operator, *OPERATORS))
     console.print(f"legal hold placed on {patient_id}")
 
 
 @app.command()
-def release(patient_id: Annotated[UUID, typer.Argument()]) -> None:
+def release(patient_id: Annotated[UUID, typer.Argument()], operator: OperatorOption) -> None:
     """Release a legal hold."""
-    released = _policy().release(patient_id)
+    policy = _policy()
+    operator_actor(policy.store, operator, *OPERATORS)
+    released = policy.release(patient_id)
     console.print(f"legal hold {'released' if released else 'was not set'} on {patient_id}")

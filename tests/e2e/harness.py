@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +16,7 @@ from typing import Any
 from uuid import UUID
 
 import httpx
+import pyotp
 
 from events.commands.base import CommandContext
 from events.domain.envelope import SYSTEM_ACTOR
@@ -38,6 +40,7 @@ ROLES = (
     "admin",
 )
 PASSWORD = "correct horse battery staple"
+SECOND_ADMIN = "second_admin"
 
 
 @dataclass
@@ -49,6 +52,8 @@ class Backbone:
     tag: str
     users: dict[str, UUID] = field(default_factory=dict)
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    totp_secrets: dict[str, str] = field(default_factory=dict)  # admin, compliance
+    sessions: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=30)
@@ -58,13 +63,36 @@ class Backbone:
         return f"e2e{self.tag}.{role}"
 
     def login(self, role: str, password: str = PASSWORD) -> httpx.Client:
+        """A client logged in as the role's user. Admin and compliance send a TOTP code; a
+        code is good once, so their session is reused while it lasts, and a fresh login
+        waits (bounded) for the next code when this one was used already."""
         client = self.client()
-        answer = client.post(
-            "/v1/auth/token", data={"username": self.username(role), "password": password}
-        )
+        secret = self.totp_secrets.get(role)
+        if secret is not None and (token := self.sessions.get((role, password))):
+            client.headers["Authorization"] = f"Bearer {token}"
+            if client.get("/v1/me").status_code == 200:
+                return client
+            del client.headers["Authorization"]
+        form = {"username": self.username(role), "password": password}
+        if secret is None:
+            answer = client.post("/v1/auth/token", data=form)
+        else:
+            answer = client.post("/v1/auth/token", data={**form, "otp": current_code(secret)})
+            if answer.status_code == 401:  # this step's code was used: wait for the next one
+                step = int(time.time() // 30)
+                wait_until(lambda: int(time.time() // 30) > step, 31, 0.2)
+                answer = client.post("/v1/auth/token", data={**form, "otp": current_code(secret)})
         answer.raise_for_status()
-        client.headers["Authorization"] = f"Bearer {answer.json()['access_token']}"
+        token = answer.json()["access_token"]
+        if secret is not None:
+            self.sessions[(role, password)] = token
+        client.headers["Authorization"] = f"Bearer {token}"
         return client
+
+
+def current_code(secret: str) -> str:
+    """The TOTP code an authenticator app shows now."""
+    return pyotp.TOTP(secret).now()
 
 
 @contextmanager
@@ -92,15 +120,18 @@ def running_backbone(
     backbone = Backbone(f"http://127.0.0.1:{port}", env, uuid.uuid4().hex[:6])
     container = build_container(settings, store_settings, projection_settings)
     try:
-        for role in ROLES:
+        # A second administrator, for what needs two people (privileged accounts, erasure).
+        for name, role in (*((r, r) for r in ROLES), (SECOND_ADMIN, "admin")):
             created = container.auth.create_user(
                 CommandContext(actor=SYSTEM_ACTOR),
-                backbone.username(role),
-                f"E2E {role}",
+                backbone.username(name),
+                f"E2E {name}",
                 role,
                 PASSWORD,
             )
-            backbone.users[role] = created.id
+            backbone.users[name] = created.id
+            if created.totp_secret is not None:  # generated for admin and compliance
+                backbone.totp_secrets[name] = created.totp_secret
     finally:
         container.close()
     logs = tmp / "logs"
@@ -152,3 +183,14 @@ def register_patient(client: httpx.Client, mrn: str) -> UUID:
 
 def json_of(answer: httpx.Response) -> Any:
     return answer.json()
+
+
+def join_care_team(backbone: Backbone, patient: UUID | str, *roles: str) -> None:
+    """An administrator puts the users of these roles on the patient's care team (a
+    clinician cannot add themself; already a member is fine)."""
+    admin = backbone.login("admin")
+    for role in roles:
+        answer = admin.post(
+            f"/v1/patients/{patient}/care-team", json={"user_id": str(backbone.users[role])}
+        )
+        assert answer.status_code == 201 or "already on the care team" in answer.text, answer.text

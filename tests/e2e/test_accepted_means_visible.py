@@ -11,7 +11,7 @@ import pytest
 
 from services.local_stack.stack import LocalStack
 from services.settings import ServiceSettings
-from tests.e2e.harness import Backbone, register_patient, running_backbone
+from tests.e2e.harness import Backbone, join_care_team, register_patient, running_backbone
 
 pytestmark = pytest.mark.integration
 
@@ -28,10 +28,7 @@ def backbone(
 def chart_writer(backbone: Backbone) -> tuple[httpx.Client, str]:
     physician = backbone.login("physician")
     patient = register_patient(physician, f"VIS-{uuid.uuid4().hex[:10]}")  # born 1975-05-05
-    answer = physician.post(
-        f"/v1/patients/{patient}/care-team", json={"user_id": str(backbone.users["physician"])}
-    )
-    assert answer.status_code == 201, answer.text
+    join_care_team(backbone, patient, "physician")
     return physician, str(patient)
 
 

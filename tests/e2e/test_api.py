@@ -16,7 +16,7 @@ from services.auth import totp
 from services.local_stack.processes import wait_until
 from services.local_stack.stack import LocalStack
 from services.settings import ServiceSettings
-from tests.e2e.harness import PASSWORD, Backbone, register_patient, running_backbone
+from tests.e2e.harness import PASSWORD, Backbone, join_care_team, register_patient, running_backbone
 
 pytestmark = pytest.mark.integration
 
@@ -36,12 +36,7 @@ def mrn() -> str:
 
 
 def on_care_team(backbone: Backbone, patient: UUID, *roles: str) -> None:
-    physician = backbone.login("physician")
-    for role in ("physician", *roles):
-        answer = physician.post(
-            f"/v1/patients/{patient}/care-team", json={"user_id": str(backbone.users[role])}
-        )
-        assert answer.status_code in (201, 422), answer.text
+    join_care_team(backbone, patient, "physician", *roles)
 
 
 def test_register_prescribe_and_the_chart_shows_it_without_sleeping(backbone: Backbone) -> None:

@@ -28,7 +28,14 @@ from services.api.container import DEPARTMENT_TABLES
 from services.bootstrap import Backbone as Parts
 from services.local_stack.stack import LocalStack
 from services.settings import ServiceSettings
-from tests.e2e.harness import ROLES, Backbone, json_of, register_patient, running_backbone
+from tests.e2e.harness import (
+    ROLES,
+    Backbone,
+    join_care_team,
+    json_of,
+    register_patient,
+    running_backbone,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -79,11 +86,7 @@ def world(backbone: Backbone) -> dict[str, str]:
     """A patient with every clinician on the care team, an order and a prescription."""
     physician = backbone.login("physician")
     patient = register_patient(physician, f"FUZZ-{backbone.tag}")
-    for role in ("physician", "nurse", "pharmacist"):
-        answer = physician.post(
-            f"/v1/patients/{patient}/care-team", json={"user_id": str(backbone.users[role])}
-        )
-        assert answer.status_code == 201, answer.text
+    join_care_team(backbone, patient, "physician", "nurse", "pharmacist")
     order = json_of(
         physician.post(
             f"/v1/patients/{patient}/orders",

@@ -72,7 +72,11 @@ def test_the_demo_loads_through_the_api_and_the_readme_walkthrough_works(
         }
         assert stat.S_IMODE(os.stat(credentials_file).st_mode) == 0o600
 
-        script = readme_walkthrough().replace("http://127.0.0.1:8000", backbone.url)
+        script = (
+            readme_walkthrough()
+            .replace("http://127.0.0.1:8000", backbone.url)
+            .replace(".venv/bin/python", sys.executable)
+        )
         walk = subprocess.run(
             ["bash", "-euo", "pipefail", "-c", script],
             cwd=data_dir.parent,
@@ -97,6 +101,7 @@ def test_the_compliance_doc_commands_work_when_pasted_after_the_readme_walkthrou
         script = (
             (readme_walkthrough() + compliance_walkthrough())
             .replace("http://127.0.0.1:8000", backbone.url)
+            .replace(".venv/bin/python", sys.executable)
             .replace(".venv/bin/backbone", f"{sys.executable} -m services.cli")
         )
         walk = subprocess.run(

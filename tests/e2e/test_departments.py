@@ -11,7 +11,7 @@ import pytest
 from services.local_stack.processes import wait_until
 from services.local_stack.stack import LocalStack
 from services.settings import ServiceSettings
-from tests.e2e.harness import Backbone, register_patient, running_backbone
+from tests.e2e.harness import Backbone, join_care_team, register_patient, running_backbone
 from tests.integration.contract_reader import ContractReader
 
 pytestmark = pytest.mark.integration
@@ -28,10 +28,7 @@ def backbone(
 def treated_patient(backbone: Backbone) -> str:
     physician = backbone.login("physician")
     patient = register_patient(physician, f"D-{uuid.uuid4().hex[:10]}")
-    for role in ("physician", "nurse", "pharmacist"):
-        physician.post(
-            f"/v1/patients/{patient}/care-team", json={"user_id": str(backbone.users[role])}
-        )
+    join_care_team(backbone, patient, "physician", "nurse", "pharmacist")
     return str(patient)
 
 
@@ -206,6 +203,8 @@ def test_two_person_erasure_purges_the_chart_and_the_departments(backbone: Backb
     queue_item(backbone, prescribed["id"], prescribed["position"])
     compliance, admin = backbone.login("compliance"), backbone.login("admin")
     body = {"legal_basis": "GDPR art. 17", "reason": "patient request"}
+    read = backbone.login("nurse").get(f"/v1/patients/{patient}/chart")
+    assert read.status_code == 200, read.text
 
     requested = compliance.post(f"/v1/admin/patients/{patient}/erase", json=body)
     same_person = compliance.post(f"/v1/admin/patients/{patient}/erase", json=body)
@@ -226,3 +225,8 @@ def test_two_person_erasure_purges_the_chart_and_the_departments(backbone: Backb
         return all(item["patient_id"] != patient for item in queue)
 
     assert wait_until(purged, 30, 0.2)
+    # who read the erased patient stays answerable: a pseudonymous row, no free text
+    log = compliance.get("/v1/audit/access", params={"patient_id": patient}).json()
+    assert (str(backbone.users["nurse"]), "chart.viewed") in {
+        (row["user_id"], row["event_type"]) for row in log
+    }

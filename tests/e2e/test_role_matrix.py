@@ -13,7 +13,7 @@ import pytest
 
 from services.local_stack.stack import LocalStack
 from services.settings import ServiceSettings
-from tests.e2e.harness import ROLES, Backbone, register_patient, running_backbone
+from tests.e2e.harness import ROLES, Backbone, join_care_team, register_patient, running_backbone
 
 pytestmark = pytest.mark.integration
 
@@ -35,10 +35,7 @@ def world(
     with running_backbone(tmp_path_factory.mktemp("matrix"), settings, 600) as backbone:
         physician = backbone.login("physician")
         patient = register_patient(physician, f"MX-{uuid.uuid4().hex[:8]}")
-        for role in ("physician", "nurse", "pharmacist"):
-            physician.post(
-                f"/v1/patients/{patient}/care-team", json={"user_id": str(backbone.users[role])}
-            )
+        join_care_team(backbone, patient, "physician", "nurse", "pharmacist")
         order = physician.post(
             f"/v1/patients/{patient}/orders", json={"test_code": "2345-7", "test_name": "Glucose"}
         ).json()["id"]
@@ -113,7 +110,7 @@ ROUTES: dict[str, tuple[Call, set[str]]] = {
     ),
     "POST /v1/patients/{id}/care-team": (
         _post("/v1/patients/{p}/care-team", {"user_id": "{u}"}),
-        {"physician", "admin"},
+        {"admin", "nurse", "physician", "pharmacist"},
     ),
     "POST /v1/patients/{id}/break-glass": (
         _post("/v1/patients/{p}/break-glass", {"reason": "emergency admission"}),

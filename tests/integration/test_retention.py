@@ -15,7 +15,7 @@ from events.domain.aggregates import patients
 from events.domain.errors import PatientErasedError
 from events.settings import StoreSettings
 from tests.integration.test_store_postgres import register
-from tests.unit.conftest import ctx
+from tests.unit.conftest import account, ctx
 
 pytestmark = pytest.mark.integration
 
@@ -54,21 +54,35 @@ def test_expired_patients_are_reported_held_ones_kept_and_the_rest_erased(
 ) -> None:
     expired, held, gone = (register(pg_store, f"MRN-R{i}") for i in range(3))
     pg_store.forget(ctx(reason="earlier request"), ErasePatient(gone, "GDPR art. 17"))
+    officer = account(pg_store, "records.officer", "compliance")
+    as_officer = ("--operator", "records.officer")
 
     keep_all = retention(store_settings, "report", years=10)
-    hold = retention(store_settings, "hold", str(held), "--reason", "litigation 2026-114", years=0)
+    hold = retention(
+        store_settings, "hold", str(held), "--reason", "litigation 2026-114", *as_officer, years=0
+    )
     report = retention(store_settings, "report", years=0)
-    dry_run = retention(store_settings, "apply", "--dry-run", years=0)
+    dry_run = retention(store_settings, "apply", "--dry-run", *as_officer, years=0)
     still_there = pg_store.load(expired, patients.evolve)
-    applied = retention(store_settings, "apply", years=0)
+    nobody = retention(store_settings, "apply", "--operator", "nobody", years=0)
+    applied = retention(store_settings, "apply", *as_officer, years=0)
 
     assert keep_all.returncode == 0 and reported(keep_all) == {}
     assert hold.returncode == 0
     assert reported(report) == {str(expired): False, str(held): True}
     assert reported(dry_run) == {str(expired): False}
     assert still_there is not None
+    assert nobody.returncode == 2 and "no backbone account named 'nobody'" in nobody.stderr
     assert applied.returncode == 0, applied.stderr
     assert "erased 1 patients, 1 on legal hold" in applied.stderr
     with pytest.raises(PatientErasedError):
         pg_store.load(expired, patients.evolve)
+    # the erasure names the officer who ran the policy, not a shared system actor
+    erasure = [
+        header
+        for page in pg_store.event_log.headers()
+        for header in page
+        if header.event_type == "patient.erased"
+    ]
+    assert erasure[-1].actor.user_id == officer
     assert pg_store.load(held, patients.evolve) is not None

@@ -20,8 +20,9 @@ from events.commands.medications import (
 )
 from events.commands.orders import AmendResult, CancelOrder, CollectSpecimen
 from events.commands.patients import ErasePatient, RefuteAllergy
-from events.domain.aggregates import medications
-from events.domain.envelope import Actor
+from events.commands.users import CreateUser
+from events.domain.aggregates import medications, users
+from events.domain.envelope import SYSTEM_ACTOR, Actor
 from events.domain.errors import DomainError
 from services.synthetic import (
     AMOXICILLIN,
@@ -41,6 +42,16 @@ URGENT_FIRST_DOSE = "first dose before verification (urgent)"
 
 def as_(actor: Actor, reason: str | None = None) -> CommandContext:
     return CommandContext(actor=actor, reason=reason)
+
+
+def team_nurse(store: ClinicalStore) -> UUID:
+    """The workload's nurse account: care teams take only users that exist."""
+    user_id = store.user_id_for("workload.nurse")
+    if store.load(user_id, users.evolve) is None:
+        store.create_user(
+            as_(SYSTEM_ACTOR), CreateUser("workload.nurse", "Workload Nurse", "nurse")
+        )
+    return user_id
 
 
 # The refusal path: amoxicillin for a patient with an active penicillin allergy.
@@ -109,7 +120,7 @@ def _stay(store: ClinicalStore, people: Synthetic, pid: UUID, i: int, family_nam
         store.discontinue_medication(
             as_(PHYSICIAN, "course complete"), DiscontinueMedication(medication)
         )
-    store.change_care_team(as_(PHYSICIAN), ChangeCareTeam(pid, NURSE.user_id, "added"))
+    store.change_care_team(as_(SYSTEM_ACTOR), ChangeCareTeam(pid, team_nurse(store), "added"))
     store.record_chart_view(as_(NURSE), RecordChartView(pid, "chart", "treatment", False))
     if i % 10 == 0:
         store.grant_break_glass(

@@ -10,7 +10,8 @@ import pytest
 
 from events.application import ClinicalStore
 from events.commands.base import CommandContext
-from events.domain.envelope import Actor
+from events.commands.users import CreateUser
+from events.domain.envelope import SYSTEM_ACTOR, Actor
 from events.store.keys import Keyring, MemoryKeyStore
 
 
@@ -30,6 +31,7 @@ class FakeClock:
 PHYSICIAN = Actor(user_id=UUID("00000000-0000-4000-8000-000000000001"), role="physician")
 NURSE = Actor(user_id=UUID("00000000-0000-4000-8000-000000000002"), role="nurse")
 LAB = Actor(user_id=UUID("00000000-0000-4000-8000-000000000003"), role="lab_tech")
+ADMIN = Actor(user_id=UUID("00000000-0000-4000-8000-000000000004"), role="admin")
 
 
 def ctx(actor: Actor = PHYSICIAN, **kwargs: object) -> CommandContext:
@@ -52,3 +54,8 @@ def clock() -> FakeClock:
 @pytest.fixture
 def store(clock: FakeClock) -> ClinicalStore:
     return memory_store(clock)
+
+
+def account(store: ClinicalStore, username: str, role: str) -> UUID:
+    """A user account in the store (care teams take only users that exist)."""
+    return store.create_user(ctx(SYSTEM_ACTOR), CreateUser(username, username.title(), role)).id

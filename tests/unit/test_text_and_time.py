@@ -18,7 +18,7 @@ from events.commands.patients import RecordAllergy, RegisterPatient
 from events.domain.errors import ClinicalRuleViolation
 from events.domain.payloads.patients import AllergyRecorded
 from events.domain.text import TextRefused, clean_text
-from tests.unit.conftest import NURSE, PHYSICIAN, FakeClock, ctx
+from tests.unit.conftest import ADMIN, NURSE, FakeClock, account, ctx
 
 
 def registered(store: ClinicalStore, born: date = date(1961, 5, 4)) -> UUID:
@@ -133,8 +133,9 @@ def test_a_clinical_time_before_the_patients_birth_is_refused(
 
 def test_care_team_changes_are_checked_against_the_birth_date_too(store: ClinicalStore) -> None:
     patient = registered(store, date(1961, 5, 4))
+    physician = account(store, "physician.t", "physician")
     with pytest.raises(ClinicalRuleViolation, match="birth"):
         store.change_care_team(
-            ctx(occurred_at=datetime(1950, 1, 1, tzinfo=UTC)),
-            ChangeCareTeam(patient, PHYSICIAN.user_id, "added"),
+            ctx(ADMIN, occurred_at=datetime(1950, 1, 1, tzinfo=UTC)),
+            ChangeCareTeam(patient, physician, "added"),
         )

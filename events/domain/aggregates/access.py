@@ -11,8 +11,8 @@ from datetime import datetime, timedelta
 from uuid import UUID, uuid5
 
 from events.domain.aggregates.common import require_reason
-from events.domain.envelope import ClinicalEvent
-from events.domain.errors import ClinicalRuleViolation
+from events.domain.envelope import Actor, ClinicalEvent
+from events.domain.errors import ClinicalRuleViolation, NotPermitted, SelfGrantRefused
 from events.domain.payloads import access as acc
 from events.domain.payloads import patients as p
 
@@ -77,13 +77,67 @@ def evolve_care_team(state: CareTeam | None, event: ClinicalEvent) -> CareTeam:
     return replace(team, version=event.originator_version, members=members)
 
 
-def change_care_team(team: CareTeam | None, user_id: UUID, change: str) -> p.CareTeamChanged:
+CARE_ROLES = frozenset({"nurse", "physician", "pharmacist"})
+# Who may change any team: administrators, and the backbone itself (imports, encounters).
+TEAM_ADMINISTRATORS = frozenset({"admin", "system"})
+
+
+@dataclass(frozen=True)
+class TeamMember:
+    """The user a care-team change names, as the store knows them (None: no such user)."""
+
+    user_id: UUID
+    role: str
+    active: bool
+    created_by: UUID | None = None
+
+
+def change_care_team(
+    team: CareTeam | None,
+    actor: Actor,
+    member: TeamMember | None,
+    user_id: UUID,
+    change: str,
+    reason: str | None,
+) -> p.CareTeamChanged:
+    """Care team as governed data: an administrator or a member of the team changes it;
+    nobody adds themself (that is what break-glass, with its reason and alert, is for);
+    only active clinical users join, never by the administrator who created the account; a
+    removal needs a reason."""
     members = team.members if team else frozenset()
-    if change == "added" and user_id in members:
-        raise ClinicalRuleViolation("the user is already on the care team", field="user_id")
-    if change == "removed" and user_id not in members:
-        raise ClinicalRuleViolation("the user is not on the care team", field="user_id")
-    return p.CareTeamChanged.model_validate({"user_id": user_id, "change": change})
+    if change == "added" and user_id == actor.user_id:
+        raise SelfGrantRefused(
+            "you cannot add yourself to a care team; break the glass with a reason if "
+            "this is an emergency, or ask a member or an administrator"
+        )
+    if actor.role not in TEAM_ADMINISTRATORS and actor.user_id not in members:
+        raise NotPermitted("only an administrator or a member of this care team may change it")
+    if change == "added":
+        if member is None:
+            raise ClinicalRuleViolation(f"there is no user {user_id}", field="user_id")
+        if member.role not in CARE_ROLES:
+            raise ClinicalRuleViolation(
+                f"a {member.role} cannot be on a care team (nurses, physicians and "
+                "pharmacists can)",
+                field="user_id",
+            )
+        if not member.active:
+            raise ClinicalRuleViolation("the user is deactivated", field="user_id")
+        if actor.role == "admin" and member.created_by == actor.user_id:
+            # Separation of duties: an administrator cannot make an account and then open
+            # charts through it; another administrator or a team member adds it.
+            raise NotPermitted(
+                "an account you created joins a care team through another administrator or "
+                "a member of the team"
+            )
+        if user_id in members:
+            raise ClinicalRuleViolation("the user is already on the care team", field="user_id")
+    else:
+        require_reason(reason, "remove someone from a care team")
+        if user_id not in members:
+            raise ClinicalRuleViolation("the user is not on the care team", field="user_id")
+    role = member.role if member is not None else None
+    return p.CareTeamChanged.model_validate({"user_id": user_id, "change": change, "role": role})
 
 
 @dataclass(frozen=True)

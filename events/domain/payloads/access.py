@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Literal, get_args
+from uuid import UUID
 
 from pydantic import Field
 
@@ -33,6 +34,34 @@ class BreakGlassGranted(Payload):
     expires_at: datetime
 
 
+class AccessDenied(Payload):
+    """A request was refused for who sent it (401) or what they may do (403).
+
+    ``route`` is the route's template, never the path: ids travel in their own fields.
+    ``kind`` is ``self_grant`` when someone tried to add themself to a care team."""
+
+    event_type = "access.denied"
+
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
+    route: NonEmpty
+    status: Literal[401, 403]
+    kind: Literal["unauthenticated", "forbidden", "self_grant"]
+    detail: NonEmpty
+    patient_id: UUID | None = None
+    client: str | None = Field(default=None, max_length=100)
+
+
+class AuditRead(Payload):
+    """Someone read the audit trail itself (access log, alerts, an export)."""
+
+    event_type = "audit.read"
+
+    what: Literal["access_log", "alerts", "denials", "export"]
+    patient_id: UUID | None = None
+    subject_user_id: UUID | None = None
+    rows: int = Field(ge=0)
+
+
 class UserCreated(Payload):
     """An administrator created a user account (credentials are kept outside the store)."""
 
@@ -41,6 +70,27 @@ class UserCreated(Payload):
     username: NonEmpty
     display_name: NonEmpty
     role: Role
+    # An admin or compliance account made by an administrator logs in only once a second
+    # administrator approved it (``user.approved``).
+    approval_required: bool = False
+
+
+class UserRoleChangeRequested(Payload):
+    """An administrator asked to make a user admin or compliance; a second one approves."""
+
+    event_type = "user.role_change_requested"
+
+    role: Role
+    previous_role: Role
+
+
+class UserApproved(Payload):
+    """A second administrator approved a privileged account or role change: ``role`` holds."""
+
+    event_type = "user.approved"
+
+    role: Role
+    requested_by: UUID
 
 
 class UserRolesChanged(Payload):
@@ -67,4 +117,38 @@ class LockedOut(Payload):
     event_type = "auth.locked_out"
 
     username: NonEmpty
+    until: datetime
+
+
+class UserDeactivated(Payload):
+    """An administrator deactivated a user account: no more logins, its sessions ended."""
+
+    event_type = "user.deactivated"
+
+    username: NonEmpty
+
+
+class UserPasswordChanged(Payload):
+    """A user changed their password (the hash stays outside the store); other sessions ended."""
+
+    event_type = "user.password_changed"
+
+    sessions_ended: int = Field(ge=0)
+
+
+class UserSessionsRevoked(Payload):
+    """An administrator ended every open session of a user."""
+
+    event_type = "user.sessions_revoked"
+
+    sessions_ended: int = Field(ge=0)
+
+
+class LoginThrottled(Payload):
+    """One client address failed to log in too often: its logins wait until ``until``."""
+
+    event_type = "auth.login_throttled"
+
+    client_address: NonEmpty
+    failures: int = Field(ge=1)
     until: datetime

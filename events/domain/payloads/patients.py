@@ -90,9 +90,11 @@ class ErasureRequested(Payload):
 
 
 class CareTeamChanged(Payload):
-    """A user joined or left the patient's care team."""
+    """A user joined or left the patient's care team; a removal says why (the envelope's
+    reason), ``role`` is the member's role when the change was made."""
 
     event_type = "care_team.changed"
 
     user_id: UUID
     change: Literal["added", "removed"]
+    role: str | None = None

@@ -1,4 +1,5 @@
-"""``/v1/admin/users``: user administration for the admin role (itself audited as events)."""
+"""``/v1/admin/users``: user administration for the admin role (itself audited as events):
+create, change role, deactivate, end sessions; and two-person patient erasure."""
 
 from __future__ import annotations
 
@@ -10,9 +11,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from events.commands.patients import ErasePatient
 from services.api.deps import ContainerDep, IdempotencyKey, command_context, require
-from services.api.schemas.auth import RoleChange, UserCreate
+from services.api.schemas.auth import (
+    AccountWritten,
+    Deactivation,
+    RoleChange,
+    SessionRevocation,
+    UserCreate,
+)
 from services.api.schemas.common import Written
-from services.auth.service import Principal
+from services.auth import totp
+from services.auth.service import AccountResult, Principal
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
@@ -44,11 +52,12 @@ class ErasureAnswer(BaseModel):
     status: Literal["pending_approval", "erased"]
 
 
-@router.post("/users", status_code=status.HTTP_201_CREATED, response_model=Written)
+@router.post("/users", status_code=status.HTTP_201_CREATED, response_model=AccountWritten)
 def create_user(
     body: UserCreate, container: ContainerDep, user: Admin, key: IdempotencyKey = None
-) -> Written:
-    """Create a user with one role; a taken username answers 409 with the existing id."""
+) -> AccountWritten:
+    """Create a user with one role; a taken username answers 409 with the existing id. Admin
+    and compliance accounts get a TOTP secret if none is given (in this answer only)."""
     result = container.auth.create_user(
         command_context(user, key=key),
         body.username,
@@ -57,7 +66,7 @@ def create_user(
         body.password,
         body.totp_secret,
     )
-    return Written(id=result.id, position=result.position)
+    return _account(result, body.username)
 
 
 @router.post(
@@ -85,16 +94,74 @@ def erase_patient(
     )
 
 
-@router.post("/users/{user_id}/roles", status_code=status.HTTP_201_CREATED, response_model=Written)
+@router.post(
+    "/users/{user_id}/roles", status_code=status.HTTP_201_CREATED, response_model=AccountWritten
+)
 def change_role(
     user_id: UUID,
     body: RoleChange,
     container: ContainerDep,
     user: Admin,
     key: IdempotencyKey = None,
-) -> Written:
-    """Give the user another role; their open sessions end."""
+) -> AccountWritten:
+    """Give the user another role; their open sessions end. Becoming admin or compliance
+    without a TOTP secret gives them one (in this answer only)."""
     result = container.auth.change_role(
         command_context(user, body.reason, key=key), user_id, body.role
     )
-    return Written(id=result.id, position=result.position)
+    return _account(result, None)
+
+
+@router.post(
+    "/users/{user_id}/approve", status_code=status.HTTP_201_CREATED, response_model=Written
+)
+def approve_user(
+    user_id: UUID, container: ContainerDep, user: Admin, key: IdempotencyKey = None
+) -> Written:
+    """Approve, as a second administrator, a new admin or compliance account or a change to
+    one of those roles (never the requester, nor an account the requester created)."""
+    return Written.of(container.auth.approve_user(command_context(user, key=key), user_id))
+
+
+@router.post(
+    "/users/{user_id}/deactivate", status_code=status.HTTP_201_CREATED, response_model=Written
+)
+def deactivate_user(
+    user_id: UUID,
+    body: Deactivation,
+    container: ContainerDep,
+    user: Admin,
+    key: IdempotencyKey = None,
+) -> Written:
+    """Deactivate an account (with a reason): it cannot log in, and its sessions end now."""
+    result = container.auth.deactivate_user(command_context(user, body.reason, key=key), user_id)
+    return Written.of(result)
+
+
+@router.post(
+    "/users/{user_id}/sessions/revoke",
+    status_code=status.HTTP_201_CREATED,
+    response_model=Written,
+)
+def revoke_sessions(
+    user_id: UUID,
+    body: SessionRevocation,
+    container: ContainerDep,
+    user: Admin,
+    key: IdempotencyKey = None,
+) -> Written:
+    """End every open session of a user now (they can log in again)."""
+    result = container.auth.revoke_sessions(command_context(user, body.reason, key=key), user_id)
+    return Written.of(result)
+
+
+def _account(result: AccountResult, username: str | None) -> AccountWritten:
+    secret = result.totp_secret
+    uri = totp.provisioning_uri(secret, username or str(result.id)) if secret else None
+    return AccountWritten(
+        id=result.id,
+        position=result.position,
+        totp_secret=secret,
+        totp_uri=uri,
+        status="pending_approval" if result.pending_approval else "done",
+    )

@@ -6,12 +6,14 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import AwareDatetime, BaseModel
 
+from events.commands.access import RecordAuditRead
 from projections.registry import named
+from services.api import cursors
 from services.api.container import Container
-from services.api.deps import ContainerDep, require
+from services.api.deps import ContainerDep, command_context, rate_limit, require
 from services.api.examples import ACCESS, ALERTS, example
 from services.auth.service import Principal
 from services.local_stack.processes import wait_until
@@ -19,6 +21,7 @@ from services.local_stack.processes import wait_until
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
 Compliance = Annotated[Principal, Depends(require("compliance"))]
+ACCESS_MAX_PAGE = 1000
 
 
 class AccessRecord(BaseModel):
@@ -47,6 +50,11 @@ class Alert(BaseModel):
     detail: str
 
 
+def audited(container: Container, user: Principal, read: RecordAuditRead) -> None:
+    """Reading the audit trail is itself recorded (who looked at whom, how much)."""
+    container.store.record_audit_read(command_context(user), read)
+
+
 def _catch_up(container: Container) -> None:
     """Wait (bounded) until the access log holds every access recorded before this request:
     the relay has published up to the store's head and the projection has consumed it all."""
@@ -62,30 +70,42 @@ def _catch_up(container: Container) -> None:
     wait_until(done, container.settings.read_wait_timeout_s, 0.05)
 
 
-@router.get("/access", response_model=list[AccessRecord], responses=example(ACCESS))
+@router.get(
+    "/access",
+    response_model=list[AccessRecord],
+    responses=example(ACCESS),
+    dependencies=[Depends(rate_limit("exports"))],
+)
 def access_log(
+    request: Request,
+    response: Response,
     container: ContainerDep,
     user: Compliance,
     patient_id: UUID | None = None,
     user_id: UUID | None = None,
     since: AwareDatetime | None = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    limit: Annotated[int, Query(ge=1, le=ACCESS_MAX_PAGE)] = 200,
+    cursor: Annotated[str | None, Query(max_length=200, description="X-Next-Cursor")] = None,
 ) -> list[AccessRecord]:
-    """Who read which patient's data, when and why (newest first)."""
-    del user
+    """Who read which patient's data, when and why (newest first); a full page names the
+    next in ``Link`` (rel="next") and ``X-Next-Cursor``."""
+    at, position = cursors.decode(cursor, datetime, int) if cursor else (None, None)
     _catch_up(container)
     with container.reads.connection() as conn:
         rows = conn.execute(
             "SELECT event_id, patient_id, user_id, role, event_type, section, purpose, "
-            "break_glass, reason, recorded_at FROM access_audit "
+            "break_glass, reason, recorded_at, position FROM access_audit "
             "WHERE (%(p)s::uuid IS NULL OR patient_id = %(p)s) "
             "AND (%(u)s::uuid IS NULL OR user_id = %(u)s) "
             "AND (%(s)s::timestamptz IS NULL OR recorded_at >= %(s)s) "
+            "AND (%(ca)s::timestamptz IS NULL OR (recorded_at, position) < (%(ca)s, %(cp)s)) "
             "ORDER BY recorded_at DESC, position DESC LIMIT %(n)s",
-            {"p": patient_id, "u": user_id, "s": since, "n": limit},
+            {"p": patient_id, "u": user_id, "s": since, "ca": at, "cp": position, "n": limit},
         ).fetchall()
+    audited(container, user, RecordAuditRead("access_log", patient_id, user_id, len(rows)))
+    cursors.link_next(request, response, rows, limit, lambda r: (r[9], r[10]))
     fields = AccessRecord.model_fields
-    return [AccessRecord.model_validate(dict(zip(fields, row, strict=True))) for row in rows]
+    return [AccessRecord.model_validate(dict(zip(fields, row[:10], strict=True))) for row in rows]
 
 
 ALERTS_SQL = """
@@ -114,6 +134,10 @@ UNION ALL
 SELECT 'locked_out', NULL, username, NULL, until, 'account locked until ' || until
 FROM auth_lockouts WHERE until >= %(since)s
 UNION ALL
+SELECT 'self_grant', user_id, NULL, patient_id, recorded_at,
+       'tried to add themself to a care team'
+FROM access_denials WHERE kind = 'self_grant' AND recorded_at >= %(since)s
+UNION ALL
 SELECT 'unacknowledged_critical', o.ordering_physician, NULL, i.patient_id, i.recorded_at,
        'critical ' || i.name || ' not acknowledged'
 FROM inbox_items i JOIN routing_orders o ON o.order_id = i.order_id
@@ -123,7 +147,12 @@ LIMIT 500
 """
 
 
-@router.get("/alerts", response_model=list[Alert], responses=example(ALERTS))
+@router.get(
+    "/alerts",
+    response_model=list[Alert],
+    responses=example(ALERTS),
+    dependencies=[Depends(rate_limit("exports"))],
+)
 def alerts(
     container: ContainerDep,
     user: Compliance,
@@ -131,7 +160,6 @@ def alerts(
 ) -> list[Alert]:
     """Break-glass uses, bulk reads, after-hours reads, repeated failed logins and critical
     results not acknowledged in time."""
-    del user
     _catch_up(container)
     s = container.settings
     params: dict[str, Any] = {
@@ -144,7 +172,48 @@ def alerts(
     }
     with container.reads.connection() as conn:
         rows = conn.execute(ALERTS_SQL, params).fetchall()
+    audited(container, user, RecordAuditRead("alerts", None, None, len(rows)))
     return [
         Alert(kind=r[0], user_id=r[1], username=r[2], patient_id=r[3], at=r[4], detail=r[5])
         for r in rows
     ]
+
+
+class DeniedRequest(BaseModel):
+    """One refused request: who (when known), which route, why, from where."""
+
+    event_id: UUID
+    user_id: UUID
+    role: str
+    method: str
+    route: str
+    status: int
+    kind: str
+    detail: str
+    patient_id: UUID | None
+    client: str | None
+    recorded_at: datetime
+
+
+@router.get("/denials", response_model=list[DeniedRequest])
+def denials(
+    container: ContainerDep,
+    user: Compliance,
+    patient_id: UUID | None = None,
+    since: AwareDatetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> list[DeniedRequest]:
+    """Refused requests (401 and 403), newest first: who tried what, when, from where."""
+    _catch_up(container)
+    with container.reads.connection() as conn:
+        rows = conn.execute(
+            "SELECT event_id, user_id, role, method, route, status, kind, detail, patient_id, "
+            "client, recorded_at FROM access_denials "
+            "WHERE (%(p)s::uuid IS NULL OR patient_id = %(p)s) "
+            "AND (%(s)s::timestamptz IS NULL OR recorded_at >= %(s)s) "
+            "ORDER BY recorded_at DESC, position DESC LIMIT %(n)s",
+            {"p": patient_id, "s": since, "n": limit},
+        ).fetchall()
+    audited(container, user, RecordAuditRead("denials", patient_id, None, len(rows)))
+    fields = DeniedRequest.model_fields
+    return [DeniedRequest.model_validate(dict(zip(fields, row, strict=True))) for row in rows]

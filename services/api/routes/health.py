@@ -1,17 +1,26 @@
-"""``/healthz``, ``/readyz`` and ``/metrics``."""
+"""``/healthz``, ``/readyz`` and ``/metrics``.
+
+Readiness asks PostgreSQL and, through the process's one long-lived admin client, Kafka:
+it is computed at most once per ``BACKBONE_HEALTH_CACHE_S`` however often these are called
+(a caller arriving while it is computed gets the previous answer), so polling them opens
+nothing and costs the store and the broker nothing more. ``/metrics`` outside development
+needs a token (see ``deps.metrics_reader``).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from kafka.errors import KafkaError
 from psycopg import Error as DatabaseError
 
 from projections.registry import ALL
-from services.api.deps import ContainerDep
+from services.api.container import Container
+from services.api.deps import metrics_reader
 from services.api.examples import HEALTH, METRICS, READY, example
+from services.api.guards import Cached
 from services.api.observability import PROJECTION_LAG, RELAY_LAG, exposition
 
 router = APIRouter(tags=["health"])
@@ -23,7 +32,7 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-def _readiness(container: ContainerDep) -> dict[str, Any]:
+def _readiness(container: Container) -> dict[str, Any]:
     checks: dict[str, Any] = {}
     try:
         with container.reads.connection() as conn:
@@ -51,10 +60,20 @@ def _readiness(container: ContainerDep) -> dict[str, Any]:
     return checks
 
 
+def readiness_cache(container: Container) -> Cached[dict[str, Any]]:
+    """The process's readiness checks, shared by every ``/readyz`` and ``/metrics``."""
+    return Cached(lambda: _readiness(container), container.settings.health_cache_s)
+
+
+def _checks(request: Request) -> dict[str, Any]:
+    cached: Cached[dict[str, Any]] = request.app.state.readiness
+    return cached.get()
+
+
 @router.get("/readyz", responses=example(READY))
-def readyz(container: ContainerDep) -> JSONResponse:
+def readyz(request: Request) -> JSONResponse:
     """Ready when the store and Kafka answer and every projection's lag is under the limit."""
-    checks = _readiness(container)
+    checks = _checks(request)
     ready = (
         checks["store"]["up"]
         and checks["kafka"]["up"]
@@ -63,8 +82,9 @@ def readyz(container: ContainerDep) -> JSONResponse:
     return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 
 
-@router.get("/metrics", responses=METRICS)
-def metrics(container: ContainerDep) -> Response:
-    """Prometheus metrics: request latency per route, relay and projection lag."""
-    _readiness(container)
+@router.get("/metrics", responses=METRICS, dependencies=[Depends(metrics_reader)])
+def metrics(request: Request) -> Response:
+    """Prometheus metrics: request latency per route, relay and projection lag. Outside
+    development: an admin or compliance token, or the scrape token."""
+    _checks(request)
     return Response(exposition(), media_type="text/plain; version=0.0.4")

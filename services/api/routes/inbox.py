@@ -6,14 +6,21 @@ from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from pydantic import BaseModel
 
 from events.commands.access import RecordChartView
 from events.commands.orders import AcknowledgeResult
 from events.domain.errors import NotFound
-from projections.chart import wait_for_position
-from services.api.deps import ContainerDep, IdempotencyKey, command_context, require
+from services.api import cursors
+from services.api.deps import (
+    ContainerDep,
+    GuardsDep,
+    IdempotencyKey,
+    await_position,
+    command_context,
+    require,
+)
 from services.api.examples import INBOX, example
 from services.api.problems import Forbidden
 from services.api.schemas.common import Written
@@ -42,28 +49,40 @@ class InboxItem(BaseModel):
 
 @router.get("", response_model=list[InboxItem], responses=example(INBOX))
 def inbox(
+    request: Request,
+    response: Response,
     container: ContainerDep,
+    guards: GuardsDep,
     user: Physician,
     min_position: Annotated[int | None, Query(ge=0)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 200,
+    cursor: Annotated[str | None, Query(max_length=200, description="X-Next-Cursor")] = None,
 ) -> list[InboxItem]:
-    """Your unacknowledged results, critical first, oldest first; each patient read is audited."""
+    """Your unacknowledged results, critical first, oldest first; each patient read is audited.
+    A full page names the next in ``Link`` (rel="next") and ``X-Next-Cursor``."""
+    after = cursors.decode(cursor, bool, datetime, UUID) if cursor else None
+    routing = lab_routing(routed_flags(container.settings.route_abnormal_results))
+    await_position(container, guards, min_position, (routing,))
     with container.reads.connection() as conn:
-        if min_position:
-            wait_for_position(
-                conn,
-                container.store.event_log,
-                min_position,
-                container.settings.read_wait_timeout_s,
-                (lab_routing(routed_flags(container.settings.route_abnormal_results)),),
-            )
         rows = conn.execute(
             "SELECT i.item_id, i.order_id, i.patient_id, o.test_name, i.code, i.name, i.value, "
             "i.unit, i.flag, i.observed_at FROM inbox_items i "
             "JOIN routing_orders o ON o.order_id = i.order_id "
-            "WHERE o.ordering_physician = %s AND i.acknowledged_at IS NULL "
-            "ORDER BY (i.flag IN ('HH', 'LL')) DESC, i.observed_at, i.item_id LIMIT 200",
-            (user.user_id,),
+            "WHERE o.ordering_physician = %(u)s AND i.acknowledged_at IS NULL "
+            "AND (%(a)s::boolean IS NULL OR (i.flag NOT IN ('HH', 'LL'), i.observed_at, i.item_id)"
+            " > (%(a)s, %(o)s, %(i)s)) "
+            "ORDER BY i.flag NOT IN ('HH', 'LL'), i.observed_at, i.item_id LIMIT %(n)s",
+            {
+                "u": user.user_id,
+                "a": after[0] if after else None,
+                "o": after[1] if after else None,
+                "i": after[2] if after else None,
+                "n": limit,
+            },
         ).fetchall()
+    cursors.link_next(
+        request, response, rows, limit, lambda r: (r[8] not in ("HH", "LL"), r[9], r[0])
+    )
     items = [
         InboxItem.model_validate(dict(zip(InboxItem.model_fields, r, strict=True))) for r in rows
     ]

@@ -1,4 +1,4 @@
-"""``/v1/patients``: registration, search, the chart, care team, break-glass and clinical writes."""
+"""``/v1/patients``: registration, search, the chart, break-glass and clinical writes."""
 
 from __future__ import annotations
 
@@ -9,29 +9,34 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
 from pydantic import AwareDatetime
 
-from events.commands.access import ChangeCareTeam, GrantBreakGlass, RecordChartView
+from events.commands.access import GrantBreakGlass, RecordChartView
 from events.commands.medications import Prescribe
 from events.commands.observations import RecordVitals
 from events.commands.orders import PlaceOrder
 from events.commands.patients import RecordAllergy, RegisterPatient
 from events.domain.aggregates import patients as patient_aggregate
 from events.domain.errors import NotFound
-from events.store.history import history_entries, within
-from projections.chart import fetch_chart, wait_for_position
+from events.store.history import history_page
+from projections.chart import fetch_chart
 from projections.engine.as_of import chart_as_of
 from projections.registry import named
+from projections.waits import projection_position, wait_applied
 from services.api.container import Container
 from services.api.deps import (
     CLINICIANS,
     ContainerDep,
     CurrentUser,
+    GuardsDep,
     IdempotencyKey,
+    await_position,
     command_context,
     patient_access,
+    rate_limit,
     require,
     write_context,
 )
 from services.api.examples import CHART, HISTORY, SEARCH, example
+from services.api.guards import ProjectionBehind
 from services.api.problems import Forbidden
 from services.api.schemas.common import Written
 from services.api.schemas.medications import MedicationCreate
@@ -40,13 +45,14 @@ from services.api.schemas.patients import (
     AllergyCreate,
     BreakGlassCreate,
     BreakGlassWritten,
-    CareTeamAdd,
     PatientCreate,
     PatientPublic,
     VitalsCreate,
     VitalsWritten,
 )
 from services.auth.service import Principal
+
+HISTORY_MAX_PAGE = 500
 
 router = APIRouter(prefix="/v1/patients", tags=["patients"])
 
@@ -58,7 +64,6 @@ Clinician = Annotated[Principal, Depends(require(*CLINICIANS))]
 NurseOrPhysician = Annotated[Principal, Depends(require("nurse", "physician"))]
 Physician = Annotated[Principal, Depends(require("physician"))]
 Historian = Annotated[Principal, Depends(require("physician", "compliance"))]
-TeamManager = Annotated[Principal, Depends(require("physician", "admin"))]
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=Written)
@@ -77,7 +82,12 @@ def register_patient(
     return Written.of(container.store.register_patient(ctx, registration))
 
 
-@router.get("", response_model=list[PatientPublic], responses=example(SEARCH))
+@router.get(
+    "",
+    response_model=list[PatientPublic],
+    responses=example(SEARCH),
+    dependencies=[Depends(rate_limit("search"))],
+)
 def search_patients(
     container: ContainerDep,
     user: Searcher,
@@ -118,6 +128,7 @@ def search_patients(
 def read_chart(
     patient_id: UUID,
     container: ContainerDep,
+    guards: GuardsDep,
     user: CurrentUser,
     response: Response,
     min_position: Annotated[int | None, Query(ge=0)] = None,
@@ -127,24 +138,25 @@ def read_chart(
 ) -> dict[str, Any]:
     """The chart: demographics, allergies, active medications, pending orders, recent results
     with flags and trend, latest vitals. Care team or break-glass only; every read is audited.
-    With ``as_of`` (physician, compliance): the chart as it was at T, replayed from the store."""
+    With ``as_of`` (physician, compliance): the chart as it was at T, replayed from the store.
+    With ``min_position``: 503 with Retry-After if the projections have not applied it within
+    the wait's bound; a patient registered but not projected yet is a 503 too, never a 404."""
     if as_of is not None:
+        guards.rates.hit("exports", str(user.user_id))
         return _chart_as_of(container, user, patient_id, as_of, time_basis, purpose)
     if user.role not in CLINICIANS:
         raise Forbidden(f"the {user.role} role may not read charts")
     break_glass = patient_access(container, user, patient_id)
+    await_position(container, guards, min_position)
     with container.reads.connection() as conn:
-        if min_position:
-            wait_for_position(
-                conn,
-                container.store.event_log,
-                min_position,
-                container.settings.read_wait_timeout_s,
-            )
         chart = fetch_chart(conn, patient_id)
     if chart is None:
         _require_known(container, patient_id)
-        raise NotFound("chart of patient", patient_id)
+        raise ProjectionBehind(
+            "this patient's chart is not projected yet",
+            projection_position(container.reads),
+            guards.waits.retry_after_s,
+        )
     container.store.record_chart_view(
         command_context(user), RecordChartView(patient_id, "chart", purpose, break_glass)
     )
@@ -182,7 +194,11 @@ def _chart_as_of(
     return chart.body
 
 
-@router.get("/{patient_id}/history", responses=example(HISTORY))
+@router.get(
+    "/{patient_id}/history",
+    responses=example(HISTORY),
+    dependencies=[Depends(rate_limit("exports"))],
+)
 def read_history(
     patient_id: UUID,
     container: ContainerDep,
@@ -190,54 +206,37 @@ def read_history(
     event_type: Annotated[str | None, Query(max_length=60)] = None,
     since: AwareDatetime | None = None,
     until: AwareDatetime | None = None,
-    page: Annotated[int, Query(ge=1)] = 1,
-    page_size: Annotated[int, Query(ge=1, le=500)] = 100,
+    after: Annotated[
+        int, Query(ge=0, description="The cursor: the next_cursor of the previous page")
+    ] = 0,
+    page_size: Annotated[int, Query(ge=1, le=HISTORY_MAX_PAGE)] = 100,
     purpose: Annotated[str, Query(max_length=100)] = "audit",
 ) -> dict[str, Any]:
     """Every event of the patient (changes and reads), oldest first: what, who, when
-    (occurred and recorded), why, and for changes the fields before and after."""
+    (occurred and recorded), why, and for changes the fields before and after. One page
+    per call: pass ``next_cursor`` back as ``after`` for the next (null at the end)."""
     break_glass = patient_access(container, user, patient_id) if user.role == "physician" else False
     store = container.store
-    logged = store.event_log.of_patient(patient_id)
-    if not logged:
+    page = history_page(store.event_log, patient_id, after, page_size, event_type, since, until)
+    if after == 0 and page.scanned == 0:
         raise NotFound("patient", patient_id)
-    entries = [
-        e
-        for e in history_entries(logged)
-        if (event_type is None or e["event_type"] == event_type) and within(e, since, until)
-    ]
     store.record_chart_view(
         command_context(user), RecordChartView(patient_id, "history", purpose, break_glass)
     )
-    start = (page - 1) * page_size
     return {
         "patient_id": str(patient_id),
-        "total": len(entries),
-        "page": page,
+        "after": after,
         "page_size": page_size,
-        "events": entries[start : start + page_size],
+        "events": page.entries,
+        "next_cursor": page.next_after,
     }
-
-
-@router.post("/{patient_id}/care-team", status_code=status.HTTP_201_CREATED, response_model=Written)
-def add_to_care_team(
-    patient_id: UUID,
-    body: CareTeamAdd,
-    container: ContainerDep,
-    user: TeamManager,
-    key: IdempotencyKey = None,
-) -> Written:
-    """Add a user to the patient's care team."""
-    ctx = write_context(container, user, body, key, guarded=False)
-    return Written.of(
-        container.store.change_care_team(ctx, ChangeCareTeam(patient_id, body.user_id, "added"))
-    )
 
 
 @router.post(
     "/{patient_id}/break-glass",
     status_code=status.HTTP_201_CREATED,
     response_model=BreakGlassWritten,
+    dependencies=[Depends(rate_limit("break_glass"))],
 )
 def break_glass(
     patient_id: UUID,
@@ -252,15 +251,15 @@ def break_glass(
         write_context(container, user, body, key, guarded=False),
         GrantBreakGlass(patient_id, timedelta(minutes=minutes)),
     )
-    # Visible in the compliance alerts as soon as this answers.
-    with container.reads.connection() as conn:
-        wait_for_position(
-            conn,
-            container.store.event_log,
-            result.position,
-            container.settings.read_wait_timeout_s,
-            (named("access_audit"),),
-        )
+    # Visible in the compliance alerts as soon as this answers (bounded: the grant is
+    # durable either way, so a slow projection delays the answer, never refuses it).
+    wait_applied(
+        container.reads,
+        container.store.event_log,
+        result.position,
+        container.settings.read_wait_timeout_s,
+        (named("access_audit"),),
+    )
     return BreakGlassWritten(id=result.id, position=result.position, expires_in_s=minutes * 60)
 
 

@@ -6,16 +6,16 @@ from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from events.commands.access import RecordChartView
 from events.commands.base import CommandContext
 from events.commands.medications import PharmacyDecision
 from events.domain.errors import NotFound
-from projections.chart import wait_for_position
+from services.api import cursors
 from services.api.container import Container
-from services.api.deps import ContainerDep, IdempotencyKey, require
+from services.api.deps import ContainerDep, GuardsDep, IdempotencyKey, await_position, require
 from services.api.examples import QUEUE, example
 from services.api.schemas.common import Written
 from services.auth.service import Principal
@@ -61,29 +61,34 @@ class Rejection(Decision):
 
 @router.get("/queue", response_model=list[QueueItem], responses=example(QUEUE))
 def queue(
+    request: Request,
     container: ContainerDep,
+    guards: GuardsDep,
     user: Pharmacist,
     response: Response,
     min_position: Annotated[int | None, Query(ge=0)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200, description="X-Next-Cursor")] = None,
 ) -> list[QueueItem]:
-    """Pending items, those with alerts first, then oldest first; each patient read is audited."""
+    """Pending items, those with alerts first, then oldest first; each patient read is audited.
+    A full page names the next in ``Link`` (rel="next") and ``X-Next-Cursor``."""
+    after = cursors.decode(cursor, bool, datetime, UUID) if cursor else None
+    await_position(container, guards, min_position, (PHARMACY,))
     with container.reads.connection() as conn:
-        if min_position:
-            wait_for_position(
-                conn,
-                container.store.event_log,
-                min_position,
-                container.settings.read_wait_timeout_s,
-                (PHARMACY,),
-            )
         rows = conn.execute(
             "SELECT item_id, medication_id, patient_id, kind, drug_code, drug_name, dose, "
             "dose_unit, route, frequency, prescriber, alerts, created_at FROM pharmacy_items "
-            "WHERE status = 'pending' "
-            "ORDER BY (jsonb_array_length(alerts) > 0) DESC, created_at, item_id LIMIT %s",
-            (limit,),
+            "WHERE status = 'pending' AND (%(a)s::boolean IS NULL "
+            "OR (jsonb_array_length(alerts) = 0, created_at, item_id) > (%(a)s, %(c)s, %(i)s)) "
+            "ORDER BY jsonb_array_length(alerts) = 0, created_at, item_id LIMIT %(n)s",
+            {
+                "a": after[0] if after else None,
+                "c": after[1] if after else None,
+                "i": after[2] if after else None,
+                "n": limit,
+            },
         ).fetchall()
+    cursors.link_next(request, response, rows, limit, lambda r: (len(r[11]) == 0, r[12], r[0]))
     items = [
         QueueItem.model_validate(dict(zip(QueueItem.model_fields, r, strict=True))) for r in rows
     ]

@@ -1,4 +1,4 @@
-"""Bodies of patient registration, search, allergies, vitals, care team and break-glass."""
+"""Bodies of patient registration, search, allergies, vitals and break-glass."""
 
 from __future__ import annotations
 
@@ -87,17 +87,6 @@ class VitalsWritten(BaseModel):
     id: UUID
     position: int
     flags: dict[str, str]
-
-
-class CareTeamAdd(WriteBase):
-    """Add a user to the patient's care team."""
-
-    user_id: UUID
-
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={"examples": [{"user_id": "0b8f6a52-2c43-4b7e-9a8e-2f0c5e7d9a11"}]},
-    )
 
 
 class BreakGlassCreate(WriteBase):
