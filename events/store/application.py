@@ -34,7 +34,7 @@ from events.domain.envelope import ClinicalEvent
 from events.domain.errors import ClinicalRuleViolation, ConflictError, PatientErasedError
 from events.domain.payloads.patients import PatientRegistered
 from events.domain.text import NOTE_LIMIT, TextRefused, clean_text
-from events.store.keys import Keyring, derive_key
+from events.store.keys import OPERATIONS_KEY_ID, Keyring, derive_key
 from events.store.log import EventLog
 from events.store.mapper import ClinicalMapper, ErasedEventError, key_id_for
 from events.store.recorders import (
@@ -342,6 +342,13 @@ class StoreCore(Application[UUID], CommandCore):
 
     def destroy_key(self, patient_id: UUID) -> None:
         self.keyring.destroy(patient_id)
+
+    def service_key(self, purpose: bytes) -> bytes:
+        """A 256-bit key for a service's own secrets (TOTP secrets, say): HKDF-SHA256 of the
+        store's operations data key under the purpose label. That key is random, wrapped by
+        the master key, shared by every process of the store and never destroyed, so callers
+        never see the keyring."""
+        return derive_key(self.keyring.key_for_writing(OPERATIONS_KEY_ID), purpose)
 
     # -- reading the log -------------------------------------------------------------------
     def events_of(self, stream_id: UUID) -> Iterable[ClinicalEvent]:

@@ -1,8 +1,8 @@
 """TOTP secrets encrypted at rest (AES-256-GCM), bound to their user.
 
-The key is a subkey (HKDF-SHA256, its own purpose label) of the store's operations data
-key: that key is random, kept wrapped by the master key like every data key, shared by
-every process of the store, and never destroyed (it belongs to no patient). The user id is
+The key is the store's service key for this purpose (``StoreCore.service_key``: a subkey
+of the store's operations data key, wrapped by the master key, shared by every process of
+the store, never destroyed). The user id is
 the associated data, so a sealed secret copied onto another user's row does not open.
 """
 
@@ -13,12 +13,9 @@ import secrets
 from uuid import UUID
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from events.application import ClinicalStore
-from events.store.keys import OPERATIONS_KEY_ID
 
 PURPOSE = b"clinical-backbone/auth/totp-secrets/v1"
 PREFIX = "v1:"
@@ -38,9 +35,7 @@ class SecretBox:
     @classmethod
     def for_store(cls, store: ClinicalStore) -> SecretBox:
         """The box of a store's credentials (see the module docstring for the key)."""
-        operations_key = store.keyring.key_for_writing(OPERATIONS_KEY_ID)
-        derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=PURPOSE)
-        return cls(derived.derive(operations_key))
+        return cls(store.service_key(PURPOSE))
 
     def seal(self, owner: UUID, plaintext: str) -> str:
         nonce = secrets.token_bytes(NONCE_BYTES)
