@@ -22,7 +22,6 @@ RETENTION_YEARS: dict[str, float] = {
     "access": 6.0,
 }
 DEVELOPMENT_DB_PASSWORD = "backbone"  # noqa: S105 - refused outside development
-DEVELOPMENT_TOKEN_SECRET = "development-only-token-secret-do-not-deploy"  # noqa: S105
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
@@ -51,7 +50,6 @@ class ServiceSettings(BaseSettings):
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000
-    token_secret: str = DEVELOPMENT_TOKEN_SECRET
     token_ttl_s: int = 3600
     idle_timeout_s: int = 15 * 60
     lockout_threshold: int = 5
@@ -103,14 +101,13 @@ class ServiceSettings(BaseSettings):
     @model_validator(mode="after")
     def _no_placeholder_secrets_outside_development(self) -> ServiceSettings:
         if self.environment != "development":
-            if self.token_secret == DEVELOPMENT_TOKEN_SECRET or len(self.token_secret) < 32:
-                raise ValueError(
-                    "BACKBONE_TOKEN_SECRET must be set to a random value of 32+ characters "
-                    "outside development"
-                )
+            # (Session tokens are random and stored hashed: there is no token secret.)
             dev_password = DEVELOPMENT_DB_PASSWORD
             if self.postgres_password == dev_password or f":{dev_password}@" in self.database_url:
-                raise ValueError("the development database password is refused here")
+                raise ValueError(
+                    "BACKBONE_POSTGRES_PASSWORD / BACKBONE_DATABASE_URL: the development "
+                    "database password is refused here"
+                )
             if self.metrics_token is not None and len(self.metrics_token) < 32:
                 raise ValueError("BACKBONE_METRICS_TOKEN must be 32+ characters here")
         elif self.api_host not in LOOPBACK_HOSTS:

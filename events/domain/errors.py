@@ -63,6 +63,17 @@ class SelfGrantRefused(NotPermitted):
     """Somebody tried to give themself access (compliance is alerted)."""
 
 
+class IdempotencyKeyReused(DomainError):
+    """An Idempotency-Key sent again with a different request (IETF draft: 422)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "this Idempotency-Key was already used for a different request; nothing was "
+            "written: send a new key",
+            field="Idempotency-Key",
+        )
+
+
 class ConflictError(DomainError):
     """Another change to the same stream won the race; reload and retry."""
 

@@ -169,7 +169,7 @@ READY = {
 METRICS: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/plain": {"example": "backbone_relay_lag_events 0.0\n"}}}
 }
-TOKEN = {"access_token": "eyJzaWQiOi...<signed>", "token_type": "bearer", "expires_in": 3600}
+TOKEN = {"access_token": "q8Zk2cV1-random-43-chars", "token_type": "bearer", "expires_in": 3600}
 UNAUTHENTICATED: dict[int | str, dict[str, Any]] = {
     401: {
         "content": {

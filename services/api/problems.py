@@ -16,6 +16,7 @@ from events.domain.errors import (
     ConflictError,
     DomainError,
     DuplicateMRN,
+    IdempotencyKeyReused,
     NotFound,
     NotPermitted,
     OverrideRequired,
@@ -71,6 +72,11 @@ def domain_problem(exc: DomainError) -> JSONResponse:
         return problem(409, "Conflict", str(exc), "conflict")
     if isinstance(exc, NotPermitted):
         return problem(403, "Forbidden", str(exc), "forbidden")
+    if isinstance(exc, IdempotencyKeyReused):
+        errors = [{"field": "Idempotency-Key", "message": str(exc)}]
+        return problem(
+            422, "Idempotency-Key reused", str(exc), "idempotency-key-reused", errors=errors
+        )
     if isinstance(exc, PatientErasedError):
         return problem(410, "Patient erased", str(exc), "erased")
     if isinstance(exc, NotFound):

@@ -107,3 +107,31 @@ def test_only_existing_active_clinical_users_join_and_removal_needs_a_reason(
     )
     assert removed.status_code == 201, removed.text
     forbidden(nurse.get(f"/v1/patients/{patient}/chart"))
+
+
+def test_alerts_page_by_cursor_and_none_falls_out_of_view(backbone: Backbone) -> None:
+    # given several self-grant attempts (each an alert)
+    physician = backbone.login("physician")
+    me = str(backbone.users["physician"])
+    for _ in range(3):
+        patient = register_patient(physician, f"CT-{uuid.uuid4().hex[:10]}")
+        forbidden(physician.post(f"/v1/patients/{patient}/care-team", json={"user_id": me}))
+    compliance = backbone.login("compliance")
+    everything = compliance.get("/v1/audit/alerts", params={"limit": 1000}).json()
+
+    # when compliance pages one alert at a time
+    pages: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        params: dict[str, Any] = {"limit": 1, **({"cursor": cursor} if cursor else {})}
+        answer = compliance.get("/v1/audit/alerts", params=params)
+        assert answer.status_code == 200, answer.text
+        pages += answer.json()
+        cursor = answer.headers.get("X-Next-Cursor")
+        if cursor is None or not answer.json():
+            break
+
+    # then the pages join into the whole list, newest first, without repeats
+    assert len([a for a in everything if a["kind"] == "self_grant"]) >= 3
+    assert pages == everything
+    assert [a["at"] for a in pages] == sorted((a["at"] for a in pages), reverse=True)

@@ -179,18 +179,17 @@ def test_a_throttled_login_says_when_to_come_back_in_whole_seconds() -> None:
 
 
 def test_settings_refuse_placeholder_secrets_outside_development() -> None:
-    with pytest.raises(ValidationError, match="TOKEN_SECRET"):
+    with pytest.raises(ValidationError, match="database password"):
         ServiceSettings(environment="production")
     with pytest.raises(ValidationError, match="database password"):
         ServiceSettings(
             environment="production",
-            token_secret="x" * 40,
+            postgres_password="s3cret-s3cret",
             database_url="postgresql://backbone:backbone@db:5432/backbone",
         )
     assert (
         ServiceSettings(
             environment="production",
-            token_secret="x" * 40,
             postgres_password="s3cret-s3cret",
             database_url="postgresql://backbone:s3cret-s3cret@db:5432/backbone",
         ).environment

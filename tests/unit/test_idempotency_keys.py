@@ -9,7 +9,7 @@ import pytest
 from events.application import ClinicalStore
 from events.commands.observations import RecordVitals
 from events.commands.patients import RecordAllergy, RegisterPatient
-from events.domain.errors import ConflictError
+from events.domain.errors import IdempotencyKeyReused
 from tests.unit.conftest import NURSE, ctx
 
 
@@ -44,7 +44,7 @@ def test_a_key_replays_its_own_request_and_refuses_any_other(store: ClinicalStor
             ctx(NURSE, idempotency_key="k-1"), RecordVitals(patient, heart_rate=80)
         ),
     ):
-        # then it is refused as a conflict, and nothing is written or dropped silently
-        with pytest.raises(ConflictError, match="Idempotency-Key"):
+        # then it is refused (422 at the API), and nothing is written or dropped silently
+        with pytest.raises(IdempotencyKeyReused, match="Idempotency-Key"):
             reuse()
     assert store.event_log.head() == head

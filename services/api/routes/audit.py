@@ -108,7 +108,12 @@ def access_log(
     return [AccessRecord.model_validate(dict(zip(fields, row[:10], strict=True))) for row in rows]
 
 
+# Every alert of the period, newest first, a page at a time: nothing pushes an alert out of
+# view (a flood of bulk reads cannot hide a break-glass). The tie-breaker makes the order
+# total, so a cursor (time, tie) starts the next page exactly after the last row.
 ALERTS_SQL = """
+SELECT kind, user_id, username, patient_id, at, detail, tie FROM (
+SELECT a.*, md5(concat_ws('|', kind, user_id, username, patient_id, detail)) AS tie FROM (
 SELECT 'break_glass', user_id, NULL::text, patient_id, recorded_at,
        'break-glass: ' || COALESCE(reason, '')
 FROM access_audit WHERE event_type = 'access.break_glass' AND recorded_at >= %(since)s
@@ -134,6 +139,12 @@ UNION ALL
 SELECT 'locked_out', NULL, username, NULL, until, 'account locked until ' || until
 FROM auth_lockouts WHERE until >= %(since)s
 UNION ALL
+SELECT 'failed_logins_from_address', NULL, NULL, NULL, max(at),
+       count(*) || ' failed logins for ' || count(DISTINCT username) || ' usernames from '
+       || client_address
+FROM auth_failures WHERE at >= %(since)s AND client_address IS NOT NULL
+GROUP BY client_address HAVING count(DISTINCT username) >= 3
+UNION ALL
 SELECT 'self_grant', user_id, NULL, patient_id, recorded_at,
        'tried to add themself to a care team'
 FROM access_denials WHERE kind = 'self_grant' AND recorded_at >= %(since)s
@@ -142,8 +153,11 @@ SELECT 'unacknowledged_critical', o.ordering_physician, NULL, i.patient_id, i.re
        'critical ' || i.name || ' not acknowledged'
 FROM inbox_items i JOIN routing_orders o ON o.order_id = i.order_id
 WHERE i.acknowledged_at IS NULL AND i.flag IN ('HH', 'LL') AND i.recorded_at < %(ack_due)s
-ORDER BY 5 DESC
-LIMIT 500
+) a (kind, user_id, username, patient_id, at, detail)
+) alerts
+WHERE %(ca)s::timestamptz IS NULL OR (at, tie) < (%(ca)s, %(ct)s)
+ORDER BY at DESC, tie DESC
+LIMIT %(n)s
 """
 
 
@@ -154,12 +168,18 @@ LIMIT 500
     dependencies=[Depends(rate_limit("exports"))],
 )
 def alerts(
+    request: Request,
+    response: Response,
     container: ContainerDep,
     user: Compliance,
     hours: Annotated[int, Query(ge=1, le=24 * 90)] = 24,
+    limit: Annotated[int, Query(ge=1, le=ACCESS_MAX_PAGE)] = 200,
+    cursor: Annotated[str | None, Query(max_length=200, description="X-Next-Cursor")] = None,
 ) -> list[Alert]:
-    """Break-glass uses, bulk reads, after-hours reads, repeated failed logins and critical
-    results not acknowledged in time."""
+    """Break-glass uses, self-grants, bulk reads, after-hours reads, repeated failed logins
+    (per user and per address) and critical results not acknowledged in time, newest first;
+    never capped: a full page names the next in ``Link`` and ``X-Next-Cursor``."""
+    at, tie = cursors.decode(cursor, datetime, str) if cursor else (None, None)
     _catch_up(container)
     s = container.settings
     params: dict[str, Any] = {
@@ -169,10 +189,14 @@ def alerts(
         "start": s.working_hours_start,
         "end": s.working_hours_end,
         "ack_due": container.store.clock() - timedelta(minutes=s.critical_ack_minutes),
+        "ca": at,
+        "ct": tie,
+        "n": limit,
     }
     with container.reads.connection() as conn:
         rows = conn.execute(ALERTS_SQL, params).fetchall()
     audited(container, user, RecordAuditRead("alerts", None, None, len(rows)))
+    cursors.link_next(request, response, rows, limit, lambda r: (r[4], r[6]))
     return [
         Alert(kind=r[0], user_id=r[1], username=r[2], patient_id=r[3], at=r[4], detail=r[5])
         for r in rows
@@ -195,25 +219,36 @@ class DeniedRequest(BaseModel):
     recorded_at: datetime
 
 
-@router.get("/denials", response_model=list[DeniedRequest])
+@router.get(
+    "/denials",
+    response_model=list[DeniedRequest],
+    dependencies=[Depends(rate_limit("exports"))],
+)
 def denials(
+    request: Request,
+    response: Response,
     container: ContainerDep,
     user: Compliance,
     patient_id: UUID | None = None,
     since: AwareDatetime | None = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    limit: Annotated[int, Query(ge=1, le=ACCESS_MAX_PAGE)] = 200,
+    cursor: Annotated[str | None, Query(max_length=200, description="X-Next-Cursor")] = None,
 ) -> list[DeniedRequest]:
-    """Refused requests (401 and 403), newest first: who tried what, when, from where."""
+    """Refused requests (401 and 403), newest first: who tried what, when, from where; a
+    full page names the next in ``Link`` and ``X-Next-Cursor``."""
+    at, position = cursors.decode(cursor, datetime, int) if cursor else (None, None)
     _catch_up(container)
     with container.reads.connection() as conn:
         rows = conn.execute(
             "SELECT event_id, user_id, role, method, route, status, kind, detail, patient_id, "
-            "client, recorded_at FROM access_denials "
+            "client, recorded_at, position FROM access_denials "
             "WHERE (%(p)s::uuid IS NULL OR patient_id = %(p)s) "
             "AND (%(s)s::timestamptz IS NULL OR recorded_at >= %(s)s) "
+            "AND (%(ca)s::timestamptz IS NULL OR (recorded_at, position) < (%(ca)s, %(cp)s)) "
             "ORDER BY recorded_at DESC, position DESC LIMIT %(n)s",
-            {"p": patient_id, "s": since, "n": limit},
+            {"p": patient_id, "s": since, "ca": at, "cp": position, "n": limit},
         ).fetchall()
     audited(container, user, RecordAuditRead("denials", patient_id, None, len(rows)))
+    cursors.link_next(request, response, rows, limit, lambda r: (r[10], r[11]))
     fields = DeniedRequest.model_fields
-    return [DeniedRequest.model_validate(dict(zip(fields, row, strict=True))) for row in rows]
+    return [DeniedRequest.model_validate(dict(zip(fields, row[:11], strict=True))) for row in rows]

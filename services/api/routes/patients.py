@@ -16,6 +16,7 @@ from events.commands.orders import PlaceOrder
 from events.commands.patients import RecordAllergy, RegisterPatient
 from events.domain.aggregates import patients as patient_aggregate
 from events.domain.errors import NotFound
+from events.domain.payloads.patients import MRN_PATTERN
 from events.store.history import history_page
 from projections.chart import fetch_chart
 from projections.engine.as_of import chart_as_of
@@ -38,7 +39,7 @@ from services.api.deps import (
 from services.api.examples import CHART, HISTORY, SEARCH, example
 from services.api.guards import ProjectionBehind
 from services.api.problems import Forbidden
-from services.api.schemas.common import Written
+from services.api.schemas.common import QueryText, Written
 from services.api.schemas.medications import MedicationCreate
 from services.api.schemas.orders import OrderCreate
 from services.api.schemas.patients import (
@@ -91,8 +92,8 @@ def register_patient(
 def search_patients(
     container: ContainerDep,
     user: Searcher,
-    mrn: Annotated[str | None, Query(max_length=32)] = None,
-    name: Annotated[str | None, Query(min_length=2, max_length=100)] = None,
+    mrn: Annotated[str | None, Query(pattern=MRN_PATTERN)] = None,
+    name: Annotated[QueryText | None, Query(min_length=2, max_length=100)] = None,
 ) -> list[PatientPublic]:
     """Find patients by MRN or family name (demographics only); each hit is an audited read."""
     if (mrn is None) == (name is None):

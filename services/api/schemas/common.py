@@ -7,9 +7,10 @@ from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
 from events.commands.base import CommandResult
+from events.domain.text import clean_text
 
 RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
 
@@ -25,6 +26,11 @@ def _rfc3339(value: object) -> object:
 # A point in time as the API takes it: only an RFC 3339 string with an offset (pydantic would
 # also take numbers and numeric strings as Unix times: ``0`` became 1970).
 ClinicalTime = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
+
+
+# Text the API reads from a query (a search name): the same characters as stored text, so a
+# NUL or a bidirectional override is a 422, not a database error.
+QueryText = Annotated[str, AfterValidator(clean_text)]
 
 
 class WriteBase(BaseModel):
