@@ -78,6 +78,15 @@ class ConflictError(DomainError):
     """Another change to the same stream won the race; reload and retry."""
 
 
+class RequestInFlight(ConflictError):
+    """A request with this Idempotency-Key is still being processed (IETF draft: 409)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "a request with this Idempotency-Key is still being processed; retry shortly"
+        )
+
+
 class DuplicateMRN(ConflictError):
     """A patient with this MRN is already registered."""
 

@@ -9,7 +9,7 @@ import pytest
 from events.application import ClinicalStore
 from events.commands.observations import RecordVitals
 from events.commands.patients import RecordAllergy, RegisterPatient
-from events.domain.errors import IdempotencyKeyReused
+from events.domain.errors import IdempotencyKeyReused, RequestInFlight
 from tests.unit.conftest import NURSE, ctx
 
 
@@ -48,3 +48,34 @@ def test_a_key_replays_its_own_request_and_refuses_any_other(store: ClinicalStor
         with pytest.raises(IdempotencyKeyReused, match="Idempotency-Key"):
             reuse()
     assert store.event_log.head() == head
+
+
+def test_a_key_whose_first_request_is_still_running_answers_in_flight(
+    store: ClinicalStore,
+) -> None:
+    # given a request with a key that, while it is being decided, is sent again
+    patient = store.register_patient(
+        ctx(), RegisterPatient("MRN-K3", "Okafor", ("Ada",), date(1961, 5, 4), "female")
+    ).id
+    seen: list[Exception] = []
+
+    def resend_meanwhile(_: object) -> bool:
+        try:
+            store.record_vitals(
+                ctx(NURSE, idempotency_key="k-2"), RecordVitals(patient, heart_rate=80)
+            )
+        except RequestInFlight as exc:
+            seen.append(exc)
+        return False
+
+    first = store.record_vitals(
+        ctx(NURSE, idempotency_key="k-2", guard=resend_meanwhile),
+        RecordVitals(patient, heart_rate=80),
+    )
+
+    # then the second got 409's error, the first wrote once, and a later repeat replays it
+    assert len(seen) == 1 and "still being processed" in str(seen[0])
+    again = store.record_vitals(
+        ctx(NURSE, idempotency_key="k-2"), RecordVitals(patient, heart_rate=80)
+    )
+    assert (again.id, again.position, again.replayed) == (first.id, first.position, True)
