@@ -19,11 +19,25 @@ class StoreSettings(BaseSettings):
     database_url: str = "postgresql://backbone:backbone@127.0.0.1:55432/backbone"
     master_key_file: Path = REPO_ROOT / ".data" / "keys" / "master.key"
     checkpoint_key_file: Path = REPO_ROOT / ".data" / "keys" / "checkpoint.key"
+    # Signed checkpoints are appended here too, outside the database (``<store>.jsonl``):
+    # in production a directory the database's administrators cannot write.
+    witness_dir: Path = REPO_ROOT / ".data" / "witness"
+    # The key of hashed ids (MRN index, usernames), kept apart from the master key so that
+    # rotating the master key leaves every id as it was. Unset: ``ids.key`` beside the
+    # master key file.
+    id_key_file: Path | None = None
+    # Encrypts backups; kept away from the backups and never the master key.
+    backup_key_file: Path = REPO_ROOT / ".data" / "keys" / "backup.key"
     store_name: str = "clinical"
     store_pool_size: int = 5
     store_pool_overflow: int = 10
     store_lock_timeout_s: int = 5
     key_cache_ttl_s: float = 5.0
+
+    @property
+    def id_key_path(self) -> Path:
+        """Where the key of hashed ids lives (beside the master key unless set)."""
+        return self.id_key_file or self.master_key_file.with_name("ids.key")
 
 
 @lru_cache(maxsize=1)

@@ -25,12 +25,14 @@ from psycopg_pool import ConnectionPool
 
 from events.application import ClinicalStore
 from events.settings import StoreSettings, get_store_settings
-from events.store.keys import Keyring, PostgresKeyStore, load_master_key
+from events.store.keys import Keyring, PostgresKeyStore, ensure_id_key, load_master_key
 from events.store.verification import ChainVerifier, load_signing_key
+from events.store.witness import Witness
 from projections.engine.database import read_pool
 from projections.engine.offsets import TopicEnds
 from projections.settings import ProjectionSettings, get_projection_settings
 from services.auth.service import AuthService
+from services.key_audit import record_id_key_separated
 from services.relay.checkpoint import Checkpoint
 from services.relay.publisher import KafkaPublisher
 from services.relay.relay import Relay
@@ -118,11 +120,14 @@ class Backbone:
         master_key = load_master_key(settings.master_key_file)
         with schema_lock(self.pool):
             keys = PostgresKeyStore(self.pool, f"{settings.store_name}_data_keys")
-            keyring = Keyring(master_key, keys, settings.key_cache_ttl_s)
-            store = ClinicalStore(
-                store_env(settings), keyring, master_key, name=settings.store_name
+            keyring = Keyring(
+                master_key, keys, settings.key_cache_ttl_s, master_file=settings.master_key_file
             )
+            id_key, separated = ensure_id_key(settings.id_key_path, master_key, keys.has_keys)
+            store = ClinicalStore(store_env(settings), keyring, id_key, name=settings.store_name)
             store.prepare()
+        if separated:
+            record_id_key_separated(store, id_key)
         return store
 
     @cached_property
@@ -142,9 +147,13 @@ class Backbone:
             return AuthService(store, self.pool, self.settings)
 
     def verifier(self) -> ChainVerifier:
-        """Checks the store's hash chains and signs their head."""
-        key = load_signing_key(self.store_settings.checkpoint_key_file)
-        return self.store.chain_verifier(self.pool, key)
+        """Checks the store's hash chains and signs their head, in the database and in the
+        witness. Only the relay and ``backbone verify`` ask for it: the signing key is a
+        0600 file that the API and the other processes never load."""
+        settings = self.store_settings
+        key = load_signing_key(settings.checkpoint_key_file)
+        witness = Witness(settings.witness_dir, settings.store_name)
+        return self.store.chain_verifier(self.pool, key, witness)
 
     def retention(self) -> RetentionPolicy:
         return RetentionPolicy(self.store, self.pool, self.settings.retention_years)

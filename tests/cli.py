@@ -2,15 +2,33 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
+from events.settings import StoreSettings
 
-def backbone(*args: str) -> subprocess.CompletedProcess[str]:
+
+def backbone(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "services.cli", *args],
+        env=env,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
         check=False,
     )
+
+
+def backbone_on(
+    store_settings: StoreSettings, *args: str, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """``backbone ARGS`` against a test's own store (its name and master key), with more
+    ``BACKBONE_*`` settings given as keyword arguments (``BACKBONE_RETENTION_YEARS=…``)."""
+    store = {
+        "BACKBONE_STORE_NAME": store_settings.store_name,
+        "BACKBONE_MASTER_KEY_FILE": str(store_settings.master_key_file),
+    }
+    return backbone(*args, env={**os.environ, **store, **env})

@@ -94,7 +94,7 @@ class MedicationCommands(CommandCore):
     def prescribe(self, ctx: CommandContext, cmd: Prescribe) -> CommandResult:
         medication_id = self.new_id()
 
-        def decide(_: datetime) -> m.MedicationPrescribed:
+        def decide(now: datetime) -> m.MedicationPrescribed:
             patient = self.patient(cmd.patient_id)
             wanted = m.MedicationPrescribed.model_validate(
                 _set(
@@ -108,14 +108,14 @@ class MedicationCommands(CommandCore):
                     prescriber=ctx.actor.user_id,
                 )
             )
-            return medications.prescribe(patient, wanted)
+            return medications.prescribe(patient, wanted, (ctx.occurred_at or now).date())
 
         return self.start(ctx, medication_id, cmd.patient_id, decide, detail=_overridden)
 
     @command
     def change_medication(self, ctx: CommandContext, cmd: ChangeMedication) -> CommandResult:
-        def decide(order: medications.MedicationOrder, _: datetime) -> m.MedicationChanged:
-            self.patient(order.patient_id)
+        def decide(order: medications.MedicationOrder, now: datetime) -> m.MedicationChanged:
+            patient = self.patient(order.patient_id)
             wanted = m.MedicationChanged.model_validate(
                 _set(
                     dose=cmd.dose,
@@ -124,7 +124,8 @@ class MedicationCommands(CommandCore):
                     override_reason=cmd.override_reason,
                 )
             )
-            return medications.change(order, wanted, ctx.reason)
+            on = (ctx.occurred_at or now).date()
+            return medications.change(order, wanted, ctx.reason, patient, on)
 
         return self.change_record(ctx, cmd.medication_id, self.medication, decide)
 

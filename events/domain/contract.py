@@ -46,13 +46,23 @@ SPECS: tuple[EventSpec, ...] = (
     _spec(topics.PATIENTS, "chart, registration", patients.DemographicsUpdated),
     _spec(topics.PATIENTS, "chart, pharmacy", patients.AllergyRecorded),
     _spec(topics.PATIENTS, "chart, pharmacy", patients.AllergyRefuted),
+    _spec(topics.PATIENTS, "chart, pharmacy", patients.AllergyStatusChanged),
+    _spec(topics.PATIENTS, "chart", patients.NoKnownAllergies),
     _spec(topics.PATIENTS, "every consumer (purge the patient)", patients.PatientErased),
     _spec(topics.ORDERS, "lab, order worklists, chart", orders.OrderPlaced),
     _spec(topics.ORDERS, "lab, order worklists", orders.SpecimenCollected),
     _spec(topics.ORDERS, "lab, order worklists, chart", orders.OrderCancelled),
-    _spec(topics.RESULTS, "chart, lab routing, physicians' inbox", orders.ResultReceived),
-    _spec(topics.RESULTS, "chart, lab routing", orders.ResultAmended),
+    _spec(
+        topics.RESULTS,
+        "chart, lab routing, physicians' inbox",
+        orders.ResultReceivedV1,
+        orders.ResultReceived,
+    ),
+    _spec(
+        topics.RESULTS, "chart, lab routing", orders.ResultAmendedV1, orders.ResultAmended
+    ),
     _spec(topics.RESULTS, "lab routing, compliance", orders.ResultAcknowledged),
+    _spec(topics.RESULTS, "care team inbox, compliance", orders.ResultEscalated),
     _spec(topics.MEDICATIONS, "pharmacy, chart, nursing (MAR)", medications.MedicationPrescribed),
     _spec(topics.MEDICATIONS, "pharmacy, chart, nursing (MAR)", medications.MedicationChanged),
     _spec(topics.MEDICATIONS, "pharmacy, chart, nursing (MAR)", medications.MedicationDiscontinued),
@@ -86,6 +96,8 @@ SPECS: tuple[EventSpec, ...] = (
     _spec(topics.ACCESS, "identity, compliance", access.UserPasswordChanged),
     _spec(topics.ACCESS, "identity, compliance", access.UserSessionsRevoked),
     _spec(topics.ACCESS, "compliance alerts", access.LoginThrottled),
+    _spec(topics.ACCESS, "compliance (key management)", access.KeysRotated),
+    _spec(topics.ACCESS, "compliance (key management)", access.IdKeySeparated),
 )
 BY_TYPE: dict[str, EventSpec] = {spec.event_type: spec for spec in SPECS}
 
@@ -124,7 +136,19 @@ def _administered_v1_to_v2(payload: JsonDict) -> JsonDict:
     return {**payload, "override_reason": None}
 
 
+def _received_v1_to_v2(payload: JsonDict) -> JsonDict:
+    """Results recorded before statuses and text values were final numbers."""
+    return {**payload, "results": [{**r, "status": "final"} for r in payload["results"]]}
+
+
+def _amended_v1_to_v2(payload: JsonDict) -> JsonDict:
+    """Amendments recorded before statuses were corrections of a numeric result."""
+    return {**payload, "status": "corrected"}
+
+
 UPCASTERS: dict[tuple[str, int], Upcaster] = {
+    ("result.received", 1): _received_v1_to_v2,
+    ("result.amended", 1): _amended_v1_to_v2,
     ("vitals.recorded", 1): _vitals_v1_to_v2,
     ("medication.administered", 1): _administered_v1_to_v2,
 }

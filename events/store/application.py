@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -31,9 +32,14 @@ from events.domain.aggregates.common import Evolve, fold
 from events.domain.clinical_time import clinical_time
 from events.domain.contract import spec_of
 from events.domain.envelope import ClinicalEvent
-from events.domain.errors import ClinicalRuleViolation, ConflictError, PatientErasedError
+from events.domain.errors import (
+    ClinicalRuleViolation,
+    ConflictError,
+    PatientErasedError,
+)
 from events.domain.payloads.patients import PatientRegistered
 from events.domain.text import NOTE_LIMIT, TextRefused, clean_text
+from events.store.idempotency import KeysInFlight, replayed
 from events.store.keys import OPERATIONS_KEY_ID, Keyring, derive_key
 from events.store.log import EventLog
 from events.store.mapper import ClinicalMapper, ErasedEventError, key_id_for
@@ -44,7 +50,9 @@ from events.store.recorders import (
     JsonDict,
 )
 from events.store.verification import ChainVerifier
+from events.store.witness import Witness
 
+log = logging.getLogger(__name__)
 S = TypeVar("S")
 Clock = Callable[[], datetime]
 IdFactory = Callable[[], UUID]
@@ -62,17 +70,6 @@ def _reason(reason: str | None) -> str | None:
         return clean_text(reason.strip(), multiline=True)
     except TextRefused as exc:
         raise ClinicalRuleViolation(f"reason: {exc}", field="reason") from None
-
-
-def _replayed(claim: JsonDict, ctx: CommandContext) -> CommandResult:
-    """The first answer to a repeated request; a key reused for another request is refused."""
-    sent_with = claim.get("request")
-    if sent_with is not None and sent_with != ctx.request:
-        raise ConflictError(
-            "this Idempotency-Key was already used for a different request; "
-            "nothing was written: send a new key"
-        )
-    return CommandResult.from_claim(claim)
 
 
 def utc_now() -> datetime:
@@ -117,7 +114,7 @@ class StoreCore(Application[UUID], CommandCore):
         self,
         env: dict[str, str],
         keyring: Keyring,
-        master_key: bytes,
+        id_key: bytes,
         clock: Clock = utc_now,
         new_id: IdFactory = uuid4,
         name: str = "clinical",
@@ -126,7 +123,10 @@ class StoreCore(Application[UUID], CommandCore):
         self.keyring = keyring
         self.clock = clock
         self.new_id = new_id
-        self._mrn_key = derive_key(master_key, b"clinical-backbone/mrn-index")
+        # The key of hashed ids has its own file (``ensure_id_key``): never the master key,
+        # which rotates.
+        self._id_key = id_key
+        self._keys_in_flight = KeysInFlight()
         super().__init__(env)
         self.event_log = EventLog(self.clinical_recorder, self.clinical_mapper)
 
@@ -170,14 +170,23 @@ class StoreCore(Application[UUID], CommandCore):
         return isinstance(self.clinical_recorder, ClinicalPostgresRecorder)
 
     def prepare(self) -> None:
-        """Index and chain what an older version stored without them (idempotent)."""
+        """Index what an older version stored without the patient index (idempotent). The
+        hash chain is never rebuilt here: a store without one is reported, and only the
+        explicit, witnessed ``backbone verify --chain-existing`` chains it."""
         if self.on_postgres:
             self._postgres().backfill_patient_index()
-            self._postgres().backfill_chain()
+            if self._postgres().unchained():
+                log.error(
+                    "the store holds events but no hash chain; `backbone verify` will report "
+                    "it BROKEN (a store never chained: `backbone verify --chain-existing`)"
+                )
 
-    def chain_verifier(self, pool: ConnectionPool, key: Ed25519PrivateKey) -> ChainVerifier:
-        """Checks this store's hash chains and signs their head (PostgreSQL only)."""
-        return ChainVerifier(self._postgres(), pool, key)
+    def chain_verifier(
+        self, pool: ConnectionPool, key: Ed25519PrivateKey, witness: Witness | None = None
+    ) -> ChainVerifier:
+        """Checks this store's hash chains and signs their head, in the database and in the
+        witness outside it (PostgreSQL only)."""
+        return ChainVerifier(self._postgres(), pool, key, witness)
 
     @property
     def commit_channel(self) -> str:
@@ -192,7 +201,7 @@ class StoreCore(Application[UUID], CommandCore):
     # -- plumbing --------------------------------------------------------------------------
     def keyed_id(self, natural_key: bytes) -> UUID:
         """A stable, non-reversible id for a natural key, under the store's own key."""
-        digest = hmac.new(self._mrn_key, natural_key, hashlib.sha256).digest()
+        digest = hmac.new(self._id_key, natural_key, hashlib.sha256).digest()
         raw = bytearray(digest[:16])
         raw[6] = (raw[6] & 0x0F) | 0x80  # RFC 9562 version 8 (custom)
         raw[8] = (raw[8] & 0x3F) | 0x80
@@ -300,7 +309,13 @@ class StoreCore(Application[UUID], CommandCore):
             return self._decide_into(importing, ctx, decide)
         key = self._idempotency_key(ctx)
         if key is not None and (prior := self.clinical_recorder.claimed_result(key)) is not None:
-            return _replayed(prior, ctx)
+            return replayed(prior, ctx)
+        with self._keys_in_flight.hold(key):
+            return self._decide_and_save(ctx, decide, key)
+
+    def _decide_and_save(
+        self, ctx: CommandContext, decide: Callable[[datetime], Outcome], key: str | None
+    ) -> CommandResult:
         outcome, events = self._decide(ctx, decide)
         result = CommandResult(outcome.result_id, 0, outcome.detail)
         claimed = {**result.to_json(), "request": ctx.request}
@@ -309,7 +324,7 @@ class StoreCore(Application[UUID], CommandCore):
             recordings = self.save(*events, idempotency=claim)
         except IntegrityError as exc:
             if key is not None and (prior := self.clinical_recorder.claimed_result(key)):
-                return _replayed(prior, ctx)
+                return replayed(prior, ctx)
             raise outcome.on_conflict or ConflictError(
                 "another change to the same record was saved first; reload and retry"
             ) from exc
@@ -342,6 +357,14 @@ class StoreCore(Application[UUID], CommandCore):
 
     def destroy_key(self, patient_id: UUID) -> None:
         self.keyring.destroy(patient_id)
+
+    def erasure_position(self, patient_id: UUID) -> int:
+        """The position of the patient's ``patient.erased`` (its header stays readable), or
+        the head if it cannot be found: either way a reader waiting for it sees it."""
+        for logged in reversed(self.event_log.of_patient(patient_id)):
+            if logged.event_type == "patient.erased":
+                return logged.position
+        return self.event_log.head()
 
     def service_key(self, purpose: bytes) -> bytes:
         """A 256-bit key for a service's own secrets (TOTP secrets, say): HKDF-SHA256 of the

@@ -1,9 +1,9 @@
 """The hash chain's table: one link per stored event, written beside the events.
 
 ``ChainTable`` holds the SQL for the ``<events>_chain`` table and its stream index, extends
-the chain inside an insert transaction, backfills a store created before chaining existed
-and reads events and links side by side for verification. The hash functions themselves
-live in ``events.store.chain``.
+the chain inside an insert transaction, chains (on explicit request only) a store created
+before chaining existed and reads events and links side by side for verification. The hash
+functions themselves live in ``events.store.chain``.
 """
 
 from __future__ import annotations
@@ -19,6 +19,10 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
 
 from events.store import chain
+
+
+class ChainExists(Exception):
+    """The store already has chain links: chaining it again would hide what was removed."""
 
 
 class ChainTable:
@@ -84,15 +88,17 @@ class ChainTable:
         curs.execute(self._chain_insert, tuple(list(column) for column in zip(*rows, strict=True)))
 
     def backfill(self, datastore: PostgresDatastore) -> int:
-        """Chain a store created before chaining existed: only when no link exists at all,
-        so that rows written around the store later are reported, never silently linked."""
+        """Chain a store created before chaining existed, under the events table's lock;
+        refused (``ChainExists``) when any link exists, so that rows written around the
+        store later are reported, never silently linked. Never run at start-up: only by the
+        explicit, witnessed ``backbone verify --chain-existing``."""
         events = self.events_table
         with datastore.transaction(commit=True) as curs:
             curs.execute(SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(events))
             curs.execute(SQL("SELECT EXISTS (SELECT 1 FROM {}) AS linked").format(self.table))
             row = curs.fetchone()
             if row is None or row["linked"]:
-                return 0
+                raise ChainExists("the store is already chained: its links are never rebuilt")
             curs.execute(
                 SQL(
                     "SELECT notification_id, originator_id, originator_version, topic, state "
@@ -113,6 +119,16 @@ class ChainTable:
                 [r["notification_id"] for r in stored],
             )
             return len(stored)
+
+    def unchained(self, datastore: PostgresDatastore) -> bool:
+        """Whether the store holds events but not a single chain link."""
+        query = SQL(
+            "SELECT EXISTS (SELECT 1 FROM {}) AND NOT EXISTS (SELECT 1 FROM {}) AS unchained"
+        ).format(self.events_table, self.table)
+        with datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(query)
+            row = curs.fetchone()
+        return bool(row and row["unchained"])
 
     def rows(self, datastore: PostgresDatastore, after: int, limit: int) -> list[dict[str, Any]]:
         """Events and chain links side by side (either may be missing), in position order."""

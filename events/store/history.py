@@ -27,6 +27,8 @@ EVOLVE_BY_TYPE: dict[str, Callable[[Any, ClinicalEvent], Any]] = {
             "patient.demographics_updated",
             "allergy.recorded",
             "allergy.refuted",
+            "allergy.status_changed",
+            "allergy.none_known",
             "patient.erased",
         ),
         patients.evolve,

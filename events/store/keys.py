@@ -5,22 +5,28 @@ key. Data keys are stored wrapped (AES-256-GCM under the master key, the key id 
 associated data) in ``<store name>_data_keys``; the master key is read from
 ``BACKBONE_MASTER_KEY_FILE``. ``destroy`` deletes the wrapped key: ciphertext under it can
 never be decrypted again.
+
+The key of hashed ids (``BACKBONE_ID_KEY_FILE``) is a file of its own, so that the master
+key can be rotated (``events.store.rotation``) without changing any MRN index entry or
+user id. A keyring given its master key file follows a rotation done by another process.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 import secrets
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Protocol
 from uuid import UUID
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -32,35 +38,67 @@ from events.domain.errors import PatientErasedError
 OPERATIONS_KEY_ID = UUID(int=0)
 KEY_BYTES = 32
 NONCE_BYTES = 12
+# Until the id key had its own file, it was this subkey of the master key.
+ID_KEY_PURPOSE = b"clinical-backbone/mrn-index"
 
 
 class MasterKeyMissing(RuntimeError):
     """The master key file does not exist or is unusable."""
 
 
-def create_master_key(path: Path) -> bool:
-    """Write a new random master key with 0600 permissions unless one exists."""
-    if path.exists():
-        return False
+def write_key_file(path: Path, key: bytes) -> bool:
+    """Write a key (base64) to a new 0600 file, synced; False if the file exists."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return False
     with os.fdopen(fd, "w") as handle:
-        handle.write(base64.b64encode(secrets.token_bytes(KEY_BYTES)).decode() + "\n")
+        handle.write(base64.b64encode(key).decode() + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
     return True
 
 
-def load_master_key(path: Path) -> bytes:
+def read_key_file(path: Path, what: str = "master key", hint: str = "backbone keys init") -> bytes:
+    """A 256-bit key from its base64 file, or MasterKeyMissing saying what is wrong."""
     try:
         key = base64.b64decode(path.read_text().strip(), validate=True)
     except FileNotFoundError as exc:
-        raise MasterKeyMissing(
-            f"master key file {path} not found: run `make setup` or `backbone keys init`"
-        ) from exc
+        raise MasterKeyMissing(f"{what} file {path} not found: run `{hint}`") from exc
     except ValueError as exc:
-        raise MasterKeyMissing(f"master key file {path} is not base64") from exc
+        raise MasterKeyMissing(f"{what} file {path} is not base64") from exc
     if len(key) != KEY_BYTES:
-        raise MasterKeyMissing(f"master key in {path} must be {KEY_BYTES} bytes")
+        raise MasterKeyMissing(f"{what} in {path} must be {KEY_BYTES} bytes")
     return key
+
+
+def create_master_key(path: Path) -> bool:
+    """Write a new random master key with 0600 permissions unless one exists."""
+    return write_key_file(path, secrets.token_bytes(KEY_BYTES))
+
+
+def load_master_key(path: Path) -> bytes:
+    return read_key_file(path, hint="make setup` or `backbone keys init")
+
+
+def key_fingerprint(key: bytes) -> str:
+    """A short, non-secret name for a key (which file is which), safe to log and record."""
+    return hashlib.sha256(b"clinical-backbone/key-fingerprint" + key).hexdigest()[:16]
+
+
+def ensure_id_key(path: Path, master: bytes, has_data: Callable[[], bool]) -> tuple[bytes, bool]:
+    """The key of hashed ids, and whether it was derived from the master key just now.
+
+    A missing file is created: for a store that already holds data, with the value the ids
+    were made with until now (the master key's subkey), so that every existing id still
+    resolves; for an empty store, random. Concurrent starts agree (the first file wins)."""
+    if path.exists():
+        return read_key_file(path, "id key"), False
+    migrate = has_data()
+    key = derive_key(master, ID_KEY_PURPOSE) if migrate else secrets.token_bytes(KEY_BYTES)
+    created = write_key_file(path, key)
+    return read_key_file(path, "id key"), migrate and created
 
 
 def derive_key(master: bytes, purpose: bytes) -> bytes:
@@ -125,8 +163,15 @@ class PostgresKeyStore:
             "ON CONFLICT (key_id) DO UPDATE SET wrapped_key = NULL, "
             "destroyed_at = COALESCE(k.destroyed_at, now())"
         ).format(name)
+        self._any = sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(name)
         with self.pool.connection() as conn:
             conn.execute(self._create)
+
+    def has_keys(self) -> bool:
+        """Whether any key was ever created here (every stored event has one)."""
+        with self.pool.connection() as conn:
+            row = conn.execute(self._any).fetchone()
+        return bool(row and row[0])
 
     def load(self, key_ids: Iterable[UUID]) -> dict[UUID, bytes | None]:
         ids = list(key_ids)
@@ -155,19 +200,67 @@ class Keyring:
     The read cache is short-lived so that a key destroyed by another process stops
     decrypting here soon after; ``refresh`` drops it at once (the relay does so before each
     batch). Writing always checks the key store.
+
+    Given ``master_file``, the keyring follows a rotation: it wraps new keys under the key
+    the file holds now, and a wrapped key its master key cannot open is retried under the
+    file's current key and then under the retired ones beside it.
     """
 
-    def __init__(self, master_key: bytes, store: KeyStore, cache_ttl_s: float = 60.0) -> None:
+    def __init__(
+        self,
+        master_key: bytes,
+        store: KeyStore,
+        cache_ttl_s: float = 60.0,
+        master_file: Path | None = None,
+    ) -> None:
         self._wrapper = AESGCM(master_key)
         self.store = store
         self.cache_ttl_s = cache_ttl_s
+        self.master_file = master_file
+        self._file_seen = self._file_state()
         self._cache: dict[UUID, tuple[float, bytes]] = {}
         self._lock = threading.Lock()
 
+    def _file_state(self) -> tuple[int, int] | None:
+        if self.master_file is None:
+            return None
+        try:
+            stat = self.master_file.stat()
+        except FileNotFoundError:
+            return None
+        return stat.st_ino, stat.st_mtime_ns
+
+    def _follow_rotation(self) -> None:
+        """Take the master key file's key if the file changed since it was last read."""
+        state = self._file_state()
+        if self.master_file is None or state is None or state == self._file_seen:
+            return
+        self._wrapper = AESGCM(load_master_key(self.master_file))
+        self._file_seen = state
+
+    def _retired(self) -> list[AESGCM]:
+        if self.master_file is None:
+            return []
+        pattern = f"{self.master_file.name}.retired-*"
+        return [AESGCM(load_master_key(p)) for p in sorted(self.master_file.parent.glob(pattern))]
+
     def _unwrap(self, key_id: UUID, wrapped: bytes) -> bytes:
-        return self._wrapper.decrypt(wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:], key_id.bytes)
+        nonce, body = wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:]
+        try:
+            return self._wrapper.decrypt(nonce, body, key_id.bytes)
+        except InvalidTag:
+            if self.master_file is None:
+                raise
+        self._follow_rotation()
+        for wrapper in (self._wrapper, *self._retired()):
+            try:
+                return wrapper.decrypt(nonce, body, key_id.bytes)
+            except InvalidTag:
+                continue
+        raise InvalidTag
 
     def _wrap(self, key_id: UUID, key: bytes) -> bytes:
+        self._follow_rotation()
         nonce = secrets.token_bytes(NONCE_BYTES)
         return nonce + self._wrapper.encrypt(nonce, key, key_id.bytes)
 

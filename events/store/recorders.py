@@ -201,9 +201,13 @@ class ClinicalPostgresRecorder(PostgresApplicationRecorder):
         return added
 
     def backfill_chain(self) -> int:
-        """Chain a store created before chaining existed: only when no link exists at all,
-        so that rows written around the store later are reported, never silently linked."""
+        """Chain a store created before chaining existed (the events chained); refused with
+        ``ChainExists`` once any link exists. Only ``ChainVerifier.chain_existing`` calls it."""
         return self.chain_table.backfill(self.datastore)
+
+    def unchained(self) -> bool:
+        """Whether the store holds events but no chain link at all."""
+        return self.chain_table.unchained(self.datastore)
 
     def chain_rows(self, after: int, limit: int) -> list[dict[str, Any]]:
         """Events and chain links side by side (either may be missing), in position order."""

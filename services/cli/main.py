@@ -6,6 +6,7 @@ import typer
 
 from services.cli import (
     audit,
+    backup,
     demo,
     departments,
     forget,
@@ -33,6 +34,8 @@ app.command("serve")(serve.serve)
 app.command("demo")(demo.demo)
 app.command("forget")(forget.forget)
 app.command("verify")(verify.verify)
+app.command("backup")(backup.backup)
+app.command("restore")(backup.restore)
 app.command("pharmacy")(departments.pharmacy)
 app.command("lab-routing")(departments.lab_routing_consumer)
 app.command("project")(project.project)

@@ -79,6 +79,16 @@ class Relay:
         self.checkpoint.advance(self.position, page.read, page.read / elapsed)
         return page.read
 
+    @staticmethod
+    def _sign_head(sign_head: Callable[[], object]) -> None:
+        """Sign the head into the database and the witness; a witness that cannot be
+        written (full or unmounted disk) is reported and tried again next interval, while
+        events keep flowing."""
+        try:
+            sign_head()
+        except OSError as exc:
+            log.error("could not witness the chain's head", extra={"fields": {"error": str(exc)}})
+
     def run(self, stop: threading.Event) -> None:
         """Relay until ``stop`` is set; Kafka outages are waited out, never skipped over."""
         backoff = 0.5
@@ -108,7 +118,7 @@ class Relay:
                 log.error("relay halted", extra={"fields": {"position": self.position}})
                 raise
             if self.sign_head is not None and time.monotonic() >= self._next_signature:
-                self.sign_head()
+                self._sign_head(self.sign_head)
                 self._next_signature = time.monotonic() + self.checkpoint_interval_s
             if published:
                 backoff = 0.5

@@ -5,9 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import subprocess
-import sys
 
 import pytest
 
@@ -15,6 +13,7 @@ from events.application import ClinicalStore
 from events.commands.access import RecordChartView
 from events.commands.medications import ChangeMedication
 from events.settings import StoreSettings
+from tests.cli import backbone_on
 from tests.integration.test_store_postgres import amoxicillin, register
 from tests.unit.conftest import NURSE, account, ctx
 
@@ -22,19 +21,7 @@ pytestmark = pytest.mark.integration
 
 
 def export(store_settings: StoreSettings, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "BACKBONE_STORE_NAME": store_settings.store_name,
-        "BACKBONE_MASTER_KEY_FILE": str(store_settings.master_key_file),
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "services.cli", "audit", "export", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return backbone_on(store_settings, "audit", "export", *args)
 
 
 def test_a_patients_changes_and_reads_export_as_csv_and_a_users_as_jsonl(

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from uuid import UUID
 
 import pytest
@@ -13,6 +11,7 @@ from events.application import ClinicalStore
 from events.domain.aggregates import patients
 from events.domain.errors import PatientErasedError
 from events.settings import StoreSettings
+from tests.cli import backbone_on
 from tests.integration.test_store_postgres import register
 from tests.unit.conftest import account
 
@@ -22,20 +21,8 @@ pytestmark = pytest.mark.integration
 def forget(
     store_settings: StoreSettings, patient: UUID, operator: str
 ) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "BACKBONE_STORE_NAME": store_settings.store_name,
-        "BACKBONE_MASTER_KEY_FILE": str(store_settings.master_key_file),
-    }
     argv = ["forget", str(patient), "--reason", "patient's request", "--operator", operator]
-    return subprocess.run(
-        [sys.executable, "-m", "services.cli", *argv],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return backbone_on(store_settings, *argv)
 
 
 def test_an_erasure_from_the_cli_needs_a_second_operator_and_names_both(

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 
 import pytest
 
@@ -14,6 +12,7 @@ from events.commands.patients import ErasePatient
 from events.domain.aggregates import patients
 from events.domain.errors import PatientErasedError
 from events.settings import StoreSettings
+from tests.cli import backbone_on
 from tests.integration.test_store_postgres import register
 from tests.unit.conftest import account, ctx
 
@@ -23,24 +22,9 @@ pytestmark = pytest.mark.integration
 def retention(
     store_settings: StoreSettings, *args: str, years: float
 ) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "BACKBONE_STORE_NAME": store_settings.store_name,
-        "BACKBONE_MASTER_KEY_FILE": str(store_settings.master_key_file),
-        "BACKBONE_RETENTION_YEARS": json.dumps(
-            dict.fromkeys(
-                ("patients", "orders", "results", "medications", "observations", "access"), years
-            )
-        ),
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "services.cli", "retention", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    areas = ("patients", "orders", "results", "medications", "observations", "access")
+    periods = json.dumps(dict.fromkeys(areas, years))
+    return backbone_on(store_settings, "retention", *args, BACKBONE_RETENTION_YEARS=periods)
 
 
 def reported(answer: subprocess.CompletedProcess[str]) -> dict[str, bool]:

@@ -1,16 +1,18 @@
 """The medication order aggregate: prescribed → changed → discontinued, with administrations.
 
-Prescribing and dose changes check the dose against the per-drug maximum and the drug
-against the patient's active allergies (same substance or a cross-reacting class). A
-check that fires refuses the command unless it carries an override reason, which is
-recorded with the alerts it overrode.
+Prescribing and dose or frequency changes check the dose against the drug's limits (single
+dose by route, dose x frequency per 24 h, age-specific limits at the patient's age on the
+prescription's clinical date) and the drug against the patient's active allergies (same
+substance or a cross-reacting class; inactive and refuted allergies do not screen). A check
+that fires refuses the command unless it carries an override reason, which is recorded with
+the alerts it overrode.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal
 from uuid import UUID
 
@@ -24,7 +26,8 @@ from events.domain.errors import (
     UnknownUnitError,
 )
 from events.domain.payloads import medications as m
-from events.domain.rules.medications import allergy_alerts, dose_alerts, screening_gaps
+from events.domain.rules.dose_limits import age_in_years
+from events.domain.rules.medications import allergy_alerts, dose_alerts, dose_gaps, screening_gaps
 from events.domain.rules.reference import unit_table
 from events.domain.rules.units import canonical_unit
 
@@ -52,6 +55,7 @@ class MedicationOrder:
     verification: Verification = "pending"
     administrations: int = 0
     order_change_version: int = 1  # the version of the last prescription or change
+    decided_item: UUID | None = None  # the pharmacy item of the last decision
 
 
 def evolve(state: MedicationOrder | None, event: ClinicalEvent) -> MedicationOrder:
@@ -88,17 +92,17 @@ def evolve(state: MedicationOrder | None, event: ClinicalEvent) -> MedicationOrd
     if isinstance(payload, m.MedicationAdministered):
         return replace(state, administrations=state.administrations + 1)
     if isinstance(payload, m.PharmacyVerified):
-        return replace(state, verification="verified")
+        return replace(state, verification="verified", decided_item=payload.item_id)
     if isinstance(payload, m.PharmacyRejected):
-        return replace(state, verification="rejected")
+        return replace(state, verification="rejected", decided_item=payload.item_id)
     raise ValueError(f"medication stream cannot apply {event.event_type}")
 
 
-def _safety_alerts(
-    patient: Patient, drug_code: str, drug_name: str, dose: float, dose_unit: str
+def _dose_alerts(
+    patient: Patient, on: date, code: str, dose: float, unit: str, route: str, frequency: str
 ) -> list[str]:
-    allergies = [(a.substance, a.substance_code) for a in patient.active_allergies]
-    return dose_alerts(drug_code, dose, dose_unit) + allergy_alerts(drug_code, drug_name, allergies)
+    age = age_in_years(patient.birth_date, on)
+    return dose_alerts(code, dose, unit, route=route, frequency=frequency, age=age)
 
 
 def _overridable(alerts: list[str], override_reason: str | None) -> str | None:
@@ -114,18 +118,25 @@ def _overridable(alerts: list[str], override_reason: str | None) -> str | None:
     return override_reason.strip()
 
 
-def prescribe(patient: Patient, request: m.MedicationPrescribed) -> m.MedicationPrescribed:
+def prescribe(
+    patient: Patient, request: m.MedicationPrescribed, on: date
+) -> m.MedicationPrescribed:
     """The prescription with its alerts; ``OverrideRequired`` if one needs an override reason.
 
-    "Not screened" notes (a drug or allergy the reference data cannot map) need no override
-    reason but are recorded with the alerts, so the pharmacy queue and the chart show them.
+    ``on`` is the prescription's clinical date (the patient's age for age-specific limits).
+    "Not screened" notes (a drug or allergy the reference data cannot map, a "prn" order's
+    daily total) need no override reason but are recorded with the alerts, so the pharmacy
+    queue and the chart show them.
     """
-    alerts = _safety_alerts(
-        patient, request.drug_code, request.drug_name, request.dose, request.dose_unit
-    )
-    override = _overridable(alerts, request.override_reason)
+    code, name = request.drug_code, request.drug_name
     allergies = [(a.substance, a.substance_code) for a in patient.active_allergies]
-    notes = screening_gaps(request.drug_code, request.drug_name, allergies)
+    alerts = _dose_alerts(
+        patient, on, code, request.dose, request.dose_unit, request.route, request.frequency
+    ) + allergy_alerts(code, name, allergies)
+    override = _overridable(alerts, request.override_reason)
+    notes = screening_gaps(code, name, allergies) + dose_gaps(
+        code, request.frequency, request.route, age_known=True
+    )
     return request.model_copy(
         update={"alerts_overridden": (*alerts, *notes), "override_reason": override}
     )
@@ -142,14 +153,18 @@ def change(
     order: MedicationOrder,
     request: m.MedicationChanged,
     reason: str | None,
+    patient: Patient,
+    on: date,
 ) -> m.MedicationChanged:
+    """The change with its dose alerts (single, per 24 h at the new frequency, at the patient's
+    age on ``on``); ``OverrideRequired`` if one needs an override reason."""
     require_reason(reason, "change a medication")
     _active(order, "change it")
     dose = request.dose if request.dose is not None else order.dose
     unit = request.dose_unit or order.dose_unit
-    # The drug does not change here, so only the dose is checked again.
-    dose_changes = request.dose is not None or request.dose_unit is not None
-    alerts = dose_alerts(order.drug_code, dose, unit) if dose_changes else []
+    frequency = request.frequency or order.frequency
+    # The drug does not change here, so only the dose (and its daily total) is checked again.
+    alerts = _dose_alerts(patient, on, order.drug_code, dose, unit, order.route, frequency)
     override = _overridable(alerts, request.override_reason)
     return request.model_copy(
         update={"alerts_overridden": tuple(alerts), "override_reason": override}
@@ -236,6 +251,10 @@ def pharmacy_decision(
             f"the prescriber changed the order since version {order_version} "
             f"(now {order.order_change_version}): review the new item"
         )
-    if order.verification != "pending":
+    # A verified order is reviewed again through another item (an allergy re-screen): that
+    # item may confirm or reject it. The same item is never decided twice, and a rejected
+    # order stays rejected until the prescriber changes it.
+    again = order.verification == "verified" and decision.item_id != order.decided_item
+    if order.verification != "pending" and not again:
         raise ConflictError(f"this version of the order was already {order.verification}")
     return decision

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import date
+from typing import Literal
 from uuid import UUID
 
 from events.domain.aggregates.common import require_reason
@@ -12,16 +13,25 @@ from events.domain.errors import ClinicalRuleViolation, DuplicateMRN, NotFound, 
 from events.domain.payloads import patients as p
 
 
+AllergyStatus = Literal["active", "inactive", "refuted"]
+
+
 @dataclass(frozen=True)
 class Allergy:
-    """A recorded allergy; refuted ones stay in the list, marked."""
+    """A recorded allergy; inactive and refuted ones stay in the list, marked by ``status``.
+    ``criticality`` (FHIR: low, high, unable-to-assess) is None when it was not stated."""
 
     allergy_id: UUID
     substance: str
     substance_code: str | None
     reaction: str
     severity: str
-    refuted: bool = False
+    status: AllergyStatus = "active"
+    criticality: str | None = None
+
+    @property
+    def refuted(self) -> bool:
+        return self.status == "refuted"
 
 
 @dataclass(frozen=True)
@@ -37,10 +47,20 @@ class Patient:
     sex: str
     allergies: tuple[Allergy, ...] = ()
     erased: bool = False
+    # "No known drug allergies" was recorded and no allergy recorded or reactivated since.
+    no_known_allergies: bool = False
 
     @property
     def active_allergies(self) -> tuple[Allergy, ...]:
-        return tuple(a for a in self.allergies if not a.refuted)
+        """The allergies that screen prescriptions: neither inactive nor refuted."""
+        return tuple(a for a in self.allergies if a.status == "active")
+
+
+def _with_status(state: Patient, allergy_id: UUID, status: AllergyStatus) -> Patient:
+    allergies = tuple(
+        replace(a, status=status) if a.allergy_id == allergy_id else a for a in state.allergies
+    )
+    return replace(state, allergies=allergies)
 
 
 def evolve(state: Patient | None, event: ClinicalEvent) -> Patient:
@@ -68,14 +88,18 @@ def evolve(state: Patient | None, event: ClinicalEvent) -> Patient:
             payload.substance_code,
             payload.reaction,
             payload.severity,
+            criticality=payload.criticality,
         )
-        return replace(state, allergies=(*state.allergies, allergy))
+        return replace(state, allergies=(*state.allergies, allergy), no_known_allergies=False)
     if isinstance(payload, p.AllergyRefuted):
-        allergies = tuple(
-            replace(a, refuted=True) if a.allergy_id == payload.allergy_id else a
-            for a in state.allergies
-        )
-        return replace(state, allergies=allergies)
+        return _with_status(state, payload.allergy_id, "refuted")
+    if isinstance(payload, p.AllergyStatusChanged):
+        changed = _with_status(state, payload.allergy_id, payload.status)
+        if payload.status == "active":
+            return replace(changed, no_known_allergies=False)
+        return changed
+    if isinstance(payload, p.NoKnownAllergies):
+        return replace(state, no_known_allergies=True)
     if isinstance(payload, p.PatientErased):
         return replace(state, erased=True)
     raise ValueError(f"patient stream cannot apply {event.event_type}")
@@ -118,25 +142,76 @@ def update_demographics(
     return changes
 
 
-def record_allergy(state: Patient, allergy: p.AllergyRecorded) -> p.AllergyRecorded:
+def _refuse_duplicate(state: Patient, substance: str, code: str | None, skip: UUID | None) -> None:
     for known in state.active_allergies:
-        same_code = allergy.substance_code and known.substance_code == allergy.substance_code
-        if same_code or known.substance.lower() == allergy.substance.lower():
+        same_code = code and known.substance_code == code
+        if known.allergy_id != skip and (same_code or known.substance.lower() == substance.lower()):
             raise ClinicalRuleViolation(
                 f"an active allergy to this substance is already recorded ({known.allergy_id})",
                 field="substance",
             )
+
+
+def record_allergy(state: Patient, allergy: p.AllergyRecorded) -> p.AllergyRecorded:
+    """A new allergy (it ends a "no known drug allergies" statement); not a second active one."""
+    _refuse_duplicate(state, allergy.substance, allergy.substance_code, None)
     return allergy
 
 
+def record_no_known_allergies(state: Patient) -> p.NoKnownAllergies:
+    """ "No known drug allergies", refused while an allergy is active (inactivate or refute it
+    first). Stated again later (a new admission), it is recorded again with its time."""
+    if state.active_allergies:
+        raise ClinicalRuleViolation(
+            f"{len(state.active_allergies)} active allergies are recorded: inactivate or refute "
+            "them before recording no known allergies",
+            field="allergies",
+        )
+    return p.NoKnownAllergies()
+
+
+def change_allergy_status(
+    state: Patient, allergy_id: UUID, status: Literal["active", "inactive"], reason: str | None
+) -> p.AllergyStatusChanged:
+    """Inactivate an allergy or make an inactive one active again, with a reason. A refuted
+    allergy stays refuted (record it again if it turns out to exist)."""
+    require_reason(reason, f"make an allergy {status}")
+    match = [a for a in state.allergies if a.allergy_id == allergy_id]
+    if not match:
+        raise NotFound("allergy", allergy_id)
+    if match[0].status == "refuted":
+        raise ClinicalRuleViolation(
+            "the allergy is refuted: record it again if it exists", field="status"
+        )
+    if match[0].status == status:
+        raise ClinicalRuleViolation(f"the allergy is already {status}", field="status")
+    if status == "active":
+        _refuse_duplicate(state, match[0].substance, match[0].substance_code, allergy_id)
+    return p.AllergyStatusChanged(allergy_id=allergy_id, status=status)
+
+
+def _check_legal_basis(legal_basis: str, limit: int) -> None:
+    """Refused up front (a domain error, 422), never by the payload after a decision."""
+    if not legal_basis.strip():
+        raise ClinicalRuleViolation("a legal basis is required", field="legal_basis")
+    if len(legal_basis.strip()) > limit:
+        raise ClinicalRuleViolation(
+            f"legal_basis is longer than {limit} characters", field="legal_basis"
+        )
+
+
 def erase(legal_basis: str, reason: str | None) -> p.PatientErased:
-    """Erasure is recorded only with a reason (and a legal basis)."""
+    """Erasure is recorded only with a reason (and a legal basis); an approved request's
+    basis carries the request's id, hence its longer limit."""
     require_reason(reason, "erase a patient")
+    _check_legal_basis(legal_basis, p.APPROVED_BASIS_LIMIT)
     return p.PatientErased(legal_basis=legal_basis)
 
 
 def request_erasure(request_id: UUID, legal_basis: str, reason: str | None) -> p.ErasureRequested:
+    """An erasure request, with a legal basis the approval can always record."""
     require_reason(reason, "erase a patient")
+    _check_legal_basis(legal_basis, p.LEGAL_BASIS_LIMIT)
     return p.ErasureRequested(request_id=request_id, legal_basis=legal_basis)
 
 

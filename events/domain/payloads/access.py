@@ -152,3 +152,28 @@ class LoginThrottled(Payload):
     client_address: NonEmpty
     failures: int = Field(ge=1)
     until: datetime
+
+
+class KeysRotated(Payload):
+    """An operator rotated the master key: every data key re-wrapped, no event touched.
+
+    Keys are named by fingerprint only (``events.store.keys.key_fingerprint``), never by
+    value; ``retired_file`` is the old key's file name, kept until an operator deletes it."""
+
+    event_type = "keys.rotated"
+
+    data_keys: int = Field(ge=0)
+    erased_keys: int = Field(ge=0)
+    new_key: NonEmpty
+    retired_key: NonEmpty
+    retired_file: NonEmpty
+
+
+class IdKeySeparated(Payload):
+    """The key of hashed ids (MRN index, usernames) got its own file, apart from the master
+    key; ``derived_from_master`` when it keeps the value existing ids were made with."""
+
+    event_type = "keys.id_key_separated"
+
+    id_key: NonEmpty
+    derived_from_master: bool

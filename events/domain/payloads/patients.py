@@ -6,14 +6,36 @@ from datetime import date
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import StringConstraints, model_validator
+from pydantic import BeforeValidator, StringConstraints, model_validator
 
 from events.domain.payloads.base import NonEmpty, Payload
+from events.domain.text import clean_text
 
 Sex = Literal["female", "male", "other", "unknown"]
 Severity = Literal["mild", "moderate", "severe"]
-Mrn = Annotated[
-    str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{2,31}$")
+# FHIR R4 AllergyIntolerance.criticality: the potential for a serious reaction in future.
+Criticality = Literal["low", "high", "unable-to-assess"]
+MRN_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9-]{2,31}$"
+Mrn = Annotated[str, StringConstraints(strip_whitespace=True, pattern=MRN_PATTERN)]
+# The legal basis of an erasure, as a request states it (the API accepts as much), and as the
+# approval records it: the request's basis plus " (requested <request id>, approved)".
+LEGAL_BASIS_LIMIT = 500
+APPROVED_BASIS_LIMIT = LEGAL_BASIS_LIMIT + 100
+
+
+def _single_line(value: object) -> object:
+    return clean_text(value) if isinstance(value, str) else value
+
+
+LegalBasis = Annotated[
+    str,
+    BeforeValidator(_single_line),
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=LEGAL_BASIS_LIMIT),
+]
+ApprovedBasis = Annotated[
+    str,
+    BeforeValidator(_single_line),
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=APPROVED_BASIS_LIMIT),
 ]
 
 
@@ -62,6 +84,8 @@ class AllergyRecorded(Payload):
     substance_code: NonEmpty | None = None
     reaction: NonEmpty
     severity: Severity
+    # None: not stated (events recorded before criticality was asked for carry none).
+    criticality: Criticality | None = None
 
 
 class AllergyRefuted(Payload):
@@ -72,12 +96,29 @@ class AllergyRefuted(Payload):
     allergy_id: UUID
 
 
+class AllergyStatusChanged(Payload):
+    """A recorded allergy became inactive (resolved, outgrown) or active again (the envelope
+    carries the reason). Refuting one is ``allergy.refuted``."""
+
+    event_type = "allergy.status_changed"
+
+    allergy_id: UUID
+    status: Literal["active", "inactive"]
+
+
+class NoKnownAllergies(Payload):
+    """The patient was asked and has no known drug allergies ("NKDA"), as distinct from
+    allergies never recorded; recording an allergy (or reactivating one) ends it."""
+
+    event_type = "allergy.none_known"
+
+
 class PatientErased(Payload):
     """The patient's data key was destroyed; their earlier events can no longer be read."""
 
     event_type = "patient.erased"
 
-    legal_basis: NonEmpty
+    legal_basis: ApprovedBasis
 
 
 class ErasureRequested(Payload):
@@ -86,7 +127,7 @@ class ErasureRequested(Payload):
     event_type = "erasure.requested"
 
     request_id: UUID
-    legal_basis: NonEmpty
+    legal_basis: LegalBasis
 
 
 class CareTeamChanged(Payload):

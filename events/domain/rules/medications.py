@@ -1,4 +1,5 @@
-"""Medication safety alerts: maximum single dose, allergy (same substance or cross-reacting).
+"""Medication safety alerts: dose limits (single, by route, per 24 h, by age) and allergy
+(same substance or cross-reacting).
 
 What the reference data cannot screen is said, never passed in silence: ``screening_gaps``
 returns "not screened" notes for an unknown drug and for an allergy it cannot map.
@@ -11,7 +12,12 @@ import re
 from collections.abc import Iterable
 
 from events.domain.errors import ImpossibleValueError
-from events.domain.rules.reference import DrugInfo, allergy_rules, drugs, unit_table
+from events.domain.rules.dose_limits import (
+    age_limits_unscreened,
+    applicable_limits,
+    doses_per_day,
+)
+from events.domain.rules.reference import Dose, DrugInfo, allergy_rules, drugs, unit_table
 from events.domain.rules.units import canonical_unit
 
 __all__ = [
@@ -19,6 +25,7 @@ __all__ = [
     "DrugInfo",
     "allergy_alerts",
     "dose_alerts",
+    "dose_gaps",
     "drug",
     "drug_by_name",
     "screening_gaps",
@@ -81,27 +88,94 @@ def _convert_dose(value: float, unit: str, target: str, info: DrugInfo) -> float
     return None
 
 
-def dose_alerts(drug_code: str, dose: float, dose_unit: str) -> list[str]:
-    """Alerts for one dose against the drug's adult maximum single dose.
+def _check(dose: float, unit: str, maximum: Dose, info: DrugInfo, what: str, scope: str) -> str:
+    """"" within ``maximum``; else the alert's end: "exceeds the maximum ..." or why it cannot
+    be checked (a unit that does not convert)."""
+    limit = f"the maximum {what} of {maximum.value:g} {maximum.unit} for {info.name}{scope}"
+    comparable = _convert_dose(dose, unit, maximum.unit, info)
+    if comparable is None:
+        return f"dose unit {unit} cannot be checked against {limit}"
+    if comparable > maximum.value and not math.isclose(comparable, maximum.value, rel_tol=_REL_TOL):
+        return f"exceeds {limit}"
+    return ""
 
-    No alert for an unknown drug or one without a maximum. A unit that cannot be compared
-    with the maximum's unit is an alert too, never a silent pass. An unknown unit spelling
-    raises ``UnknownUnitError``; a dose that is not a positive number ``ImpossibleValueError``.
+
+def _alert(found: str, given: str) -> str:
+    return found if found.startswith("dose unit") else f"{given} {found}"
+
+
+def dose_alerts(
+    drug_code: str,
+    dose: float,
+    dose_unit: str,
+    *,
+    route: str | None = None,
+    frequency: str | None = None,
+    age: int | None = None,
+) -> list[str]:
+    """Alerts for one dose against the drug's maximum single dose, by route, per 24 h and age.
+
+    The single dose is checked against the route's own maximum where ``drugs.json`` gives
+    one (IV morphine: 10 mg), else the general one; with a ``frequency``, dose x doses per
+    24 h (``doses_per_day``) is checked against each daily maximum for the route and
+    ``age`` (completed years; citalopram from 60: 20 mg). No alert for an unknown drug or
+    one without limits. A unit that cannot be compared with a maximum's unit is an alert
+    too, never a silent pass. An unknown unit spelling raises ``UnknownUnitError``; a dose
+    that is not a positive number (or an impossible frequency) ``ImpossibleValueError``.
     """
     unit = canonical_unit(dose_unit, field="dose_unit")
     if not (math.isfinite(dose) and dose > 0):
         raise ImpossibleValueError(f"a dose must be a positive number, not {dose:g}", field="dose")
+    per_day = doses_per_day(frequency) if frequency is not None else None
     info = drug(drug_code)
-    if info is None or info.max_single_dose is None:
+    if info is None:
         return []
-    maximum = info.max_single_dose
-    limit = f"the maximum single dose of {maximum.value:g} {maximum.unit} for {info.name}"
-    comparable = _convert_dose(dose, unit, maximum.unit, info)
-    if comparable is None:
-        return [f"dose unit {unit} cannot be checked against {limit}"]
-    if comparable > maximum.value and not math.isclose(comparable, maximum.value, rel_tol=_REL_TOL):
-        return [f"dose {dose:g} {unit} exceeds {limit}"]
-    return []
+    limits = applicable_limits(info.code, route, age)
+    singles = [(lim.max_single_dose, lim.describe()) for lim in limits if lim.max_single_dose]
+    if info.max_single_dose is not None and not any(
+        lim.route is not None and lim.max_single_dose for lim in limits
+    ):
+        singles.insert(0, (info.max_single_dose, ""))
+    alerts = []
+    for maximum, scope in singles:
+        found = _check(dose, unit, maximum, info, "single dose", scope)
+        if found:
+            alerts.append(_alert(found, f"dose {dose:g} {unit}"))
+    if per_day is None:
+        return alerts
+    total = dose * per_day
+    count = f"{per_day} dose{'s' if per_day > 1 else ''} in 24 h"
+    for limit in limits:
+        if limit.max_daily_dose is not None:
+            found = _check(total, unit, limit.max_daily_dose, info, "daily dose", limit.describe())
+            if found:
+                given = f"daily dose {total:g} {unit} ({dose:g} {unit} {frequency}: {count})"
+                alerts.append(_alert(found, given))
+    return alerts
+
+
+def dose_gaps(drug_code: str, frequency: str, route: str | None, age_known: bool) -> list[str]:
+    """ "Not screened" notes of the dose checks: a daily maximum a "prn" order without an
+    interval cannot be checked against, and age-specific limits when the age is unknown."""
+    info = drug(drug_code)
+    if info is None:
+        return []
+    notes = []
+    daily = [lim.max_daily_dose for lim in applicable_limits(info.code, route, None)]
+    maximum = next((dose for dose in daily if dose is not None), None)
+    if maximum is not None and doses_per_day(frequency) is None:
+        notes.append(
+            f"{NOT_SCREENED}{frequency.strip()} without an interval: the doses given per day "
+            f"are not checked against the maximum daily dose of {maximum.value:g} "
+            f"{maximum.unit} for {info.name}"
+        )
+    if not age_known:
+        for limit in age_limits_unscreened(info.code, route):
+            notes.append(
+                f"{NOT_SCREENED}the limit of {info.name}{limit.describe()} without the "
+                "patient's age"
+            )
+    return notes
 
 
 def _allergy_reason(

@@ -77,6 +77,7 @@ class Analyte:
     critical_low: float | None
     critical_high: float | None
     note: str | None
+    source: str | None = None  # where the critical limits come from (else the file's source)
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,6 +278,7 @@ def analytes() -> Mapping[str, Analyte]:
             critical_low=low,
             critical_high=high,
             note=_opt_str(entry, "note", where),
+            source=_opt_str(entry, "source", where),
         )
     return MappingProxyType(found)
 

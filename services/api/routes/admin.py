@@ -10,6 +10,8 @@ from fastapi import APIRouter, Depends, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from events.commands.patients import ErasePatient
+from events.domain.payloads.patients import LEGAL_BASIS_LIMIT
+from events.domain.text import NOTE_LIMIT
 from services.api.deps import ContainerDep, IdempotencyKey, command_context, require
 from services.api.schemas.auth import (
     AccountWritten,
@@ -40,8 +42,9 @@ class ErasureCreate(BaseModel):
         },
     )
 
-    legal_basis: str = Field(min_length=3, max_length=500)
-    reason: str = Field(min_length=3, max_length=1000)
+    # The store's own limits, so that what is accepted here is recorded, never refused later.
+    legal_basis: str = Field(min_length=3, max_length=LEGAL_BASIS_LIMIT)
+    reason: str = Field(min_length=3, max_length=NOTE_LIMIT)
 
 
 class ErasureAnswer(BaseModel):
