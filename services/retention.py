@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID
 
+from psycopg import sql
 from psycopg_pool import ConnectionPool
 
 from events.application import ClinicalStore
@@ -21,13 +22,22 @@ from events.commands.patients import ErasePatient
 from events.domain.contract import spec_of
 from events.domain.envelope import SYSTEM_ACTOR, Actor
 
+# One table per store (``<store>_legal_holds``), so holds travel with the store's backup and
+# never apply to another store in the same database; holds of the former shared table are
+# carried over once.
 HOLDS_DDL = """
-CREATE TABLE IF NOT EXISTS legal_holds (
+CREATE TABLE IF NOT EXISTS {table} (
     patient_id uuid PRIMARY KEY,
     reason text NOT NULL,
-    placed_at timestamptz NOT NULL DEFAULT now()
+    placed_at timestamptz NOT NULL DEFAULT now(),
+    placed_by uuid
 );
-ALTER TABLE legal_holds ADD COLUMN IF NOT EXISTS placed_by uuid"""
+DO $$ BEGIN
+    IF to_regclass('legal_holds') IS NOT NULL THEN
+        INSERT INTO {table} (patient_id, reason, placed_at)
+        SELECT patient_id, reason, placed_at FROM legal_holds ON CONFLICT DO NOTHING;
+    END IF;
+END $$"""
 
 
 @dataclass(frozen=True)
@@ -51,15 +61,18 @@ class RetentionPolicy:
         self.store = store
         self.pool = pool
         self.years = years
+        self._table = sql.Identifier(f"{store.name}_legal_holds")
         with self.pool.connection() as conn:
-            conn.execute(HOLDS_DDL)
+            conn.execute(sql.SQL(HOLDS_DDL).format(table=self._table))
 
     def hold(self, patient_id: UUID, reason: str, operator: Actor = SYSTEM_ACTOR) -> None:
         with self.pool.connection() as conn:
             conn.execute(
-                "INSERT INTO legal_holds (patient_id, reason, placed_by) VALUES (%s, %s, %s) "
-                "ON CONFLICT (patient_id) DO UPDATE SET reason = EXCLUDED.reason, "
-                "placed_by = EXCLUDED.placed_by, placed_at = now()",
+                sql.SQL(
+                    "INSERT INTO {} (patient_id, reason, placed_by) VALUES (%s, %s, %s) "
+                    "ON CONFLICT (patient_id) DO UPDATE SET reason = EXCLUDED.reason, "
+                    "placed_by = EXCLUDED.placed_by, placed_at = now()"
+                ).format(self._table),
                 (patient_id, reason, operator.user_id),
             )
 
@@ -67,14 +80,16 @@ class RetentionPolicy:
         with self.pool.connection() as conn:
             return (
                 conn.execute(
-                    "DELETE FROM legal_holds WHERE patient_id = %s", (patient_id,)
+                    sql.SQL("DELETE FROM {} WHERE patient_id = %s").format(self._table),
+                    (patient_id,),
                 ).rowcount
                 > 0
             )
 
     def _holds(self) -> set[UUID]:
         with self.pool.connection() as conn:
-            return {row[0] for row in conn.execute("SELECT patient_id FROM legal_holds").fetchall()}
+            rows = conn.execute(sql.SQL("SELECT patient_id FROM {}").format(self._table))
+            return {row[0] for row in rows.fetchall()}
 
     def expired(self, now: datetime, advance: Callable[[int], None] | None = None) -> list[Expired]:
         """Every patient (not already erased) whose retention ran out, oldest activity first."""
