@@ -174,14 +174,44 @@ def audit_read(cur: Cursor[Any], env: PublishedEnvelope, payload: acc.AuditRead)
     )
 
 
+# Who read an erased patient stays visible (HIPAA §164.312(b)): the row keeps what the clear
+# envelope says (who, role, when, the patient's id, the event type) and nothing of the
+# payload, so the row is the same whether it was written before the erasure and purged, or
+# rebuilt afterwards from the erased envelope.
+PSEUDONYMOUS = (
+    "section = NULL, purpose = NULL, reason = NULL, expires_at = NULL, "
+    "occurred_at = recorded_at, break_glass = (event_type = 'access.break_glass')"
+)
+ACCESS_TYPES = ("chart.viewed", "access.break_glass")
+
+
 def purge(cur: Cursor[Any], patient_id: UUID) -> None:
-    # Who read an erased patient stays visible (HIPAA §164.312(b)): the row keeps who, when,
-    # the patient's id and the section, and loses the free text that may be clinical.
-    cur.execute(
-        "UPDATE access_audit SET reason = NULL WHERE patient_id = %s AND reason IS NOT NULL",
-        (patient_id,),
-    )
+    cur.execute(f"UPDATE access_audit SET {PSEUDONYMOUS} WHERE patient_id = %s", (patient_id,))  # noqa: S608
     cur.execute("DELETE FROM care_team WHERE patient_id = %s", (patient_id,))
+
+
+def erased_access(cur: Cursor[Any], env: PublishedEnvelope) -> None:
+    """An access of an erased patient, from its envelope alone (a rebuild after erasure)."""
+    if env.event_type not in ACCESS_TYPES:
+        return
+    cur.execute(
+        INSERT,
+        (
+            env.event_id,
+            env.patient_id,
+            env.actor.user_id,
+            env.actor.role,
+            env.event_type,
+            None,
+            None,
+            env.event_type == "access.break_glass",
+            None,
+            None,
+            env.recorded_at,
+            env.recorded_at,
+            env.position,
+        ),
+    )
 
 
 def team_members(conn: Connection[Any], patient_id: UUID) -> list[tuple[UUID, datetime, UUID]]:
@@ -207,4 +237,5 @@ PROJECTION = Projection(
         "audit.read": audit_read,
     },
     purge=purge,
+    on_erased=erased_access,
 )

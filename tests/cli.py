@@ -30,5 +30,6 @@ def backbone_on(
     store = {
         "BACKBONE_STORE_NAME": store_settings.store_name,
         "BACKBONE_MASTER_KEY_FILE": str(store_settings.master_key_file),
+        "BACKBONE_WITNESS_DIR": str(store_settings.witness_dir),
     }
     return backbone(*args, env={**os.environ, **store, **env})

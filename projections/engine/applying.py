@@ -93,6 +93,8 @@ def apply_once(
     patient_id = envelope.patient_id
     if envelope.erased and patient_id is not None:
         projection.purge(cur, patient_id)
+        if projection.on_erased is not None:
+            projection.on_erased(cur, envelope)
         marks.erase(patient_id)
     elif payload is not None and not (patient_id is not None and marks.is_erased(patient_id)):
         projection.apply(cur, envelope, payload)

@@ -27,6 +27,9 @@ class MessageRefused(ValueError):
 
 
 Purge = Callable[[Cursor[Any], UUID], None]
+# What a read model keeps of an erased event from its clear envelope alone (who, when, which
+# patient, what type): the access log's pseudonymous rows, the same live and rebuilt.
+ErasedHandler = Callable[[Cursor[Any], PublishedEnvelope], None]
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,7 @@ class Projection:
     ddl: str
     handlers: Mapping[str, Handler]
     purge: Purge
+    on_erased: ErasedHandler | None = None
 
     def apply(self, cur: Cursor[Any], envelope: PublishedEnvelope, payload: Payload) -> None:
         handler = self.handlers.get(envelope.event_type)

@@ -101,7 +101,11 @@ def running_backbone(
 ) -> Iterator[Backbone]:
     key_file = tmp / "master.key"
     create_master_key(key_file)
-    store_settings = StoreSettings(master_key_file=key_file, store_name=f"e{uuid.uuid4().hex[:12]}")
+    store_settings = StoreSettings(
+        master_key_file=key_file,
+        store_name=f"e{uuid.uuid4().hex[:12]}",
+        witness_dir=tmp / "witness",
+    )
     projection_settings = isolated_settings(store_settings)
     pool = read_pool(projection_settings)
     start_at_end(pool, projection_settings, DEPARTMENT_TABLES)
@@ -111,6 +115,7 @@ def running_backbone(
         **os.environ,
         "BACKBONE_STORE_NAME": store_settings.store_name,
         "BACKBONE_MASTER_KEY_FILE": str(key_file),
+        "BACKBONE_WITNESS_DIR": str(store_settings.witness_dir),
         "BACKBONE_READ_SCHEMA": projection_settings.read_schema,
         "BACKBONE_CONSUMER_GROUP_PREFIX": projection_settings.consumer_group_prefix,
         "BACKBONE_API_PORT": str(port),

@@ -69,7 +69,9 @@ def parts(backbone: Backbone) -> Iterator[Parts]:
     """The composition root of the running backbone's store and read schema."""
     env = backbone.env
     store = StoreSettings(
-        store_name=env["BACKBONE_STORE_NAME"], master_key_file=env["BACKBONE_MASTER_KEY_FILE"]
+        store_name=env["BACKBONE_STORE_NAME"],
+        master_key_file=env["BACKBONE_MASTER_KEY_FILE"],
+        witness_dir=env["BACKBONE_WITNESS_DIR"],
     )
     reads = ProjectionSettings(
         read_schema=env["BACKBONE_READ_SCHEMA"],

@@ -21,7 +21,10 @@ def store_settings(stack: LocalStack, tmp_path: Path) -> StoreSettings:
     key_file = tmp_path / "master.key"
     create_master_key(key_file)
     return StoreSettings(
-        master_key_file=key_file, store_name=f"t{uuid.uuid4().hex[:12]}", key_cache_ttl_s=0
+        master_key_file=key_file,
+        store_name=f"t{uuid.uuid4().hex[:12]}",
+        key_cache_ttl_s=0,
+        witness_dir=tmp_path / "witness",
     )
 
 

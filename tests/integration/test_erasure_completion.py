@@ -4,9 +4,6 @@ patient's MRN registered again never answers with the old id."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from uuid import UUID
 
 import pytest
@@ -20,6 +17,7 @@ from events.domain.errors import ClinicalRuleViolation, DuplicateMRN, PatientEra
 from events.domain.payloads.patients import PatientErased
 from events.settings import StoreSettings
 from services.api.routes.admin import ErasureCreate
+from tests.cli import backbone_on
 from tests.integration.test_store_postgres import register
 from tests.unit.conftest import account, ctx
 
@@ -85,20 +83,8 @@ def test_backbone_forget_completes_a_half_done_erasure(
     patient = register(pg_store, "MRN-E2")
     half_erase(pg_store, patient, monkeypatch)
 
-    env = {
-        **os.environ,
-        "BACKBONE_STORE_NAME": store_settings.store_name,
-        "BACKBONE_MASTER_KEY_FILE": str(store_settings.master_key_file),
-    }
     argv = ["forget", str(patient), "--reason", "finish it", "--operator", "privacy.officer"]
-    done = subprocess.run(
-        [sys.executable, "-m", "services.cli", *argv],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = backbone_on(store_settings, *argv)
 
     assert done.returncode == 0, done.stderr
     assert f"erased {patient} at position {erased_events(pg_store, patient)[0]}" in done.stdout

@@ -114,6 +114,7 @@ def test_a_workload_of_200_patients_projects_live_exactly_as_a_rebuild_from_the_
             assert set(chart.body) == {
                 "patient",
                 "allergies",
+                "allergy_status",
                 "active_medications",
                 "pending_orders",
                 "recent_results",
@@ -147,6 +148,7 @@ def _runner_process(side: ReadSide) -> subprocess.Popen[bytes]:
         **os.environ,
         "BACKBONE_STORE_NAME": side.store_settings.store_name,
         "BACKBONE_MASTER_KEY_FILE": str(side.store_settings.master_key_file),
+        "BACKBONE_WITNESS_DIR": str(side.store_settings.witness_dir),
         "BACKBONE_READ_SCHEMA": side.settings.read_schema,
         "BACKBONE_CONSUMER_GROUP_PREFIX": side.settings.consumer_group_prefix,
         "BACKBONE_PROJECTION_MAX_POLL_RECORDS": "20",

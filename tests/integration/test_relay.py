@@ -137,6 +137,7 @@ def _relay_process(store_settings: StoreSettings, batch_size: int) -> subprocess
         **os.environ,
         "BACKBONE_STORE_NAME": store_settings.store_name,
         "BACKBONE_MASTER_KEY_FILE": str(store_settings.master_key_file),
+        "BACKBONE_WITNESS_DIR": str(store_settings.witness_dir),
         "BACKBONE_RELAY_BATCH_SIZE": str(batch_size),
     }
     return subprocess.Popen(

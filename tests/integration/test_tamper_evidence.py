@@ -161,6 +161,7 @@ def test_backbone_verify_reports_ok_then_the_broken_position(
         **os.environ,
         "BACKBONE_STORE_NAME": store_settings.store_name,
         "BACKBONE_MASTER_KEY_FILE": str(store_settings.master_key_file),
+        "BACKBONE_WITNESS_DIR": str(store_settings.witness_dir),
         "BACKBONE_CHECKPOINT_KEY_FILE": str(tmp_path / "cp.key"),
     }
     run = lambda: subprocess.run(  # noqa: E731

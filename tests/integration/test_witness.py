@@ -4,9 +4,7 @@ database, no chain rebuilt at start-up, and chaining an old store only on explic
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import psycopg
@@ -19,6 +17,7 @@ from events.store import chain
 from events.store.verification import SigningKeyExposed, load_signing_key
 from events.store.witness import Witness, WitnessLine
 from services.bootstrap import build_store, service_pool
+from tests.cli import backbone_on
 from tests.integration.test_tamper_evidence import some_history
 from tests.unit.conftest import account
 
@@ -29,21 +28,12 @@ def backbone(
     store_settings: StoreSettings, tmp_path: Path, *args: str
 ) -> subprocess.CompletedProcess[str]:
     """A ``backbone`` command run as an operator runs it: a new process, started afresh."""
-    env = {
-        **os.environ,
-        "BACKBONE_STORE_NAME": store_settings.store_name,
-        "BACKBONE_MASTER_KEY_FILE": str(store_settings.master_key_file),
-        "BACKBONE_CHECKPOINT_KEY_FILE": str(tmp_path / "checkpoint.key"),
-        "BACKBONE_WITNESS_DIR": str(tmp_path / "witness"),
-        "COLUMNS": "400",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "services.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    return backbone_on(
+        store_settings,
+        *args,
+        BACKBONE_CHECKPOINT_KEY_FILE=str(tmp_path / "checkpoint.key"),
+        BACKBONE_WITNESS_DIR=str(tmp_path / "witness"),
+        COLUMNS="400",
     )
 
 
@@ -100,12 +90,13 @@ def test_deleted_events_and_a_truncated_chain_stay_broken_after_a_restart(
     witnessed = backbone(store_settings, tmp_path, "verify")
     events = pg_store.recorder.max_notification_id()
 
-    # when an administrator deletes two events, truncates the chain and the checkpoints
+    # when an administrator deletes two events (the last of their streams, so that what is
+    # left still chains), truncates the chain and the checkpoints
     admin_sql(
         store_settings,
         "DELETE FROM {events} WHERE notification_id IN (%s, %s)",
-        positions[1],
-        positions[2],
+        positions[4],
+        positions[5],
     )
     admin_sql(store_settings, "TRUNCATE {chain}, {checkpoints}")
     # and everything restarts (a store process, then verify in a process of its own)
@@ -130,7 +121,7 @@ def test_a_chain_rebuilt_by_hand_after_deleting_events_differs_from_the_witness(
     assert backbone(store_settings, tmp_path, "verify").returncode == 0
 
     # when an administrator deletes an event and relinks what is left, checkpoints gone too
-    admin_sql(store_settings, "DELETE FROM {events} WHERE notification_id = %s", positions[3])
+    admin_sql(store_settings, "DELETE FROM {events} WHERE notification_id = %s", positions[5])
     admin_sql(store_settings, "TRUNCATE {checkpoints}")
     relink_everything(store_settings)
     verdict = backbone(store_settings, tmp_path, "verify")

@@ -10,7 +10,13 @@ from datetime import timedelta
 from uuid import UUID
 
 from events.application import ClinicalStore
-from events.commands.access import ChangeCareTeam, GrantBreakGlass, RecordChartView
+from events.commands.access import (
+    ChangeCareTeam,
+    GrantBreakGlass,
+    RecordAuditRead,
+    RecordChartView,
+    RecordDenial,
+)
 from events.commands.base import CommandContext
 from events.commands.medications import (
     ChangeMedication,
@@ -37,6 +43,7 @@ PHYSICIAN = Actor(user_id=UUID("00000000-0000-4000-8000-0000000000a1"), role="ph
 NURSE = Actor(user_id=UUID("00000000-0000-4000-8000-0000000000a2"), role="nurse")
 LAB = Actor(user_id=UUID("00000000-0000-4000-8000-0000000000a3"), role="lab_tech")
 PHARMACIST = Actor(user_id=UUID("00000000-0000-4000-8000-0000000000a4"), role="pharmacist")
+COMPLIANCE = Actor(user_id=UUID("00000000-0000-4000-8000-0000000000a5"), role="compliance")
 URGENT_FIRST_DOSE = "first dose before verification (urgent)"
 
 
@@ -126,6 +133,11 @@ def _stay(store: ClinicalStore, people: Synthetic, pid: UUID, i: int, family_nam
         store.grant_break_glass(
             as_(PHYSICIAN, "unconscious patient in ED"), GrantBreakGlass(pid, timedelta(hours=4))
         )
+    if i % 10 == 5:  # a refused read, and compliance looking at this patient's access log
+        chart = "/v1/patients/{patient_id}/chart"
+        denied = RecordDenial("GET", chart, 403, "forbidden", "not on the care team", pid, None)
+        store.record_denial(PHARMACIST, denied)
+        store.record_audit_read(as_(COMPLIANCE), RecordAuditRead("access_log", pid, None, 2))
 
 
 def _version(store: ClinicalStore, medication: UUID) -> int:
