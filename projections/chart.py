@@ -1,8 +1,10 @@
 """The patient chart in one SQL round trip, and waiting for a projection position.
 
-``fetch_chart`` builds the whole chart (demographics, allergies, active medications,
-pending orders, recent results with flags and trends, latest vitals) as one JSON value in
-a single query, together with the store position the chart's projections have reached.
+``fetch_chart`` builds the whole chart (demographics, allergies with their status and
+criticality, ``allergy_status``: "recorded" with an active allergy, "no_known_allergies"
+when stated since, else "not_recorded"; active medications, pending orders, recent results
+with flags and trends, latest vitals) as one JSON value in a single query, together with
+the store position the chart's projections have reached.
 ``wait_for_position`` gives readers read-your-writes: it waits, bounded, until the
 projections have applied the event at a given store position.
 """
@@ -33,9 +35,17 @@ SELECT json_build_object(
   'allergies', COALESCE((
     SELECT json_agg(json_build_object(
       'allergy_id', a.allergy_id, 'substance', a.substance, 'substance_code', a.substance_code,
-      'reaction', a.reaction, 'severity', a.severity, 'status', a.status,
+      'reaction', a.reaction, 'severity', a.severity, 'criticality', a.criticality,
+      'status', a.status, 'status_changed_at', a.status_changed_at,
       'recorded_at', a.recorded_at) ORDER BY a.recorded_at, a.allergy_id)
     FROM allergies a WHERE a.patient_id = %(pid)s), '[]'::json),
+  'allergy_status', (
+    SELECT CASE
+      WHEN EXISTS (SELECT 1 FROM allergies a
+                   WHERE a.patient_id = %(pid)s AND a.status = 'active') THEN 'recorded'
+      WHEN p.no_known_allergies_at IS NOT NULL THEN 'no_known_allergies'
+      ELSE 'not_recorded' END
+    FROM patients p WHERE p.patient_id = %(pid)s),
   'active_medications', COALESCE((
     SELECT json_agg(json_build_object(
       'medication_id', m.medication_id, 'drug_code', m.drug_code, 'drug_name', m.drug_name,
@@ -53,9 +63,11 @@ SELECT json_build_object(
   'recent_results', COALESCE((
     SELECT json_agg(json_build_object(
       'result_id', r.result_id, 'order_id', r.order_id, 'code', r.code, 'name', r.name,
-      'value', r.value, 'unit', r.unit, 'reference_low', r.reference_low,
-      'reference_high', r.reference_high, 'flag', r.flag, 'previous_value', r.previous_value,
-      'trend', r.trend, 'amended', r.amended, 'original_value', r.original_value,
+      'value', r.value, 'comparator', r.comparator, 'value_text', r.value_text,
+      'value_type', r.value_type, 'status', r.status, 'unit', r.unit,
+      'reference_low', r.reference_low, 'reference_high', r.reference_high, 'flag', r.flag,
+      'previous_value', r.previous_value, 'trend', r.trend, 'amended', r.amended,
+      'original_value', r.original_value, 'original_text', r.original_text,
       'observed_at', r.observed_at) ORDER BY r.position DESC, r.seq)
     FROM (SELECT * FROM lab_results WHERE patient_id = %(pid)s
           ORDER BY position DESC, seq LIMIT %(recent)s) r), '[]'::json),

@@ -1,8 +1,11 @@
-"""``lab_results``: per patient and analyte, value, range, flag, previous value and trend.
+"""``lab_results``: per patient and analyte, value, status, range, flag, previous value, trend.
 
 A result's previous value is the patient's last earlier result for the same analyte
 (by store position); the trend compares the two in the analyte's canonical unit when
-their units differ. Amendments replace the value, keep the original and are marked.
+their units differ, and only plain numbers (no trend to or from ``<0.01`` or text). A value
+is a number, a number with its comparator (``value_text`` keeps ``<0.01``) or text; flag
+is null where no numeric flag applies. Amendments replace the value and status, keep the
+original and are marked (finalising a preliminary result unchanged is not an amendment).
 """
 
 from __future__ import annotations
@@ -27,16 +30,21 @@ CREATE TABLE IF NOT EXISTS lab_results (
     patient_id uuid NOT NULL,
     code text NOT NULL,
     name text NOT NULL,
-    value double precision NOT NULL,
-    unit text NOT NULL,
+    value double precision,
+    comparator text,
+    value_text text,
+    value_type text NOT NULL DEFAULT 'numeric',
+    status text NOT NULL DEFAULT 'final',
+    unit text,
     reference_low double precision,
     reference_high double precision,
-    flag text NOT NULL,
+    flag text,
     previous_value double precision,
     previous_unit text,
     trend text,
     amended boolean NOT NULL DEFAULT false,
     original_value double precision,
+    original_text text,
     amend_reason text,
     observed_at timestamptz NOT NULL,
     recorded_at timestamptz NOT NULL,
@@ -58,9 +66,10 @@ def _comparable(code: str, value: float, unit: str) -> float | None:
 
 
 def trend_between(
-    code: str, previous: tuple[float, str] | None, value: float, unit: str
+    code: str, previous: tuple[float, str] | None, value: float | None, unit: str | None
 ) -> str | None:
-    if previous is None:
+    """The trend from the previous plain number; None for text, comparators or no previous."""
+    if previous is None or value is None or unit is None:
         return None
     previous_value, previous_unit = previous
     if previous_unit == unit:
@@ -73,22 +82,31 @@ def _previous(
     cur: Cursor[Any], patient_id: UUID | None, code: str, position: int, seq: int
 ) -> tuple[float, str] | None:
     row = cur.execute(
-        "SELECT value, unit FROM lab_results WHERE patient_id = %s AND code = %s "
+        "SELECT value, unit, comparator FROM lab_results WHERE patient_id = %s AND code = %s "
         "AND (position, seq) < (%s, %s) ORDER BY position DESC, seq DESC LIMIT 1",
         (patient_id, code, position, seq),
     ).fetchone()
-    return (float(row[0]), str(row[1])) if row else None
+    if row is None or row[0] is None or row[1] is None or row[2] is not None:
+        return None  # no trend from text or from a bound such as <0.01
+    return float(row[0]), str(row[1])
+
+
+def _plain(payload: o.ReportedValue) -> tuple[float | None, str | None]:
+    """The plain number of a value (None for text and comparator values) and its unit."""
+    if payload.comparator is not None:
+        return None, payload.unit
+    return payload.value, payload.unit
 
 
 def received(cur: Cursor[Any], env: PublishedEnvelope, payload: o.ResultReceived) -> None:
     for seq, r in enumerate(payload.results):
         previous = _previous(cur, env.patient_id, r.code, env.position, seq)
         cur.execute(
-            "INSERT INTO lab_results (result_id, order_id, patient_id, code, name, value, unit, "
-            "reference_low, reference_high, flag, previous_value, previous_unit, trend, "
-            "observed_at, recorded_at, position, seq) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
-            "ON CONFLICT (result_id) DO NOTHING",
+            "INSERT INTO lab_results (result_id, order_id, patient_id, code, name, value, "
+            "comparator, value_text, value_type, status, unit, reference_low, reference_high, "
+            "flag, previous_value, previous_unit, trend, observed_at, recorded_at, position, seq) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
+            "%s, %s) ON CONFLICT (result_id) DO NOTHING",
             (
                 r.result_id,
                 env.aggregate_id,
@@ -96,13 +114,17 @@ def received(cur: Cursor[Any], env: PublishedEnvelope, payload: o.ResultReceived
                 r.code,
                 r.name,
                 r.value,
+                r.comparator,
+                r.value_text,
+                r.value_type,
+                r.status,
                 r.unit,
                 r.reference_low,
                 r.reference_high,
                 r.flag,
                 previous[0] if previous else None,
                 previous[1] if previous else None,
-                trend_between(r.code, previous, r.value, r.unit),
+                trend_between(r.code, previous, *_plain(r)),
                 env.occurred_at,
                 env.recorded_at,
                 env.position,
@@ -119,21 +141,41 @@ def amended(cur: Cursor[Any], env: PublishedEnvelope, payload: o.ResultAmended) 
     if row is None:
         raise MessageRefused("result.amended for a result this projection has not seen")
     code, previous_value, previous_unit = row
-    previous = (float(previous_value), str(previous_unit)) if previous_value is not None else None
+    previous = (
+        (float(previous_value), str(previous_unit))
+        if previous_value is not None and previous_unit is not None
+        else None
+    )
+    # ``amended`` marks a change of value; finalising a preliminary result is not one
+    # unless the value changed, but the status is always the latest.
     cur.execute(
-        "UPDATE lab_results SET value = %s, unit = %s, reference_low = %s, reference_high = %s, "
-        "flag = %s, trend = %s, amended = true, original_value = COALESCE(original_value, value), "
-        "amend_reason = %s WHERE result_id = %s",
-        (
-            payload.value,
-            payload.unit,
-            payload.reference_low,
-            payload.reference_high,
-            payload.flag,
-            trend_between(code, previous, payload.value, payload.unit),
-            env.reason,
-            payload.result_id,
-        ),
+        "UPDATE lab_results SET amended = amended OR %(changed)s, "
+        "original_value = CASE WHEN %(changed)s AND NOT amended THEN value "
+        "ELSE original_value END, "
+        "original_text = CASE WHEN %(changed)s AND NOT amended THEN value_text "
+        "ELSE original_text END, "
+        "value = %(value)s, comparator = %(comparator)s, value_text = %(text)s, "
+        "value_type = %(type)s, status = %(status)s, unit = %(unit)s, "
+        "reference_low = %(low)s, reference_high = %(high)s, flag = %(flag)s, "
+        "trend = %(trend)s, amend_reason = COALESCE(%(reason)s, amend_reason) "
+        "WHERE result_id = %(id)s",
+        {
+            "changed": payload.status == "corrected"
+            or (payload.value, payload.value_text, payload.unit)
+            != (payload.previous_value, payload.previous_text, payload.previous_unit),
+            "value": payload.value,
+            "comparator": payload.comparator,
+            "text": payload.value_text,
+            "type": payload.value_type,
+            "status": payload.status,
+            "unit": payload.unit,
+            "low": payload.reference_low,
+            "high": payload.reference_high,
+            "flag": payload.flag,
+            "trend": trend_between(code, previous, *_plain(payload)),
+            "reason": env.reason,
+            "id": payload.result_id,
+        },
     )
 
 

@@ -1,4 +1,5 @@
-"""``patient_chart``: demographics, allergies (active and refuted), latest vital signs."""
+"""``patient_chart``: demographics, allergies (active, inactive, refuted; criticality),
+"no known drug allergies", latest vital signs."""
 
 from __future__ import annotations
 
@@ -39,6 +40,12 @@ CREATE TABLE IF NOT EXISTS allergies (
     refuted_reason text
 );
 CREATE INDEX IF NOT EXISTS allergies_patient ON allergies (patient_id);
+ALTER TABLE allergies ADD COLUMN IF NOT EXISTS criticality text;
+ALTER TABLE allergies ADD COLUMN IF NOT EXISTS status_changed_at timestamptz;
+ALTER TABLE allergies ADD COLUMN IF NOT EXISTS status_reason text;
+-- When "no known drug allergies" was stated; cleared when an allergy is recorded or
+-- made active again.
+ALTER TABLE patients ADD COLUMN IF NOT EXISTS no_known_allergies_at timestamptz;
 CREATE TABLE IF NOT EXISTS latest_vitals (
     patient_id uuid NOT NULL,
     vital text NOT NULL,
@@ -87,11 +94,17 @@ def demographics_updated(
     )
 
 
+def _clear_no_known_allergies(cur: Cursor[Any], patient_id: UUID | None) -> None:
+    cur.execute(
+        "UPDATE patients SET no_known_allergies_at = NULL WHERE patient_id = %s", (patient_id,)
+    )
+
+
 def allergy_recorded(cur: Cursor[Any], env: PublishedEnvelope, payload: p.AllergyRecorded) -> None:
     cur.execute(
         "INSERT INTO allergies (allergy_id, patient_id, substance, substance_code, reaction, "
-        "severity, status, recorded_at) VALUES (%s, %s, %s, %s, %s, %s, 'active', %s) "
-        "ON CONFLICT (allergy_id) DO NOTHING",
+        "severity, criticality, status, recorded_at) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, 'active', %s) ON CONFLICT (allergy_id) DO NOTHING",
         (
             payload.allergy_id,
             env.patient_id,
@@ -99,16 +112,40 @@ def allergy_recorded(cur: Cursor[Any], env: PublishedEnvelope, payload: p.Allerg
             payload.substance_code,
             payload.reaction,
             payload.severity,
+            payload.criticality,
             env.occurred_at,
         ),
     )
+    _clear_no_known_allergies(cur, env.patient_id)
 
 
 def allergy_refuted(cur: Cursor[Any], env: PublishedEnvelope, payload: p.AllergyRefuted) -> None:
     cur.execute(
-        "UPDATE allergies SET status = 'refuted', refuted_at = %s, refuted_reason = %s "
+        "UPDATE allergies SET status = 'refuted', refuted_at = %s, refuted_reason = %s, "
+        "status_changed_at = %s, status_reason = %s WHERE allergy_id = %s",
+        (env.occurred_at, env.reason, env.occurred_at, env.reason, payload.allergy_id),
+    )
+
+
+def allergy_status_changed(
+    cur: Cursor[Any], env: PublishedEnvelope, payload: p.AllergyStatusChanged
+) -> None:
+    cur.execute(
+        "UPDATE allergies SET status = %s, status_changed_at = %s, status_reason = %s "
         "WHERE allergy_id = %s",
-        (env.occurred_at, env.reason, payload.allergy_id),
+        (payload.status, env.occurred_at, env.reason, payload.allergy_id),
+    )
+    if payload.status == "active":
+        _clear_no_known_allergies(cur, env.patient_id)
+
+
+def no_known_allergies(
+    cur: Cursor[Any], env: PublishedEnvelope, payload: p.NoKnownAllergies
+) -> None:
+    del payload
+    cur.execute(
+        "UPDATE patients SET no_known_allergies_at = %s WHERE patient_id = %s",
+        (env.occurred_at, env.patient_id),
     )
 
 
@@ -149,6 +186,8 @@ PROJECTION = Projection(
         "patient.demographics_updated": demographics_updated,
         "allergy.recorded": allergy_recorded,
         "allergy.refuted": allergy_refuted,
+        "allergy.status_changed": allergy_status_changed,
+        "allergy.none_known": no_known_allergies,
         "vitals.recorded": vitals_recorded,
     },
     purge=purge,

@@ -6,6 +6,7 @@ placeholder secrets are refused.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 
@@ -89,7 +90,14 @@ class ServiceSettings(BaseSettings):
     retention_years: dict[str, float] = Field(default_factory=lambda: dict(RETENTION_YEARS))
 
     route_abnormal_results: bool = False  # also route H and L, not only HH and LL
+    # Compliance alert (GET /v1/audit/alerts): a critical result unacknowledged this long.
     critical_ack_minutes: int = 30
+    # Escalation (the lab-routing consumer): an unacknowledged critical result goes to the
+    # rest of the care team after BACKBONE_CRITICAL_ESCALATION_MINUTES; the _S setting
+    # overrides it in seconds (tests). The sweep looks every critical_escalation_sweep_s.
+    critical_escalation_minutes: float = Field(default=30.0, gt=0)
+    critical_escalation_s: float | None = Field(default=None, gt=0)
+    critical_escalation_sweep_s: float = Field(default=15.0, gt=0)
 
     relay_name: str = "relay"
     relay_batch_size: int = 500
@@ -125,6 +133,13 @@ class ServiceSettings(BaseSettings):
         if self.public_docs is None:
             return self.environment == "development"
         return self.public_docs
+
+    @property
+    def critical_escalation_after(self) -> timedelta:
+        """How long a critical result may stay unacknowledged before it is escalated."""
+        if self.critical_escalation_s is not None:
+            return timedelta(seconds=self.critical_escalation_s)
+        return timedelta(minutes=self.critical_escalation_minutes)
 
     @property
     def api_url(self) -> str:

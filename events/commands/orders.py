@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from uuid import UUID
 
 from events.commands.base import (
@@ -13,18 +13,20 @@ from events.commands.base import (
     JsonDict,
     command,
 )
-from events.domain.aggregates import orders
+from events.domain.aggregates import access, orders, users
 from events.domain.aggregates.orders import AnalyteInput
 from events.domain.clinical_time import clinical_time
 from events.domain.errors import NotFound
 from events.domain.payloads import orders as o
 
 __all__ = [
+    "ESCALATION_ROLES",
     "AcknowledgeResult",
     "AmendResult",
     "AnalyteInput",
     "CancelOrder",
     "CollectSpecimen",
+    "EscalateResult",
     "OrderCommands",
     "PlaceOrder",
     "ReceiveResults",
@@ -76,6 +78,19 @@ class AcknowledgeResult:
 
 
 @dataclass(frozen=True)
+class EscalateResult:
+    """A critical result left unacknowledged for ``after``: notify the rest of the team."""
+
+    order_id: UUID
+    result_id: UUID
+    after: timedelta
+
+
+# Who of the care team an unacknowledged critical result is escalated to.
+ESCALATION_ROLES = ("nurse", "physician", "pharmacist")
+
+
+@dataclass(frozen=True)
 class CancelOrder:
     """Cancel an order (the context carries the reason)."""
 
@@ -85,7 +100,15 @@ class CancelOrder:
 def _results_detail(payload: o.ResultReceived) -> JsonDict:
     return {
         "results": [
-            {"result_id": str(r.result_id), "code": r.code, "flag": r.flag} for r in payload.results
+            {
+                "result_id": str(r.result_id),
+                "code": r.code,
+                "flag": r.flag,
+                "status": r.status,
+                "value_type": r.value_type,
+                "comparator": r.comparator,
+            }
+            for r in payload.results
         ]
     }
 
@@ -138,8 +161,37 @@ class OrderCommands(CommandCore):
             self.order,
             lambda order, _: orders.amend_result(order, cmd.result_id, cmd.corrected, ctx.reason),
             result_id=cmd.result_id,
-            detail=lambda payload: {"flag": payload.flag},
+            detail=lambda payload: {"flag": payload.flag, "status": payload.status},
         )
+
+    @command
+    def escalate_result(self, ctx: CommandContext, cmd: EscalateResult) -> CommandResult:
+        """Record ``result.escalated`` naming the care-team members notified: every active
+        nurse, physician and pharmacist on the team except the ordering physician."""
+
+        def decide(order: orders.LabOrder, now: datetime) -> o.ResultEscalated:
+            recipients = self._escalation_recipients(order)
+            return orders.escalate(order, cmd.result_id, recipients, cmd.after, now)
+
+        return self.change_record(
+            ctx,
+            cmd.order_id,
+            self.order,
+            decide,
+            result_id=cmd.result_id,
+            detail=lambda payload: {"notified": [str(r.user_id) for r in payload.notified]},
+        )
+
+    def _escalation_recipients(self, order: orders.LabOrder) -> list[o.EscalationRecipient]:
+        team = self.load(access.care_team_id(order.patient_id), access.evolve_care_team)
+        found = []
+        for member in sorted(team.members if team is not None else ()):
+            if member == order.ordering_physician:
+                continue
+            user = self.load(member, users.evolve)
+            if user is not None and user.may_log_in and user.role in ESCALATION_ROLES:
+                found.append(o.EscalationRecipient(user_id=user.id, role=user.role))
+        return found
 
     @command
     def acknowledge_result(self, ctx: CommandContext, cmd: AcknowledgeResult) -> CommandResult:

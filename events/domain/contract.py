@@ -58,9 +58,7 @@ SPECS: tuple[EventSpec, ...] = (
         orders.ResultReceivedV1,
         orders.ResultReceived,
     ),
-    _spec(
-        topics.RESULTS, "chart, lab routing", orders.ResultAmendedV1, orders.ResultAmended
-    ),
+    _spec(topics.RESULTS, "chart, lab routing", orders.ResultAmendedV1, orders.ResultAmended),
     _spec(topics.RESULTS, "lab routing, compliance", orders.ResultAcknowledged),
     _spec(topics.RESULTS, "care team inbox, compliance", orders.ResultEscalated),
     _spec(topics.MEDICATIONS, "pharmacy, chart, nursing (MAR)", medications.MedicationPrescribed),

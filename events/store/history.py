@@ -41,6 +41,7 @@ EVOLVE_BY_TYPE: dict[str, Callable[[Any, ClinicalEvent], Any]] = {
             "result.amended",
             "order.cancelled",
             "result.acknowledged",
+            "result.escalated",
         ),
         orders.evolve,
     ),

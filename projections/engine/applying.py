@@ -91,12 +91,17 @@ def apply_once(
     if mark is not None and envelope.position <= mark:
         return False
     patient_id = envelope.patient_id
+    erased = patient_id is not None and marks.is_erased(patient_id)
     if envelope.erased and patient_id is not None:
         projection.purge(cur, patient_id)
         if projection.on_erased is not None:
             projection.on_erased(cur, envelope)
         marks.erase(patient_id)
-    elif payload is not None and not (patient_id is not None and marks.is_erased(patient_id)):
+    elif erased and projection.on_erased is not None:
+        # Readable (not under the patient's key) but of an erased patient: only what the
+        # envelope says is kept, as if it had been applied and then purged.
+        projection.on_erased(cur, envelope)
+    elif payload is not None and not erased:
         projection.apply(cur, envelope, payload)
     marks.set(topic, key, envelope.position)
     return True

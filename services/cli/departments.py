@@ -6,6 +6,7 @@ from projections.engine.base import Projection
 from projections.engine.service import run_projections
 from services.bootstrap import Backbone
 from services.cli.stopping import stop_on_signals
+from services.departments.escalation import EscalationSweep, run_escalations
 from services.departments.lab_routing import lab_routing, routed_flags
 from services.departments.pharmacy import PROJECTION as PHARMACY
 
@@ -24,6 +25,21 @@ def pharmacy() -> None:
 
 
 def lab_routing_consumer() -> None:
-    """Route critical (and, if configured, abnormal) results to the ordering physician."""
+    """Route critical (and, if configured, abnormal) results to the ordering physician, and
+    escalate critical ones left unacknowledged to the rest of the care team."""
     backbone = Backbone()
-    _run(lab_routing(routed_flags(backbone.settings.route_abnormal_results)), backbone)
+    settings = backbone.settings
+    stop = stop_on_signals()
+    sweep = EscalationSweep(backbone.store, backbone.reads, settings.critical_escalation_after)
+    sweeper = run_escalations(sweep, stop, settings.critical_escalation_sweep_s)
+    try:
+        run_projections(
+            (lab_routing(routed_flags(settings.route_abnormal_results)),),
+            backbone.reads,
+            backbone.projection_settings,
+            stop,
+        )
+    finally:
+        stop.set()
+        sweeper.join(timeout=30)
+        backbone.close()

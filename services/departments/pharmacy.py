@@ -2,28 +2,50 @@
 
 Every ``medication.prescribed`` and ``medication.changed`` becomes an item (its id is the
 event's id, so a decision can name it as its cause). Alerts are computed by the pharmacy at
-that moment from what it has seen: drug-allergy (same substance or a cross-reacting class),
-drug-drug interactions and duplicate therapy against the patient's other active drugs, and
-dose above the maximum. A change supersedes the pending item; a discontinuation withdraws it.
+that moment from what it has seen: drug-allergy (same substance or a cross-reacting class,
+active allergies only), drug-drug interactions and duplicate therapy against the patient's
+other active drugs, and dose limits (single by route, per 24 h, by age from the birth date
+it has seen). A change supersedes the pending item; a discontinuation withdraws it.
+
+A new allergy (``allergy.recorded``) or one made active again (``allergy.status_changed``)
+re-screens the patient's active drugs: each drug it alerts for gets an ``allergy_rescreen``
+item with all of its current alerts (id derived from the event and the order, so a
+redelivery adds nothing), superseding the order's pending item. The pharmacist decides it
+like any item; for an order verified already, it confirms or rejects that verification.
 """
 
 from __future__ import annotations
 
 import json
+from datetime import date
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid5
 
 from psycopg import Cursor
 
 from events.domain.payloads import medications as m
 from events.domain.payloads import patients as p
+from events.domain.rules.dose_limits import age_in_years
 from events.domain.rules.interactions import duplicate_therapy_alerts, interaction_alerts
-from events.domain.rules.medications import allergy_alerts, dose_alerts, screening_gaps
+from events.domain.rules.medications import (
+    allergy_alerts,
+    dose_alerts,
+    dose_gaps,
+    screening_gaps,
+)
 from events.domain.topics import MEDICATIONS, PATIENTS
 from events.store.published import PublishedEnvelope
 from projections.engine.base import MessageRefused, Projection
 
+# Re-screen item ids: uuid5 of this namespace and "<allergy event id>:<medication id>".
+RESCREEN_NAMESPACE = UUID("3f0f6f1e-8a61-4c55-9d0c-6a2b1f9e4c21")
+RESCREEN = "allergy_rescreen"
+
 DDL = """
+CREATE TABLE IF NOT EXISTS pharmacy_patients (
+    patient_id uuid PRIMARY KEY,
+    birth_date date NOT NULL
+);
 CREATE TABLE IF NOT EXISTS pharmacy_allergies (
     allergy_id uuid PRIMARY KEY,
     patient_id uuid NOT NULL,
@@ -67,12 +89,46 @@ CREATE INDEX IF NOT EXISTS pharmacy_items_medication ON pharmacy_items (medicati
 """
 
 
+def registered(cur: Cursor[Any], env: PublishedEnvelope, payload: p.PatientRegistered) -> None:
+    cur.execute(
+        "INSERT INTO pharmacy_patients (patient_id, birth_date) VALUES (%s, %s) "
+        "ON CONFLICT (patient_id) DO NOTHING",
+        (env.patient_id, payload.birth_date),
+    )
+
+
+def demographics_updated(
+    cur: Cursor[Any], env: PublishedEnvelope, payload: p.DemographicsUpdated
+) -> None:
+    if payload.birth_date is not None:
+        cur.execute(
+            "INSERT INTO pharmacy_patients (patient_id, birth_date) VALUES (%s, %s) "
+            "ON CONFLICT (patient_id) DO UPDATE SET birth_date = EXCLUDED.birth_date",
+            (env.patient_id, payload.birth_date),
+        )
+
+
 def allergy_recorded(cur: Cursor[Any], env: PublishedEnvelope, payload: p.AllergyRecorded) -> None:
     cur.execute(
         "INSERT INTO pharmacy_allergies (allergy_id, patient_id, substance, substance_code, "
         "active) VALUES (%s, %s, %s, %s, true) ON CONFLICT (allergy_id) DO NOTHING",
         (payload.allergy_id, env.patient_id, payload.substance, payload.substance_code),
     )
+    _rescreen(cur, env, payload.substance, payload.substance_code)
+
+
+def allergy_status_changed(
+    cur: Cursor[Any], env: PublishedEnvelope, payload: p.AllergyStatusChanged
+) -> None:
+    row = cur.execute(
+        "UPDATE pharmacy_allergies SET active = %s WHERE allergy_id = %s "
+        "RETURNING substance, substance_code",
+        (payload.status == "active", payload.allergy_id),
+    ).fetchone()
+    if row is None:
+        raise MessageRefused("allergy.status_changed for an allergy the pharmacy has not seen")
+    if payload.status == "active":
+        _rescreen(cur, env, str(row[0]), row[1])
 
 
 def allergy_refuted(cur: Cursor[Any], env: PublishedEnvelope, payload: p.AllergyRefuted) -> None:
@@ -82,15 +138,23 @@ def allergy_refuted(cur: Cursor[Any], env: PublishedEnvelope, payload: p.Allergy
     )
 
 
+def _age(cur: Cursor[Any], patient_id: UUID | None, on: date) -> int | None:
+    row = cur.execute(
+        "SELECT birth_date FROM pharmacy_patients WHERE patient_id = %s", (patient_id,)
+    ).fetchone()
+    return None if row is None else age_in_years(row[0], on)
+
+
 def _alerts(
     cur: Cursor[Any],
-    patient_id: UUID | None,
+    env: PublishedEnvelope,
     medication_id: UUID,
-    code: str,
-    name: str,
-    dose: float,
-    unit: str,
+    order: tuple[Any, ...],
 ) -> list[str]:
+    """All alerts of an order (code, name, dose, unit, route, frequency, ...) for its patient."""
+    code, name, dose, unit, route, frequency = order[:6]
+    patient_id = env.patient_id
+    age = _age(cur, patient_id, (env.occurred_at or env.recorded_at).date())
     allergies = cur.execute(
         "SELECT substance, substance_code FROM pharmacy_allergies WHERE patient_id = %s AND active",
         (patient_id,),
@@ -106,13 +170,56 @@ def _alerts(
         allergy_alerts(code, name, allergy_list)
         + interaction_alerts(code, name, other_drugs)
         + duplicate_therapy_alerts(code, name, other_drugs)
-        + dose_alerts(code, dose, unit)
+        + dose_alerts(code, dose, unit, route=route, frequency=frequency, age=age)
         + screening_gaps(code, name, allergy_list)
+        + dose_gaps(code, frequency, route, age_known=age is not None)
     )
+
+
+def _rescreen(
+    cur: Cursor[Any], env: PublishedEnvelope, substance: str, substance_code: str | None
+) -> None:
+    """A queue item for each active drug of the patient this allergy alerts for."""
+    drugs = cur.execute(
+        "SELECT DISTINCT ON (i.medication_id) i.medication_id, i.order_version, i.drug_code, "
+        "i.drug_name, i.dose, i.dose_unit, i.route, i.frequency, i.prescriber, i.status "
+        "FROM pharmacy_drugs d JOIN pharmacy_items i ON i.medication_id = d.medication_id "
+        "WHERE d.patient_id = %s AND d.active "
+        "ORDER BY i.medication_id, i.order_version DESC, i.created_at DESC",
+        (env.patient_id,),
+    ).fetchall()
+    for medication_id, version, *order, latest_status in drugs:
+        if latest_status == "rejected":
+            continue  # a rejected order is not given; the prescriber must change it
+        if not allergy_alerts(order[0], order[1], [(substance, substance_code)]):
+            continue
+        alerts = _alerts(cur, env, medication_id, tuple(order))
+        item_id = uuid5(RESCREEN_NAMESPACE, f"{env.event_id}:{medication_id}")
+        cur.execute(
+            "UPDATE pharmacy_items SET status = 'superseded' WHERE medication_id = %s "
+            "AND status = 'pending' AND item_id <> %s",
+            (medication_id, item_id),
+        )
+        _insert_item(cur, item_id, medication_id, env, version, RESCREEN, order, alerts)
 
 
 def _item(
     cur: Cursor[Any], env: PublishedEnvelope, kind: str, order: tuple[Any, ...], alerts: list[str]
+) -> None:
+    _insert_item(
+        cur, env.event_id, env.aggregate_id, env, env.aggregate_version, kind, order, alerts
+    )
+
+
+def _insert_item(
+    cur: Cursor[Any],
+    item_id: UUID,
+    medication_id: UUID,
+    env: PublishedEnvelope,
+    version: int,
+    kind: str,
+    order: Any,
+    alerts: list[str],
 ) -> None:
     drug_code, drug_name, dose, dose_unit, route, frequency, prescriber = order
     cur.execute(
@@ -121,10 +228,10 @@ def _item(
         "created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'pending', %s) "
         "ON CONFLICT (item_id) DO NOTHING",
         (
-            env.event_id,
-            env.aggregate_id,
+            item_id,
+            medication_id,
             env.patient_id,
-            env.aggregate_version,
+            version,
             kind,
             drug_code,
             drug_name,
@@ -140,15 +247,16 @@ def _item(
 
 
 def prescribed(cur: Cursor[Any], env: PublishedEnvelope, payload: m.MedicationPrescribed) -> None:
-    alerts = _alerts(
-        cur,
-        env.patient_id,
-        env.aggregate_id,
+    order = (
         payload.drug_code,
         payload.drug_name,
         payload.dose,
         payload.dose_unit,
+        payload.route,
+        payload.frequency,
+        payload.prescriber,
     )
+    alerts = _alerts(cur, env, env.aggregate_id, order)
     cur.execute(
         "INSERT INTO pharmacy_drugs (medication_id, patient_id, drug_code, drug_name, dose, "
         "dose_unit, active) VALUES (%s, %s, %s, %s, %s, %s, true) "
@@ -161,15 +269,6 @@ def prescribed(cur: Cursor[Any], env: PublishedEnvelope, payload: m.MedicationPr
             payload.dose,
             payload.dose_unit,
         ),
-    )
-    order = (
-        payload.drug_code,
-        payload.drug_name,
-        payload.dose,
-        payload.dose_unit,
-        payload.route,
-        payload.frequency,
-        payload.prescriber,
     )
     _item(cur, env, "prescribed", order, alerts)
 
@@ -195,8 +294,8 @@ def changed(cur: Cursor[Any], env: PublishedEnvelope, payload: m.MedicationChang
         "UPDATE pharmacy_drugs SET dose = %s, dose_unit = %s WHERE medication_id = %s",
         (dose, unit, env.aggregate_id),
     )
-    alerts = _alerts(cur, env.patient_id, env.aggregate_id, code, name, dose, unit)
-    _item(cur, env, "changed", (code, name, dose, unit, route, frequency, prescriber), alerts)
+    order = (code, name, dose, unit, route, frequency, prescriber)
+    _item(cur, env, "changed", order, _alerts(cur, env, env.aggregate_id, order))
 
 
 def discontinued(
@@ -230,18 +329,21 @@ def rejected(cur: Cursor[Any], env: PublishedEnvelope, payload: m.PharmacyReject
 
 
 def purge(cur: Cursor[Any], patient_id: UUID) -> None:
-    for table in ("pharmacy_items", "pharmacy_drugs", "pharmacy_allergies"):
+    for table in ("pharmacy_items", "pharmacy_drugs", "pharmacy_allergies", "pharmacy_patients"):
         cur.execute(f"DELETE FROM {table} WHERE patient_id = %s", (patient_id,))  # noqa: S608
 
 
 PROJECTION = Projection(
     name="pharmacy",
     topics=(PATIENTS.name, MEDICATIONS.name),
-    tables=("pharmacy_allergies", "pharmacy_drugs", "pharmacy_items"),
+    tables=("pharmacy_patients", "pharmacy_allergies", "pharmacy_drugs", "pharmacy_items"),
     ddl=DDL,
     handlers={
+        "patient.registered": registered,
+        "patient.demographics_updated": demographics_updated,
         "allergy.recorded": allergy_recorded,
         "allergy.refuted": allergy_refuted,
+        "allergy.status_changed": allergy_status_changed,
         "medication.prescribed": prescribed,
         "medication.changed": changed,
         "medication.discontinued": discontinued,

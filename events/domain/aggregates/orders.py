@@ -1,9 +1,13 @@
-"""The lab order aggregate: placed → specimen collected → results → amended, or cancelled."""
+"""The lab order aggregate: placed → specimen collected → results → amended, or cancelled.
+
+Results are acknowledged by the physician, or escalated to the care team when a critical
+one is not acknowledged in time."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 from uuid import UUID
 
@@ -11,24 +15,39 @@ from events.domain.aggregates.common import require_reason
 from events.domain.envelope import ClinicalEvent
 from events.domain.errors import ClinicalRuleViolation, NotFound
 from events.domain.payloads import orders as o
-from events.domain.rules.results import flag_result
+from events.domain.rules.results import (
+    amended_status,
+    flag_value,
+    is_critical,
+    parse_value,
+    received_status,
+)
 
 OrderStatus = Literal["placed", "collected", "resulted", "cancelled"]
 
 
 @dataclass(frozen=True)
 class Result:
-    """An analyte result; an amended one keeps its original value."""
+    """An analyte result; an amended one keeps its original value.
+
+    ``acknowledged`` and ``escalated`` concern the current notification: an amendment that
+    leaves the result critical starts a new one (both false again)."""
 
     result_id: UUID
     code: str
     name: str
-    value: float
-    unit: str
+    value: float | None
+    unit: str | None
     reference_low: float | None
     reference_high: float | None
-    flag: str
+    flag: str | None
     original_value: float | None = None
+    comparator: str | None = None
+    value_text: str | None = None
+    status: str = "final"
+    acknowledged: bool = False
+    escalated: bool = False
+    notified_at: datetime | None = None  # when it was last routed as critical
 
 
 @dataclass(frozen=True)
@@ -49,14 +68,60 @@ class LabOrder:
 
 @dataclass(frozen=True)
 class AnalyteInput:
-    """One analyte as the lab sends it, before the flag is computed."""
+    """One analyte as the lab sends it, before the flag is computed.
+
+    ``value`` is a number or the text the lab reported (``"<0.01"``, ``"positive"``);
+    ``status`` is preliminary or final for a new result, and for an amendment the status it
+    asks for (None: finalise a preliminary result, correct a final one)."""
 
     code: str
     name: str
-    value: float
-    unit: str
+    value: float | str
+    unit: str | None
     reference_low: float | None = None
     reference_high: float | None = None
+    status: str | None = None
+
+
+def _result(r: o.AnalyteResult, recorded_at: datetime) -> Result:
+    return Result(
+        r.result_id,
+        r.code,
+        r.name,
+        r.value,
+        r.unit,
+        r.reference_low,
+        r.reference_high,
+        r.flag,
+        comparator=r.comparator,
+        value_text=r.value_text,
+        status=r.status,
+        notified_at=recorded_at if is_critical(r.flag) else None,
+    )
+
+
+def _amended(r: Result, payload: o.ResultAmended, recorded_at: datetime) -> Result:
+    critical = is_critical(payload.flag)
+    return replace(
+        r,
+        value=payload.value,
+        unit=payload.unit,
+        reference_low=payload.reference_low,
+        reference_high=payload.reference_high,
+        flag=payload.flag,
+        original_value=r.original_value if r.original_value is not None else r.value,
+        comparator=payload.comparator,
+        value_text=payload.value_text,
+        status=payload.status,
+        acknowledged=r.acknowledged and not critical,
+        escalated=r.escalated and not critical,
+        notified_at=recorded_at if critical else r.notified_at,
+    )
+
+
+def _each(state: LabOrder, result_id: UUID, change: Callable[[Result], Result]) -> LabOrder:
+    results = tuple(change(r) if r.result_id == result_id else r for r in state.results)
+    return replace(state, results=results)
 
 
 def evolve(state: LabOrder | None, event: ClinicalEvent) -> LabOrder:
@@ -79,40 +144,16 @@ def evolve(state: LabOrder | None, event: ClinicalEvent) -> LabOrder:
     if isinstance(payload, o.SpecimenCollected):
         return replace(state, status="collected", collected_at=payload.collected_at)
     if isinstance(payload, o.ResultReceived):
-        received = tuple(
-            Result(
-                r.result_id,
-                r.code,
-                r.name,
-                r.value,
-                r.unit,
-                r.reference_low,
-                r.reference_high,
-                r.flag,
-            )
-            for r in payload.results
-        )
+        received = tuple(_result(r, event.recorded_at) for r in payload.results)
         return replace(state, status="resulted", results=(*state.results, *received))
     if isinstance(payload, o.ResultAmended):
-        results = tuple(
-            replace(
-                r,
-                value=payload.value,
-                unit=payload.unit,
-                reference_low=payload.reference_low,
-                reference_high=payload.reference_high,
-                flag=payload.flag,
-                original_value=r.original_value if r.original_value is not None else r.value,
-            )
-            if r.result_id == payload.result_id
-            else r
-            for r in state.results
-        )
-        return replace(state, results=results)
+        return _each(state, payload.result_id, lambda r: _amended(r, payload, event.recorded_at))
     if isinstance(payload, o.OrderCancelled):
         return replace(state, status="cancelled")
     if isinstance(payload, o.ResultAcknowledged):
-        return state
+        return _each(state, payload.result_id, lambda r: replace(r, acknowledged=True))
+    if isinstance(payload, o.ResultEscalated):
+        return _each(state, payload.result_id, lambda r: replace(r, escalated=True))
     raise ValueError(f"lab order stream cannot apply {event.event_type}")
 
 
@@ -145,6 +186,24 @@ def collect_specimen(
     return o.SpecimenCollected(collected_at=collected_at, specimen_type=specimen_type)
 
 
+def _reported(code: str, analyte: AnalyteInput, status: str) -> dict[str, object]:
+    """The payload fields of a reported value: parsed, flagged, with its status."""
+    reported = parse_value(analyte.value)
+    unit = analyte.unit.strip() if analyte.unit is not None and analyte.unit.strip() else None
+    flag = flag_value(code, reported, unit, analyte.reference_low, analyte.reference_high)
+    return {
+        "value": reported.value,
+        "comparator": reported.comparator,
+        "value_text": reported.text,
+        "value_type": reported.value_type,
+        "unit": unit,
+        "reference_low": analyte.reference_low,
+        "reference_high": analyte.reference_high,
+        "flag": flag,
+        "status": status,
+    }
+
+
 def receive_results(
     order: LabOrder, analytes: list[AnalyteInput], result_ids: list[UUID]
 ) -> o.ResultReceived:
@@ -156,26 +215,14 @@ def receive_results(
     results = []
     for index, (analyte, result_id) in enumerate(zip(analytes, result_ids, strict=True)):
         try:
-            flag = flag_result(
-                analyte.code,
-                analyte.value,
-                analyte.unit,
-                analyte.reference_low,
-                analyte.reference_high,
-            )
+            status = received_status(analyte.status or "final")
+            fields = _reported(analyte.code, analyte, status)
         except ClinicalRuleViolation as exc:
             exc.field = f"results.{index}.{exc.field or 'unit'}"
             raise
         results.append(
-            o.AnalyteResult(
-                result_id=result_id,
-                code=analyte.code,
-                name=analyte.name,
-                value=analyte.value,
-                unit=analyte.unit,
-                reference_low=analyte.reference_low,
-                reference_high=analyte.reference_high,
-                flag=flag,
+            o.AnalyteResult.model_validate(
+                {"result_id": result_id, "code": analyte.code, "name": analyte.name, **fields}
             )
         )
     return o.ResultReceived(results=tuple(results))
@@ -184,28 +231,25 @@ def receive_results(
 def amend_result(
     order: LabOrder, result_id: UUID, corrected: AnalyteInput, reason: str | None
 ) -> o.ResultAmended:
-    require_reason(reason, "amend a result")
+    """Finalise a preliminary result (no reason needed) or correct a final one (a reason)."""
     _not_cancelled(order, "amend a result")
     match = [r for r in order.results if r.result_id == result_id]
     if not match:
         raise NotFound("result", result_id)
     original = match[0]
-    flag = flag_result(
-        original.code,
-        corrected.value,
-        corrected.unit,
-        corrected.reference_low,
-        corrected.reference_high,
-    )
-    return o.ResultAmended(
-        result_id=result_id,
-        value=corrected.value,
-        unit=corrected.unit,
-        reference_low=corrected.reference_low,
-        reference_high=corrected.reference_high,
-        flag=flag,
-        previous_value=original.value,
-        previous_unit=original.unit,
+    status, needs_reason = amended_status(original.status, corrected.status)
+    if needs_reason:
+        require_reason(reason, "amend a result")
+    return o.ResultAmended.model_validate(
+        {
+            "result_id": result_id,
+            **_reported(original.code, corrected, status),
+            "previous_value": original.value,
+            "previous_text": original.value_text,
+            "previous_unit": original.unit,
+            "previous_flag": original.flag,
+            "previous_status": original.status,
+        }
     )
 
 
@@ -223,3 +267,36 @@ def acknowledge(order: LabOrder, result_id: UUID) -> o.ResultAcknowledged:
     if not any(r.result_id == result_id for r in order.results):
         raise NotFound("result", result_id)
     return o.ResultAcknowledged(result_id=result_id)
+
+
+def escalate(
+    order: LabOrder,
+    result_id: UUID,
+    recipients: list[o.EscalationRecipient],
+    after: timedelta,
+    now: datetime,
+) -> o.ResultEscalated:
+    """Escalate a critical result left unacknowledged for ``after`` since it was routed
+    to ``recipients`` (the rest of the care team). Refused when it was acknowledged or
+    escalated already, is no longer critical, or the time has not passed."""
+    match = [r for r in order.results if r.result_id == result_id]
+    if not match:
+        raise NotFound("result", result_id)
+    result = match[0]
+    if not is_critical(result.flag):
+        raise ClinicalRuleViolation("the result is not critical: nothing to escalate", field="flag")
+    if result.acknowledged or result.escalated:
+        done = "acknowledged" if result.acknowledged else "escalated"
+        raise ClinicalRuleViolation(f"the result was {done} already", field="result_id")
+    notified_at = result.notified_at
+    if notified_at is None or now - notified_at < after:
+        raise ClinicalRuleViolation("the escalation time has not passed", field="notified_at")
+    return o.ResultEscalated.model_validate(
+        {
+            "result_id": result_id,
+            "flag": result.flag,
+            "notified_at": notified_at,
+            "after_minutes": after.total_seconds() / 60,
+            "notified": tuple(recipients),
+        }
+    )

@@ -12,7 +12,6 @@ from events.domain.envelope import ClinicalEvent
 from events.domain.errors import ClinicalRuleViolation, DuplicateMRN, NotFound, PatientErasedError
 from events.domain.payloads import patients as p
 
-
 AllergyStatus = Literal["active", "inactive", "refuted"]
 
 

@@ -89,8 +89,8 @@ def _convert_dose(value: float, unit: str, target: str, info: DrugInfo) -> float
 
 
 def _check(dose: float, unit: str, maximum: Dose, info: DrugInfo, what: str, scope: str) -> str:
-    """"" within ``maximum``; else the alert's end: "exceeds the maximum ..." or why it cannot
-    be checked (a unit that does not convert)."""
+    """Empty within ``maximum``; else the alert's end: "exceeds the maximum ..." or why it
+    cannot be checked (a unit that does not convert)."""
     limit = f"the maximum {what} of {maximum.value:g} {maximum.unit} for {info.name}{scope}"
     comparable = _convert_dose(dose, unit, maximum.unit, info)
     if comparable is None:

@@ -151,7 +151,9 @@ def flag_result(
     return _flag_at(found, point, (reference_low, reference_high), "at")
 
 
-def _extreme(found: Analyte | None, reference: tuple[float | None, float | None], low: bool) -> Flag:
+def _extreme(
+    found: Analyte | None, reference: tuple[float | None, float | None], low: bool
+) -> Flag:
     """The flag of the lowest (or highest) values a comparator allows, with no bound."""
     critical = None if found is None else (found.critical_low if low else found.critical_high)
     if critical is not None:
@@ -185,7 +187,7 @@ def flag_value(
     bound = _flag_at(found, point, reference, edges[reported.comparator])
     if reported.comparator in ("<", "<="):
         minimum = None if found is None or point[1] is None else found.possible_min
-        if minimum is None:
+        if found is None or minimum is None:
             other = _extreme(found, reference, low=True)
         else:
             in_unit = _from_canonical(found, unit, minimum)
@@ -261,8 +263,10 @@ def parse_value(value: float | str) -> ReportedValue:
 
 def received_status(status: str) -> ResultStatus:
     """A status a lab may report a new result with: preliminary or final."""
-    if status == "preliminary" or status == "final":
-        return status
+    if status == "preliminary":
+        return "preliminary"
+    if status == "final":
+        return "final"
     raise ClinicalRuleViolation(
         f"a new result is preliminary or final, not {status!r}: a correction amends the "
         "reported result",

@@ -13,7 +13,7 @@ from events.commands.access import GrantBreakGlass, RecordChartView
 from events.commands.medications import Prescribe
 from events.commands.observations import RecordVitals
 from events.commands.orders import PlaceOrder
-from events.commands.patients import RecordAllergy, RegisterPatient
+from events.commands.patients import RegisterPatient
 from events.domain.aggregates import patients as patient_aggregate
 from events.domain.errors import NotFound
 from events.domain.payloads.patients import MRN_PATTERN
@@ -39,11 +39,11 @@ from services.api.deps import (
 from services.api.examples import CHART, HISTORY, SEARCH, example
 from services.api.guards import ProjectionBehind
 from services.api.problems import Forbidden
+from services.api.routes import allergies
 from services.api.schemas.common import QueryText, Written
 from services.api.schemas.medications import MedicationCreate
 from services.api.schemas.orders import OrderCreate
 from services.api.schemas.patients import (
-    AllergyCreate,
     BreakGlassCreate,
     BreakGlassWritten,
     PatientCreate,
@@ -56,6 +56,7 @@ from services.auth.service import Principal
 HISTORY_MAX_PAGE = 500
 
 router = APIRouter(prefix="/v1/patients", tags=["patients"])
+router.include_router(allergies.router)
 
 Registrar = Annotated[Principal, Depends(require("front_desk", "nurse", "physician", "admin"))]
 Searcher = Annotated[
@@ -262,23 +263,6 @@ def break_glass(
         (named("access_audit"),),
     )
     return BreakGlassWritten(id=result.id, position=result.position, expires_in_s=minutes * 60)
-
-
-@router.post("/{patient_id}/allergies", status_code=status.HTTP_201_CREATED, response_model=Written)
-def record_allergy(
-    patient_id: UUID,
-    body: AllergyCreate,
-    container: ContainerDep,
-    user: NurseOrPhysician,
-    key: IdempotencyKey = None,
-) -> Written:
-    """Record an allergy (substance, reaction, severity)."""
-    allergy = RecordAllergy(
-        patient_id, body.substance, body.reaction, body.severity, body.substance_code
-    )
-    return Written.of(
-        container.store.record_allergy(write_context(container, user, body, key), allergy)
-    )
 
 
 @router.post(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -35,6 +35,16 @@ class SpecimenCreate(WriteBase):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{}]})
 
 
+ReportedValueIn = Annotated[
+    float | Annotated[str, Field(min_length=1, max_length=1000)],
+    Field(
+        description="A number, or the text the lab reported: a comparator value such as "
+        "`<0.01` or `>1000` (kept, flagged only when unambiguous) or text such as `positive` "
+        "(never flagged)."
+    ),
+]
+
+
 class AnalyteIn(BaseModel):
     """One analyte result as the lab reports it."""
 
@@ -42,10 +52,53 @@ class AnalyteIn(BaseModel):
 
     code: str = Field(pattern=r"^\d{1,7}-\d$", description="LOINC code")
     name: str = Field(min_length=1, max_length=200)
-    value: float
-    unit: str = Field(min_length=1, max_length=30, description="UCUM unit")
+    value: ReportedValueIn
+    unit: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=30,
+        description="UCUM unit; required for a numeric value, optional for text",
+    )
     reference_low: float | None = None
     reference_high: float | None = None
+    status: Literal["preliminary", "final", "corrected"] = Field(
+        default="final", description="preliminary or final; a correction is an amendment"
+    )
+
+
+class AmendCreate(WriteBase):
+    """A new value of one result: finalises a preliminary result, or corrects a final one
+    (a correction needs a reason). ``status`` defaults to final / corrected accordingly."""
+
+    value: ReportedValueIn
+    unit: str | None = Field(default=None, min_length=1, max_length=30)
+    reference_low: float | None = None
+    reference_high: float | None = None
+    status: Literal["preliminary", "final", "corrected"] | None = None
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "value": 7.4,
+                    "unit": "mmol/L",
+                    "reference_low": 3.5,
+                    "reference_high": 5.1,
+                    "reason": "specimen re-run: haemolysis ruled out",
+                }
+            ]
+        },
+    )
+
+
+class AmendWritten(BaseModel):
+    """The amended result's id, the store position, its new flag and status."""
+
+    id: UUID
+    position: int
+    flag: str | None
+    status: str
 
 
 class ResultsCreate(WriteBase):
@@ -66,7 +119,15 @@ class ResultsCreate(WriteBase):
                             "unit": "mmol/L",
                             "reference_low": 3.5,
                             "reference_high": 5.1,
-                        }
+                        },
+                        {
+                            "code": "10839-9",
+                            "name": "Troponin I",
+                            "value": "<0.01",
+                            "unit": "ng/mL",
+                            "reference_high": 0.04,
+                            "status": "preliminary",
+                        },
                     ]
                 }
             ]
@@ -75,9 +136,14 @@ class ResultsCreate(WriteBase):
 
 
 class ResultFlag(BaseModel):
+    """One result's flag (None: no numeric flag applies), status and value type."""
+
     result_id: UUID
     code: str
-    flag: str
+    flag: str | None
+    status: str = "final"
+    value_type: str = "numeric"
+    comparator: str | None = None
 
 
 class ResultsWritten(BaseModel):

@@ -54,13 +54,52 @@ class AllergyCreate(WriteBase):
     substance_code: str | None = Field(default=None, max_length=50)
     reaction: str = Field(min_length=1, max_length=200)
     severity: Literal["mild", "moderate", "severe"]
+    criticality: Literal["low", "high", "unable-to-assess"] | None = Field(
+        default=None,
+        description=(
+            "FHIR AllergyIntolerance criticality: the potential for a serious reaction in "
+            "future (null: not stated)."
+        ),
+    )
 
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
-            "examples": [{"substance": "penicillin", "reaction": "hives", "severity": "moderate"}]
+            "examples": [
+                {
+                    "substance": "penicillin",
+                    "reaction": "hives",
+                    "severity": "moderate",
+                    "criticality": "high",
+                }
+            ]
         },
     )
+
+
+class AllergyStatusChange(WriteBase):
+    """Inactivate an allergy, make an inactive one active again, or refute one (recorded in
+    error); the reason is mandatory. Only active allergies screen prescriptions."""
+
+    status: Literal["active", "inactive", "refuted"]
+    reason: str = Field(min_length=3, max_length=1000)
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"status": "inactive", "reason": "outgrown: tolerated a graded challenge"},
+                {"status": "refuted", "reason": "recorded for the wrong patient"},
+            ]
+        },
+    )
+
+
+class NoKnownAllergiesCreate(WriteBase):
+    """The patient has no known drug allergies (asked and answered); refused while an
+    allergy is active."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{}]})
 
 
 class VitalsCreate(WriteBase):
