@@ -84,6 +84,8 @@ CREATE TABLE IF NOT EXISTS pharmacy_items (
     decided_by uuid,
     decision_reason text
 );
+-- Why the prescriber went past an alert: the pharmacist sees it beside the alerts.
+ALTER TABLE pharmacy_items ADD COLUMN IF NOT EXISTS prescriber_override text;
 CREATE INDEX IF NOT EXISTS pharmacy_items_queue ON pharmacy_items (status, created_at);
 CREATE INDEX IF NOT EXISTS pharmacy_items_medication ON pharmacy_items (medication_id);
 """
@@ -204,10 +206,23 @@ def _rescreen(
 
 
 def _item(
-    cur: Cursor[Any], env: PublishedEnvelope, kind: str, order: tuple[Any, ...], alerts: list[str]
+    cur: Cursor[Any],
+    env: PublishedEnvelope,
+    kind: str,
+    order: tuple[Any, ...],
+    alerts: list[str],
+    override: str | None,
 ) -> None:
     _insert_item(
-        cur, env.event_id, env.aggregate_id, env, env.aggregate_version, kind, order, alerts
+        cur,
+        env.event_id,
+        env.aggregate_id,
+        env,
+        env.aggregate_version,
+        kind,
+        order,
+        alerts,
+        override,
     )
 
 
@@ -220,12 +235,14 @@ def _insert_item(
     kind: str,
     order: Any,
     alerts: list[str],
+    override: str | None = None,
 ) -> None:
     drug_code, drug_name, dose, dose_unit, route, frequency, prescriber = order
     cur.execute(
         "INSERT INTO pharmacy_items (item_id, medication_id, patient_id, order_version, kind, "
         "drug_code, drug_name, dose, dose_unit, route, frequency, prescriber, alerts, status, "
-        "created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'pending', %s) "
+        "created_at, prescriber_override) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'pending', %s, %s) "
         "ON CONFLICT (item_id) DO NOTHING",
         (
             item_id,
@@ -242,6 +259,7 @@ def _insert_item(
             prescriber,
             json.dumps(alerts),
             env.recorded_at,
+            override,
         ),
     )
 
@@ -270,7 +288,7 @@ def prescribed(cur: Cursor[Any], env: PublishedEnvelope, payload: m.MedicationPr
             payload.dose_unit,
         ),
     )
-    _item(cur, env, "prescribed", order, alerts)
+    _item(cur, env, "prescribed", order, alerts, payload.override_reason)
 
 
 def changed(cur: Cursor[Any], env: PublishedEnvelope, payload: m.MedicationChanged) -> None:
@@ -295,7 +313,8 @@ def changed(cur: Cursor[Any], env: PublishedEnvelope, payload: m.MedicationChang
         (dose, unit, env.aggregate_id),
     )
     order = (code, name, dose, unit, route, frequency, prescriber)
-    _item(cur, env, "changed", order, _alerts(cur, env, env.aggregate_id, order))
+    alerts = _alerts(cur, env, env.aggregate_id, order)
+    _item(cur, env, "changed", order, alerts, payload.override_reason)
 
 
 def discontinued(

@@ -90,6 +90,8 @@ def test_a_penicillin_allergic_patients_amoxicillin_comes_with_an_allergy_alert(
     item = queue_item(backbone, prescribed["id"], prescribed["position"])
 
     assert any("penicillin" in alert for alert in item["alerts"]), item["alerts"]
+    # and the pharmacist sees why the prescriber went past it
+    assert item["prescriber_override"] == "no alternative; monitored test dose"
 
 
 def test_warfarin_then_ibuprofen_alerts_and_a_verification_reaches_chart_and_kafka(

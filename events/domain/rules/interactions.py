@@ -29,7 +29,11 @@ __all__ = [
 
 @dataclass(frozen=True)
 class InteractionRule:
-    """Two drug classes (or substances) that interact, how badly, what to do, and the source."""
+    """Two drug classes (or substances) that interact, how badly, what to do, and the source.
+
+    ``onc_pair`` names the pair of the ONC high-priority list (Phansalkar et al., JAMIA 2012)
+    the rule implements, or is None for a rule from labels alone.
+    """
 
     a: str
     b: str
@@ -37,6 +41,7 @@ class InteractionRule:
     effect: str
     management: str
     source: str
+    onc_pair: str | None = None
 
     def matches(self, new: DrugInfo, other: DrugInfo) -> bool:
         """Whether the rule applies to this pair of drugs, in either order."""
@@ -64,7 +69,11 @@ def interaction_rules() -> tuple[InteractionRule, ...]:
         values = [pair.get(field) for field in _FIELDS]
         if not all(isinstance(value, str) and value.strip() for value in values):
             raise ReferenceDataError(f"interactions.json pairs[{index}]: give {', '.join(_FIELDS)}")
-        rules.append(InteractionRule(*(str(value) for value in values)))
+        onc_pair = pair.get("onc_pair")
+        if onc_pair is not None and not (isinstance(onc_pair, str) and onc_pair.strip()):
+            raise ReferenceDataError(f"interactions.json pairs[{index}]: onc_pair must be text")
+        a, b, severity, effect, management, source = (str(value) for value in values)
+        rules.append(InteractionRule(a, b, severity, effect, management, source, onc_pair))
     return tuple(rules)
 
 

@@ -42,6 +42,9 @@ class QueueItem(BaseModel):
     prescriber: UUID
     alerts: list[str]
     created_at: datetime
+    prescriber_override: str | None = Field(
+        default=None, description="The prescriber's reason for going past an alert, if any."
+    )
 
 
 class Decision(BaseModel):
@@ -77,7 +80,8 @@ def queue(
     with container.reads.connection() as conn:
         rows = conn.execute(
             "SELECT item_id, medication_id, patient_id, kind, drug_code, drug_name, dose, "
-            "dose_unit, route, frequency, prescriber, alerts, created_at FROM pharmacy_items "
+            "dose_unit, route, frequency, prescriber, alerts, created_at, prescriber_override "
+            "FROM pharmacy_items "
             "WHERE status = 'pending' AND (%(a)s::boolean IS NULL "
             "OR (jsonb_array_length(alerts) = 0, created_at, item_id) > (%(a)s, %(c)s, %(i)s)) "
             "ORDER BY jsonb_array_length(alerts) = 0, created_at, item_id LIMIT %(n)s",
