@@ -81,6 +81,9 @@ class ServiceSettings(BaseSettings):
     rate_limit_search: str = "60/minute"  # per user, `limits` notation
     rate_limit_break_glass: str = "10/hour"
     rate_limit_exports: str = "30/minute"  # history, access log, alerts, replayed charts
+    # Denied requests recorded as events per client address; past it they are counted in a log
+    # line, so a flood of unauthenticated requests cannot grow the store without bound.
+    rate_limit_denials: str = "120/minute"
     rate_limit_storage: str = "memory://"  # a `limits` storage URI
     read_wait_max_waiters: int = Field(default=16, ge=1)  # min_position waits at once
     health_cache_s: float = Field(default=2.0, ge=0.0)  # /readyz and /metrics reuse a check

@@ -2,7 +2,9 @@
 
 Every ``401`` and ``403`` the API answers, except at the token endpoint (failed logins are
 events of their own), becomes an ``access.denied`` event. The route is recorded as its
-template and the patient's id in its own field, so nothing clinical reaches the log.
+template and the patient's id in its own field, so nothing clinical reaches the log. One
+client address gets ``BACKBONE_RATE_LIMIT_DENIALS`` recorded denials (120 a minute); past
+that they are only logged, so an unauthenticated flood cannot grow the store unbounded.
 """
 
 from __future__ import annotations
@@ -51,6 +53,11 @@ async def record_denial(request: Request, status: int, kind: str, detail: str) -
     if request.url.path.startswith(NOT_RECORDED):
         return
     container: Container = request.app.state.container
+    client = request.client.host if request.client else "unknown"
+    guards = getattr(request.app.state, "guards", None)
+    if guards is not None and not guards.rates.allow("denials", client):
+        log.warning("denial not recorded: this address is over its denial budget")
+        return
     principal: Principal | None = getattr(request.state, "principal", None)
     method = request.method if request.method in ("GET", "POST", "PUT", "PATCH") else "DELETE"
     cmd = RecordDenial(
@@ -60,7 +67,7 @@ async def record_denial(request: Request, status: int, kind: str, detail: str) -
         kind=kind,
         detail=detail,
         patient_id=_patient_of(request),
-        client=request.client.host if request.client else None,
+        client=None if client == "unknown" else client,
     )
     actor = principal.actor if principal is not None else None
     try:

@@ -29,7 +29,7 @@ from limits.strategies import MovingWindowRateLimiter
 
 from services.settings import ServiceSettings
 
-Bucket = Literal["search", "break_glass", "exports"]
+Bucket = Literal["search", "break_glass", "exports", "denials"]
 T = TypeVar("T")
 
 
@@ -59,6 +59,7 @@ class RateLimits:
             "search": parse(settings.rate_limit_search),
             "break_glass": parse(settings.rate_limit_break_glass),
             "exports": parse(settings.rate_limit_exports),
+            "denials": parse(settings.rate_limit_denials),
         }
         self.storage = storage_from_string(storage_uri)
         self.limiter = MovingWindowRateLimiter(self.storage)
@@ -70,6 +71,10 @@ class RateLimits:
             return
         reset = self.limiter.get_window_stats(item, bucket, user).reset_time
         raise RateLimited(bucket, str(item), max(1, math.ceil(reset - time.time())))
+
+    def allow(self, bucket: Bucket, key: str) -> bool:
+        """Count one use of ``bucket`` by ``key``; False once its budget is spent."""
+        return bool(self.limiter.hit(self.items[bucket], bucket, key))
 
     def close(self) -> None:
         self.storage.reset()

@@ -242,6 +242,14 @@ def test_a_user_past_the_search_budget_is_refused_with_a_retry_after_others_are_
     assert "3 per 1 minute" in str(refused.value)
 
 
+def test_denials_are_recorded_up_to_a_budget_per_address() -> None:
+    # a flood of refused requests from one address stops being written to the store
+    limits = RateLimits(ServiceSettings(rate_limit_denials="3/minute"))
+    recorded = [limits.allow("denials", "198.51.100.7") for _ in range(5)]
+    assert recorded == [True, True, True, False, False]
+    assert limits.allow("denials", "10.0.0.2")  # another workstation is still recorded
+
+
 def test_readiness_is_computed_once_per_interval_however_often_it_is_asked() -> None:
     calls: list[int] = []
 
