@@ -41,6 +41,23 @@ ROLES = (
 )
 PASSWORD = "correct horse battery staple"
 SECOND_ADMIN = "second_admin"
+# Prescription bodies the tests share (RxNorm ingredient codes).
+METFORMIN = {
+    "drug_code": "6809",
+    "drug_name": "metformin",
+    "dose": 500,
+    "dose_unit": "mg",
+    "route": "oral",
+    "frequency": "bid",
+}
+AMOXICILLIN = {
+    "drug_code": "723",
+    "drug_name": "amoxicillin",
+    "dose": 500,
+    "dose_unit": "mg",
+    "route": "oral",
+    "frequency": "tid",
+}
 
 
 @dataclass

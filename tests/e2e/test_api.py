@@ -16,7 +16,14 @@ from services.auth import totp
 from services.local_stack.processes import wait_until
 from services.local_stack.stack import LocalStack
 from services.settings import ServiceSettings
-from tests.e2e.harness import PASSWORD, Backbone, join_care_team, register_patient, running_backbone
+from tests.e2e.harness import (
+    METFORMIN,
+    PASSWORD,
+    Backbone,
+    join_care_team,
+    register_patient,
+    running_backbone,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -129,14 +136,7 @@ def test_concurrent_changes_to_one_medication_conflict_with_409(backbone: Backbo
     on_care_team(backbone, patient)
     medication = physician.post(
         f"/v1/patients/{patient}/medications",
-        json={
-            "drug_code": "6809",
-            "drug_name": "metformin",
-            "dose": 500,
-            "dose_unit": "mg",
-            "route": "oral",
-            "frequency": "bid",
-        },
+        json=METFORMIN,
     ).json()["id"]
 
     def change(i: int) -> int:
@@ -363,14 +363,7 @@ def test_history_lists_changes_with_before_and_after_and_reads(backbone: Backbon
     on_care_team(backbone, patient)
     medication = physician.post(
         f"/v1/patients/{patient}/medications",
-        json={
-            "drug_code": "6809",
-            "drug_name": "metformin",
-            "dose": 500,
-            "dose_unit": "mg",
-            "route": "oral",
-            "frequency": "bid",
-        },
+        json=METFORMIN,
     ).json()
     physician.post(
         f"/v1/medications/{medication['id']}/change", json={"dose": 1000, "reason": "HbA1c high"}

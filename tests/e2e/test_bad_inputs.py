@@ -9,7 +9,14 @@ import pytest
 
 from services.local_stack.stack import LocalStack
 from services.settings import ServiceSettings
-from tests.e2e.harness import PASSWORD, Backbone, join_care_team, register_patient, running_backbone
+from tests.e2e.harness import (
+    METFORMIN,
+    PASSWORD,
+    Backbone,
+    join_care_team,
+    register_patient,
+    running_backbone,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -35,14 +42,7 @@ def test_one_idempotency_key_on_two_different_administrations_answers_422(
     join_care_team(backbone, patient, "physician", "nurse")
     medication = physician.post(
         f"/v1/patients/{patient}/medications",
-        json={
-            "drug_code": "6809",
-            "drug_name": "metformin",
-            "dose": 500,
-            "dose_unit": "mg",
-            "route": "oral",
-            "frequency": "bid",
-        },
+        json=METFORMIN,
     ).json()["id"]
     nurse = backbone.login("nurse")
     key = {"Idempotency-Key": f"mar-{uuid.uuid4()}"}

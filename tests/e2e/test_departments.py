@@ -11,7 +11,13 @@ import pytest
 from services.local_stack.processes import wait_until
 from services.local_stack.stack import LocalStack
 from services.settings import ServiceSettings
-from tests.e2e.harness import Backbone, join_care_team, register_patient, running_backbone
+from tests.e2e.harness import (
+    AMOXICILLIN,
+    Backbone,
+    join_care_team,
+    register_patient,
+    running_backbone,
+)
 from tests.integration.contract_reader import ContractReader
 
 pytestmark = pytest.mark.integration
@@ -49,14 +55,6 @@ def queue_item(backbone: Backbone, medication_id: str, position: int) -> dict[st
     return items[0]
 
 
-AMOXICILLIN = {
-    "drug_code": "723",
-    "drug_name": "amoxicillin",
-    "dose": 500,
-    "dose_unit": "mg",
-    "route": "oral",
-    "frequency": "tid",
-}
 WARFARIN = {
     "drug_code": "11289",
     "drug_name": "warfarin",

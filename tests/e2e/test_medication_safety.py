@@ -14,18 +14,9 @@ import pytest
 from services.local_stack.processes import wait_until
 from services.local_stack.stack import LocalStack
 from services.settings import ServiceSettings
-from tests.e2e.harness import Backbone, join_care_team, running_backbone
+from tests.e2e.harness import AMOXICILLIN, Backbone, join_care_team, running_backbone
 
 pytestmark = pytest.mark.integration
-
-AMOXICILLIN = {
-    "drug_code": "723",
-    "drug_name": "amoxicillin",
-    "dose": 500,
-    "dose_unit": "mg",
-    "route": "oral",
-    "frequency": "tid",
-}
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,14 @@ import pytest
 from services.api.app import create_app
 from services.local_stack.stack import LocalStack
 from services.settings import ServiceSettings
-from tests.e2e.harness import ROLES, Backbone, join_care_team, register_patient, running_backbone
+from tests.e2e.harness import (
+    METFORMIN,
+    ROLES,
+    Backbone,
+    join_care_team,
+    register_patient,
+    running_backbone,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -43,14 +50,7 @@ def world(
         ).json()["id"]
         medication = physician.post(
             f"/v1/patients/{patient}/medications",
-            json={
-                "drug_code": "6809",
-                "drug_name": "metformin",
-                "dose": 500,
-                "dose_unit": "mg",
-                "route": "oral",
-                "frequency": "bid",
-            },
+            json=METFORMIN,
         ).json()["id"]
         yield World(backbone, patient, UUID(order), UUID(medication))
 
