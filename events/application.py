@@ -7,6 +7,7 @@ inputs of ``events.commands`` and call these methods; nothing else writes events
 from __future__ import annotations
 
 from events.commands.access import AccessCommands
+from events.commands.encounters import EncounterCommands
 from events.commands.medications import MedicationCommands
 from events.commands.observations import ObservationCommands
 from events.commands.orders import OrderCommands
@@ -20,6 +21,7 @@ class ClinicalStore(
     OrderCommands,
     MedicationCommands,
     ObservationCommands,
+    EncounterCommands,
     AccessCommands,
     UserCommands,
     StoreCore,

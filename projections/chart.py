@@ -3,7 +3,8 @@
 ``fetch_chart`` builds the whole chart (demographics, allergies with their status and
 criticality, ``allergy_status``: "recorded" with an active allergy, "no_known_allergies"
 when stated since, else "not_recorded"; active medications, pending orders, recent results
-with flags and trends, latest vitals) as one JSON value in a single query, together with
+with flags and trends, latest vitals, ``encounter``: the open one or null, ``encounters``:
+the past ones, newest first) as one JSON value in a single query, together with
 the store position the chart's projections have reached.
 ``wait_for_position`` gives readers read-your-writes: it waits, bounded, until the
 projections have applied the event at a given store position.
@@ -75,6 +76,20 @@ SELECT json_build_object(
     SELECT json_object_agg(v.vital, json_build_object(
       'value', v.value, 'flag', v.flag, 'measured_at', v.measured_at))
     FROM latest_vitals v WHERE v.patient_id = %(pid)s), '{}'::json),
+  'encounter', (
+    SELECT json_build_object(
+      'encounter_id', e.encounter_id, 'class', e.encounter_class,
+      'location', json_build_object('ward', e.ward, 'room', e.room, 'bed', e.bed),
+      'attending_id', e.attending_id, 'since', e.started_at)
+    FROM encounters e WHERE e.patient_id = %(pid)s AND e.ended_at IS NULL
+    ORDER BY e.started_at DESC, e.position DESC LIMIT 1),
+  'encounters', COALESCE((
+    SELECT json_agg(json_build_object(
+      'encounter_id', e.encounter_id, 'class', e.encounter_class,
+      'location', json_build_object('ward', e.ward, 'room', e.room, 'bed', e.bed),
+      'attending_id', e.attending_id, 'started_at', e.started_at, 'ended_at', e.ended_at,
+      'disposition', e.disposition) ORDER BY e.ended_at DESC, e.position DESC)
+    FROM encounters e WHERE e.patient_id = %(pid)s AND e.ended_at IS NOT NULL), '[]'::json),
   'position', (
     SELECT COALESCE(MAX(position), 0) FROM projection_marks
     WHERE projection = ANY(%(projections)s) AND key = %(pid)s::text)

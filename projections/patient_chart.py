@@ -1,5 +1,5 @@
 """``patient_chart``: demographics, allergies (active, inactive, refuted; criticality),
-"no known drug allergies", latest vital signs."""
+"no known drug allergies", latest vital signs, encounters (open and past)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from uuid import UUID
 
 from psycopg import Cursor
 
+from events.domain.payloads import encounters as enc
 from events.domain.payloads import observations as obs
 from events.domain.payloads import patients as p
 from events.domain.topics import OBSERVATIONS, PATIENTS
@@ -55,6 +56,20 @@ CREATE TABLE IF NOT EXISTS latest_vitals (
     position bigint NOT NULL,
     PRIMARY KEY (patient_id, vital)
 );
+CREATE TABLE IF NOT EXISTS encounters (
+    encounter_id uuid PRIMARY KEY,
+    patient_id uuid NOT NULL,
+    encounter_class text NOT NULL,
+    ward text NOT NULL,
+    room text,
+    bed text,
+    attending_id uuid NOT NULL,
+    started_at timestamptz NOT NULL,
+    ended_at timestamptz,
+    disposition text,
+    position bigint NOT NULL
+);
+CREATE INDEX IF NOT EXISTS encounters_patient ON encounters (patient_id);
 """
 
 
@@ -171,15 +186,77 @@ def vitals_recorded(cur: Cursor[Any], env: PublishedEnvelope, payload: obs.Vital
     )
 
 
+def encounter_started(
+    cur: Cursor[Any], env: PublishedEnvelope, payload: enc.EncounterStarted
+) -> None:
+    where = payload.location
+    cur.execute(
+        "INSERT INTO encounters (encounter_id, patient_id, encounter_class, ward, room, bed, "
+        "attending_id, started_at, position) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
+        "ON CONFLICT (encounter_id) DO NOTHING",
+        (
+            env.aggregate_id,
+            env.patient_id,
+            payload.encounter_class,
+            where.ward,
+            where.room,
+            where.bed,
+            payload.attending_id,
+            env.occurred_at,
+            env.position,
+        ),
+    )
+
+
+# Each change below applies once, in store order: ``position < %s`` makes a redelivered
+# older event change nothing.
+
+
+def encounter_transferred(
+    cur: Cursor[Any], env: PublishedEnvelope, payload: enc.EncounterTransferred
+) -> None:
+    where = payload.location
+    cur.execute(
+        "UPDATE encounters SET ward = %s, room = %s, bed = %s, position = %s "
+        "WHERE encounter_id = %s AND position < %s",
+        (where.ward, where.room, where.bed, env.position, env.aggregate_id, env.position),
+    )
+
+
+def encounter_updated(
+    cur: Cursor[Any], env: PublishedEnvelope, payload: enc.EncounterUpdated
+) -> None:
+    cur.execute(
+        "UPDATE encounters SET attending_id = COALESCE(%s, attending_id), "
+        "encounter_class = COALESCE(%s, encounter_class), position = %s "
+        "WHERE encounter_id = %s AND position < %s",
+        (
+            payload.attending_id,
+            payload.encounter_class,
+            env.position,
+            env.aggregate_id,
+            env.position,
+        ),
+    )
+
+
+def encounter_ended(cur: Cursor[Any], env: PublishedEnvelope, payload: enc.EncounterEnded) -> None:
+    cur.execute(
+        "UPDATE encounters SET ended_at = %s, disposition = %s, position = %s "
+        "WHERE encounter_id = %s AND position < %s",
+        (env.occurred_at, payload.disposition, env.position, env.aggregate_id, env.position),
+    )
+
+
 def purge(cur: Cursor[Any], patient_id: UUID) -> None:
-    for table in ("latest_vitals", "allergies", "patients"):
+    for table in ("encounters", "latest_vitals", "allergies", "patients"):
         cur.execute(f"DELETE FROM {table} WHERE patient_id = %s", (patient_id,))  # noqa: S608
 
 
 PROJECTION = Projection(
     name="patient_chart",
     topics=(PATIENTS.name, OBSERVATIONS.name),
-    tables=("patients", "allergies", "latest_vitals"),
+    tables=("patients", "allergies", "latest_vitals", "encounters"),
     ddl=DDL,
     handlers={
         "patient.registered": registered,
@@ -189,6 +266,10 @@ PROJECTION = Projection(
         "allergy.status_changed": allergy_status_changed,
         "allergy.none_known": no_known_allergies,
         "vitals.recorded": vitals_recorded,
+        "encounter.started": encounter_started,
+        "encounter.transferred": encounter_transferred,
+        "encounter.updated": encounter_updated,
+        "encounter.ended": encounter_ended,
     },
     purge=purge,
 )

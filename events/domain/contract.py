@@ -11,7 +11,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from events.domain import topics
-from events.domain.payloads import access, medications, observations, orders, patients
+from events.domain.payloads import (
+    access,
+    encounters,
+    medications,
+    observations,
+    orders,
+    patients,
+)
 from events.domain.payloads.base import Payload
 from events.domain.rules.vitals import check_vitals
 
@@ -49,6 +56,10 @@ SPECS: tuple[EventSpec, ...] = (
     _spec(topics.PATIENTS, "chart, pharmacy", patients.AllergyStatusChanged),
     _spec(topics.PATIENTS, "chart", patients.NoKnownAllergies),
     _spec(topics.PATIENTS, "every consumer (purge the patient)", patients.PatientErased),
+    _spec(topics.PATIENTS, "chart, bed management, care team", encounters.EncounterStarted),
+    _spec(topics.PATIENTS, "chart, bed management", encounters.EncounterTransferred),
+    _spec(topics.PATIENTS, "chart, care team", encounters.EncounterUpdated),
+    _spec(topics.PATIENTS, "chart, bed management, billing", encounters.EncounterEnded),
     _spec(topics.ORDERS, "lab, order worklists, chart", orders.OrderPlaced),
     _spec(topics.ORDERS, "lab, order worklists", orders.SpecimenCollected),
     _spec(topics.ORDERS, "lab, order worklists, chart", orders.OrderCancelled),

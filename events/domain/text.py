@@ -51,11 +51,19 @@ def _note(value: str) -> str:
     return clean_text(value, multiline=True)
 
 
+def _not_blank(value: str) -> str:
+    # The length constraint runs before the strip here, so "   " would pass as "".
+    if not value:
+        raise ValueError("must not be blank")
+    return value
+
+
 # A short single-line text: names, units, substances.
 Text = Annotated[
     str,
     BeforeValidator(_line),
     StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_LIMIT),
+    AfterValidator(_not_blank),
 ]
 # A free-text note: reasons, legal bases; tab and newline allowed.
 Note = Annotated[

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from events.domain.aggregates import access, medications, orders, patients
+from events.domain.aggregates import access, encounters, medications, orders, patients
 from events.domain.envelope import ClinicalEvent
 from events.store.log import EventLog, LoggedEvent
 from events.store.mapper import EventHeader
@@ -55,6 +55,15 @@ EVOLVE_BY_TYPE: dict[str, Callable[[Any, ClinicalEvent], Any]] = {
             "pharmacy.rejected",
         ),
         medications.evolve,
+    ),
+    **dict.fromkeys(
+        (
+            "encounter.started",
+            "encounter.transferred",
+            "encounter.updated",
+            "encounter.ended",
+        ),
+        encounters.evolve,
     ),
     "care_team.changed": access.evolve_care_team,
     "access.break_glass": access.evolve_break_glass,

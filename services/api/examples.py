@@ -97,6 +97,14 @@ CHART = {
         },
     ],
     "latest_vitals": {"heart_rate": {"value": 118.0, "flag": "H", "measured_at": WHEN}},
+    "encounter": {
+        "encounter_id": "5b0e3c1a-1f7e-4c1d-8a51-2f3d1c9b7e20",
+        "class": "inpatient",
+        "location": {"ward": "4B", "room": "12", "bed": "2"},
+        "attending_id": "0b8f6a52-2c43-4b7e-9a8e-2f0c5e7d9a11",
+        "since": WHEN,
+    },
+    "encounters": [],
 }
 SEARCH = [CHART["patient"]]
 HISTORY = {

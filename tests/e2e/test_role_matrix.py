@@ -80,6 +80,14 @@ def _new_user(c: httpx.Client, w: World) -> httpx.Response:
     )
 
 
+ADMITTERS = {"front_desk", "nurse", "physician", "admin"}
+
+
+def _encounter(action: str, body: dict[str, Any]) -> Call:
+    """An action on an encounter that does not exist: 404 for the roles allowed."""
+    return lambda c, _: c.post(f"/v1/encounters/{uuid.uuid4()}/{action}", json=body)
+
+
 ROUTES: dict[str, tuple[Call, set[str]]] = {
     "POST /v1/patients": (
         lambda c, _: c.post(
@@ -204,6 +212,29 @@ ROUTES: dict[str, tuple[Call, set[str]]] = {
             f"/v1/admin/users/{uuid.uuid4()}/sessions/revoke", json={"reason": "lost badge"}
         ),
         {"admin"},
+    ),
+    "POST /v1/patients/{id}/encounters": (
+        lambda c, w: c.post(
+            f"/v1/patients/{w.patient}/encounters",
+            json={
+                "encounter_class": "outpatient",
+                "location": {"ward": "OPD"},
+                "attending_id": str(w.backbone.users["physician"]),
+            },
+        ),
+        ADMITTERS,
+    ),
+    "POST /v1/encounters/{id}/transfer": (
+        _encounter("transfer", {"location": {"ward": "ICU"}}),
+        ADMITTERS,
+    ),
+    "POST /v1/encounters/{id}/update": (
+        _encounter("update", {"encounter_class": "inpatient"}),
+        ADMITTERS,
+    ),
+    "POST /v1/encounters/{id}/end": (
+        _encounter("end", {"disposition": "home"}),
+        ADMITTERS,
     ),
     "GET /v1/patients/{id}/care-team": (
         _get("/v1/patients/{p}/care-team"),

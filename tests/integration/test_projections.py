@@ -97,6 +97,7 @@ def test_a_workload_of_200_patients_projects_live_exactly_as_a_rebuild_from_the_
                 "patients",
                 "allergies",
                 "latest_vitals",
+                "encounters",
                 "medication_orders",
                 "medication_history",
                 "lab_orders",
@@ -125,7 +126,16 @@ def test_a_workload_of_200_patients_projects_live_exactly_as_a_rebuild_from_the_
                 "pending_orders",
                 "recent_results",
                 "latest_vitals",
+                "encounter",
+                "encounters",
             }
+            # patient 4 was admitted, moved to the ICU and discharged; patient 5 is admitted
+            assert chart.body["encounter"] is None
+            [past] = chart.body["encounters"]
+            assert past["location"]["ward"] == "ICU" and past["disposition"] == "home"
+            admitted = fetch_chart(conn, patients[5])
+            assert admitted is not None and admitted.body["encounter"]["class"] == "inpatient"
+            assert admitted.body["encounter"]["location"]["ward"] == "Ward 1"
             assert chart.body["recent_results"][0]["trend"] in ("up", "down", "same")
             assert {"heart_rate", "spo2"} <= set(chart.body["latest_vitals"])
             assert chart.position > 0

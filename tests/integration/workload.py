@@ -18,6 +18,12 @@ from events.commands.access import (
     RecordDenial,
 )
 from events.commands.base import CommandContext
+from events.commands.encounters import (
+    EndEncounter,
+    StartEncounter,
+    TransferEncounter,
+    UpdateEncounter,
+)
 from events.commands.medications import (
     ChangeMedication,
     DiscontinueMedication,
@@ -61,6 +67,28 @@ def team_nurse(store: ClinicalStore) -> UUID:
     return user_id
 
 
+def team_physician(store: ClinicalStore) -> UUID:
+    """The workload's attending physician account (an encounter's attending must exist)."""
+    user_id = store.user_id_for("workload.physician")
+    if store.load(user_id, users.evolve) is None:
+        store.create_user(
+            as_(SYSTEM_ACTOR), CreateUser("workload.physician", "Workload Physician", "physician")
+        )
+    return user_id
+
+
+def _encounter(store: ClinicalStore, pid: UUID, i: int) -> None:
+    """Every patient is admitted; even ones are moved and discharged, every third changes
+    class (odd ones stay admitted: the chart's open encounter)."""
+    start = StartEncounter(pid, "inpatient", f"Ward {i % 4}", team_physician(store), room=str(i))
+    encounter = store.start_encounter(as_(NURSE), start).id
+    if i % 3 == 0:
+        store.update_encounter(as_(NURSE), UpdateEncounter(encounter, encounter_class="emergency"))
+    if i % 2 == 0:
+        store.transfer_encounter(as_(NURSE), TransferEncounter(encounter, "ICU", bed="2"))
+        store.end_encounter(as_(NURSE), EndEncounter(encounter, "home"))
+
+
 # The refusal path: amoxicillin for a patient with an active penicillin allergy.
 STAY_DRUGS = (AMOXICILLIN, LISINOPRIL, METFORMIN)
 
@@ -80,6 +108,7 @@ def run_workload(store: ClinicalStore, patients: int, prefix: str, seed: int = 7
 
 
 def _stay(store: ClinicalStore, people: Synthetic, pid: UUID, i: int, family_name: str) -> None:
+    _encounter(store, pid, i)
     if i % 5 == 0:
         store.update_demographics(as_(NURSE), people.renamed(pid, family_name))
     if i % 3 == 0:

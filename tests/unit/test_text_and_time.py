@@ -139,3 +139,11 @@ def test_care_team_changes_are_checked_against_the_birth_date_too(store: Clinica
             ctx(ADMIN, occurred_at=datetime(1950, 1, 1, tzinfo=UTC)),
             ChangeCareTeam(patient, physician, "added"),
         )
+
+
+@pytest.mark.parametrize("blank", ["", "   ", "\t \t"])
+def test_blank_text_is_refused_not_stored_empty(store: ClinicalStore, blank: str) -> None:
+    # found: a substance of "   " was accepted and stored as ""
+    patient = registered(store, date(1961, 5, 4))
+    with pytest.raises(ValidationError):
+        store.record_allergy(ctx(NURSE), RecordAllergy(patient, blank, "rash", "mild"))

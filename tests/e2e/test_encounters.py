@@ -1,0 +1,118 @@
+"""Encounters through the API: admit, transfer, discharge; the chart shows the open
+encounter, then the past one; the attending physician joins the care team."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+from uuid import UUID
+
+import httpx
+import pytest
+
+from services.local_stack.processes import wait_until
+from services.local_stack.stack import LocalStack
+from services.settings import ServiceSettings
+from tests.e2e.harness import Backbone, register_patient, running_backbone
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def backbone(
+    stack: LocalStack, settings: ServiceSettings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Backbone]:
+    with running_backbone(tmp_path_factory.mktemp("encounters"), settings, 600) as running:
+        yield running
+
+
+def written(answer: httpx.Response) -> dict[str, Any]:
+    assert answer.status_code == 201, answer.text
+    body: dict[str, Any] = answer.json()
+    return body
+
+
+def refused(answer: httpx.Response, status: int) -> str:
+    assert answer.status_code == status, answer.text
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    detail: str = answer.json()["detail"]
+    return detail
+
+
+def chart_at(client: httpx.Client, patient: UUID, position: int) -> dict[str, Any]:
+    """The chart once the projections have applied ``position``."""
+    answers: list[httpx.Response] = []
+
+    def ready() -> bool:
+        answer = client.get(f"/v1/patients/{patient}/chart", params={"min_position": position})
+        answers.append(answer)
+        return answer.status_code != 503
+
+    assert wait_until(ready, 30, 0.2), answers[-1].text
+    assert answers[-1].status_code == 200, answers[-1].text
+    body: dict[str, Any] = answers[-1].json()
+    return body
+
+
+def test_admission_transfer_and_discharge_show_on_the_chart_and_the_attending_joins(
+    backbone: Backbone,
+) -> None:
+    # given a patient registered at the front desk, whose care team is empty
+    desk = backbone.login("front_desk")
+    patient = register_patient(desk, f"EN-{uuid.uuid4().hex[:10]}")
+    physician = backbone.login("physician")
+    attending = str(backbone.users["physician"])
+    refused(physician.get(f"/v1/patients/{patient}/chart"), 403)
+
+    # when the front desk admits them under the physician
+    admission = {
+        "encounter_class": "inpatient",
+        "location": {"ward": "Cardiology", "room": "12", "bed": "B"},
+        "attending_id": attending,
+    }
+    started = written(desk.post(f"/v1/patients/{patient}/encounters", json=admission))
+    encounter = started["id"]
+
+    # then a second open encounter is refused
+    second = {**admission, "location": {"ward": "ICU"}}
+    detail = refused(desk.post(f"/v1/patients/{patient}/encounters", json=second), 422)
+    assert "already has an open encounter" in detail
+
+    # and the attending is on the care team: they read the chart, which shows the stay
+    chart = chart_at(physician, patient, started["position"])
+    current = chart["encounter"]
+    assert current["encounter_id"] == encounter
+    assert current["class"] == "inpatient"
+    assert current["location"] == {"ward": "Cardiology", "room": "12", "bed": "B"}
+    assert current["attending_id"] == attending
+    assert current["since"]
+    assert chart["encounters"] == []
+
+    # a nurse not on the care team may not move the patient
+    move = {"location": {"ward": "ICU", "bed": "4"}}
+    refused(backbone.login("nurse").post(f"/v1/encounters/{encounter}/transfer", json=move), 403)
+
+    # when the patient is moved to the ICU, then discharged home
+    moved = written(desk.post(f"/v1/encounters/{encounter}/transfer", json=move))
+    chart = chart_at(physician, patient, moved["position"])
+    assert chart["encounter"]["location"] == {"ward": "ICU", "room": None, "bed": "4"}
+    ended = written(desk.post(f"/v1/encounters/{encounter}/end", json={"disposition": "home"}))
+
+    # then the chart has no open encounter and the past one, with its ward; the attending
+    # is still on the care team (ending an encounter removes nobody)
+    chart = chart_at(physician, patient, ended["position"])
+    assert chart["encounter"] is None
+    [past] = chart["encounters"]
+    assert past["encounter_id"] == encounter
+    assert past["location"]["ward"] == "ICU"
+    assert past["disposition"] == "home"
+    assert past["ended_at"] and past["started_at"]
+
+    # and a closed encounter cannot be moved or ended again; an unknown one is a 404
+    refused(desk.post(f"/v1/encounters/{encounter}/transfer", json=move), 422)
+    refused(desk.post(f"/v1/encounters/{encounter}/end", json={"disposition": "home"}), 422)
+    refused(desk.post(f"/v1/encounters/{uuid.uuid4()}/end", json={"disposition": "home"}), 404)
+
+    # a new admission may start now that the first one ended
+    written(desk.post(f"/v1/patients/{patient}/encounters", json=second))
