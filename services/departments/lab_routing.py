@@ -18,7 +18,9 @@ from events.domain.payloads import orders as o
 from events.domain.topics import ORDERS, PATIENTS, RESULTS
 from events.store.published import PublishedEnvelope
 from projections.engine.base import Projection
+from services.departments.wards import purge_wards, ward_ddl, ward_handlers
 
+WARDS = "routing_wards"
 DDL = """
 CREATE TABLE IF NOT EXISTS routing_orders (
     order_id uuid PRIMARY KEY,
@@ -184,13 +186,15 @@ def lab_routing(routed_flags: frozenset[str]) -> Projection:
     def purge(cur: Cursor[Any], patient_id: UUID) -> None:
         for table in ("inbox_recipients", "inbox_items", "routing_results", "routing_orders"):
             cur.execute(f"DELETE FROM {table} WHERE patient_id = %s", (patient_id,))  # noqa: S608
+        purge_wards(cur, WARDS, patient_id)
 
     return Projection(
         name="lab_routing",
         topics=(PATIENTS.name, ORDERS.name, RESULTS.name),
-        tables=("routing_orders", "routing_results", "inbox_items", "inbox_recipients"),
-        ddl=DDL,
+        tables=("routing_orders", "routing_results", "inbox_items", "inbox_recipients", WARDS),
+        ddl=DDL + ";\n" + ward_ddl(WARDS),
         handlers={
+            **ward_handlers(WARDS),
             "order.placed": placed,
             "result.received": received,
             "result.amended": amended,

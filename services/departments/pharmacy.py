@@ -36,11 +36,13 @@ from events.domain.rules.medications import (
 from events.domain.topics import MEDICATIONS, PATIENTS
 from events.store.published import PublishedEnvelope
 from projections.engine.base import MessageRefused, Projection
+from services.departments.wards import purge_wards, ward_ddl, ward_handlers
 
 # Re-screen item ids: uuid5 of this namespace and "<allergy event id>:<medication id>".
 RESCREEN_NAMESPACE = UUID("3f0f6f1e-8a61-4c55-9d0c-6a2b1f9e4c21")
 RESCREEN = "allergy_rescreen"
 
+WARDS = "pharmacy_wards"
 DDL = """
 CREATE TABLE IF NOT EXISTS pharmacy_patients (
     patient_id uuid PRIMARY KEY,
@@ -350,14 +352,16 @@ def rejected(cur: Cursor[Any], env: PublishedEnvelope, payload: m.PharmacyReject
 def purge(cur: Cursor[Any], patient_id: UUID) -> None:
     for table in ("pharmacy_items", "pharmacy_drugs", "pharmacy_allergies", "pharmacy_patients"):
         cur.execute(f"DELETE FROM {table} WHERE patient_id = %s", (patient_id,))  # noqa: S608
+    purge_wards(cur, WARDS, patient_id)
 
 
 PROJECTION = Projection(
     name="pharmacy",
     topics=(PATIENTS.name, MEDICATIONS.name),
-    tables=("pharmacy_patients", "pharmacy_allergies", "pharmacy_drugs", "pharmacy_items"),
-    ddl=DDL,
+    tables=("pharmacy_patients", "pharmacy_allergies", "pharmacy_drugs", "pharmacy_items", WARDS),
+    ddl=DDL + ";\n" + ward_ddl(WARDS),
     handlers={
+        **ward_handlers(WARDS),
         "patient.registered": registered,
         "patient.demographics_updated": demographics_updated,
         "allergy.recorded": allergy_recorded,

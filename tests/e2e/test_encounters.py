@@ -14,7 +14,7 @@ import pytest
 from services.local_stack.processes import wait_until
 from services.local_stack.stack import LocalStack
 from services.settings import ServiceSettings
-from tests.e2e.harness import Backbone, register_patient, running_backbone
+from tests.e2e.harness import METFORMIN, Backbone, register_patient, running_backbone
 
 pytestmark = pytest.mark.integration
 
@@ -116,3 +116,35 @@ def test_admission_transfer_and_discharge_show_on_the_chart_and_the_attending_jo
 
     # a new admission may start now that the first one ended
     written(desk.post(f"/v1/patients/{patient}/encounters", json=second))
+
+
+def test_the_pharmacy_queue_is_filtered_by_the_ward_the_patient_is_on(backbone: Backbone) -> None:
+    # given a patient admitted to ward 4B, then a prescription for them
+    desk = backbone.login("front_desk")
+    patient = register_patient(desk, f"EN-{uuid.uuid4().hex[:10]}")
+    admission = {
+        "encounter_class": "inpatient",
+        "location": {"ward": "4B"},
+        "attending_id": str(backbone.users["physician"]),
+    }
+    written(desk.post(f"/v1/patients/{patient}/encounters", json=admission))
+    prescribed = written(
+        backbone.login("physician").post(f"/v1/patients/{patient}/medications", json=METFORMIN)
+    )
+
+    # when the pharmacist reads the queue of 4B and of another ward
+    pharmacist = backbone.login("pharmacist")
+
+    def queue(ward: str) -> list[str]:
+        answer = pharmacist.get(
+            "/v1/pharmacy/queue",
+            params={"ward": ward, "min_position": prescribed["position"], "limit": 200},
+        )
+        assert answer.status_code == 200, answer.text
+        return [item["medication_id"] for item in answer.json()]
+
+    # then the prescription is in 4B's queue (the ward comes on another topic: bounded wait)
+    # and not in another ward's
+    assert wait_until(lambda: prescribed["id"] in queue("4B"), 15, 0.2)
+    assert prescribed["id"] not in queue("5C")
+    refused(pharmacist.get("/v1/pharmacy/queue", params={"ward": "4\u0000B"}), 422)

@@ -24,7 +24,7 @@ from services.api.deps import (
 )
 from services.api.examples import INBOX, example
 from services.api.problems import Forbidden
-from services.api.schemas.common import Written
+from services.api.schemas.common import QueryText, Written
 from services.auth.service import Principal
 from services.departments.lab_routing import lab_routing, routed_flags
 
@@ -70,6 +70,8 @@ ITEMS_SQL = (
     "WHERE (r.user_id IS NOT NULL "
     "OR (NOT %(escalated_only)s AND o.ordering_physician = %(u)s)) "
     "AND i.acknowledged_at IS NULL "
+    "AND (%(w)s::text IS NULL OR i.patient_id IN "
+    "(SELECT patient_id FROM routing_wards WHERE ward = %(w)s)) "
     "AND (%(a)s::boolean IS NULL OR "
     "(COALESCE(i.flag NOT IN ('HH', 'LL'), true), i.observed_at, i.item_id)"
     " > (%(a)s, %(o)s, %(i)s)) "
@@ -86,6 +88,7 @@ def _items(
     user: Principal,
     page: tuple[int | None, int, str | None],
     escalated_only: bool,
+    ward: str | None = None,
 ) -> list[InboxItem]:
     min_position, limit, cursor = page
     after = cursors.decode(cursor, bool, datetime, UUID) if cursor else None
@@ -97,6 +100,7 @@ def _items(
             {
                 "u": user.user_id,
                 "escalated_only": escalated_only,
+                "w": ward,
                 "a": after[0] if after else None,
                 "o": after[1] if after else None,
                 "i": after[2] if after else None,
@@ -123,12 +127,13 @@ def inbox(
     min_position: Annotated[int | None, Query(ge=0)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 200,
     cursor: Annotated[str | None, Query(max_length=200, description="X-Next-Cursor")] = None,
+    ward: Annotated[QueryText | None, Query(max_length=50, description="Only this ward")] = None,
 ) -> list[InboxItem]:
     """Your unacknowledged results (ordered by you, or escalated to you), critical first,
-    oldest first; each patient read is audited.
+    oldest first, optionally of the patients now on one ward; each patient read is audited.
     A full page names the next in ``Link`` (rel="next") and ``X-Next-Cursor``."""
     page = (min_position, limit, cursor)
-    return _items(request, response, container, guards, user, page, escalated_only=False)
+    return _items(request, response, container, guards, user, page, False, ward)
 
 
 @router.get("/escalations", response_model=list[InboxItem], responses=example(INBOX))

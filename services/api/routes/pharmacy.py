@@ -17,7 +17,7 @@ from services.api import cursors
 from services.api.container import Container
 from services.api.deps import ContainerDep, GuardsDep, IdempotencyKey, await_position, require
 from services.api.examples import QUEUE, example
-from services.api.schemas.common import Written
+from services.api.schemas.common import QueryText, Written
 from services.auth.service import Principal
 from services.departments.pharmacy import PROJECTION as PHARMACY
 
@@ -72,8 +72,10 @@ def queue(
     min_position: Annotated[int | None, Query(ge=0)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=200, description="X-Next-Cursor")] = None,
+    ward: Annotated[QueryText | None, Query(max_length=50, description="Only this ward")] = None,
 ) -> list[QueueItem]:
-    """Pending items, those with alerts first, then oldest first; each patient read is audited.
+    """Pending items, those with alerts first, then oldest first, optionally of the patients
+    now on one ward; each patient read is audited.
     A full page names the next in ``Link`` (rel="next") and ``X-Next-Cursor``."""
     after = cursors.decode(cursor, bool, datetime, UUID) if cursor else None
     await_position(container, guards, min_position, (PHARMACY,))
@@ -82,7 +84,9 @@ def queue(
             "SELECT item_id, medication_id, patient_id, kind, drug_code, drug_name, dose, "
             "dose_unit, route, frequency, prescriber, alerts, created_at, prescriber_override "
             "FROM pharmacy_items "
-            "WHERE status = 'pending' AND (%(a)s::boolean IS NULL "
+            "WHERE status = 'pending' AND (%(w)s::text IS NULL OR patient_id IN "
+            "(SELECT patient_id FROM pharmacy_wards WHERE ward = %(w)s)) "
+            "AND (%(a)s::boolean IS NULL "
             "OR (jsonb_array_length(alerts) = 0, created_at, item_id) > (%(a)s, %(c)s, %(i)s)) "
             "ORDER BY jsonb_array_length(alerts) = 0, created_at, item_id LIMIT %(n)s",
             {
@@ -90,6 +94,7 @@ def queue(
                 "c": after[1] if after else None,
                 "i": after[2] if after else None,
                 "n": limit,
+                "w": ward,
             },
         ).fetchall()
     cursors.link_next(request, response, rows, limit, lambda r: (len(r[11]) == 0, r[12], r[0]))
