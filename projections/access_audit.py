@@ -77,7 +77,17 @@ INSERT = (
 )
 
 
-def viewed(cur: Cursor[Any], env: PublishedEnvelope, payload: acc.ChartViewed) -> None:
+def _access(
+    cur: Cursor[Any],
+    env: PublishedEnvelope,
+    section: str | None,
+    purpose: str | None,
+    break_glass: bool,
+    expires_at: datetime | None,
+    *,
+    pseudonymous: bool = False,
+) -> None:
+    """One row of the access log; ``pseudonymous`` keeps only what the clear envelope says."""
     cur.execute(
         INSERT,
         (
@@ -86,37 +96,24 @@ def viewed(cur: Cursor[Any], env: PublishedEnvelope, payload: acc.ChartViewed) -
             env.actor.user_id,
             env.actor.role,
             env.event_type,
-            payload.section,
-            payload.purpose,
-            payload.break_glass,
-            env.reason,
-            None,
-            env.occurred_at,
+            section,
+            purpose,
+            break_glass,
+            None if pseudonymous else env.reason,
+            expires_at,
+            env.recorded_at if pseudonymous else env.occurred_at,
             env.recorded_at,
             env.position,
         ),
     )
+
+
+def viewed(cur: Cursor[Any], env: PublishedEnvelope, payload: acc.ChartViewed) -> None:
+    _access(cur, env, payload.section, payload.purpose, payload.break_glass, None)
 
 
 def break_glass(cur: Cursor[Any], env: PublishedEnvelope, payload: acc.BreakGlassGranted) -> None:
-    cur.execute(
-        INSERT,
-        (
-            env.event_id,
-            env.patient_id,
-            env.actor.user_id,
-            env.actor.role,
-            env.event_type,
-            None,
-            "emergency",
-            True,
-            env.reason,
-            payload.expires_at,
-            env.occurred_at,
-            env.recorded_at,
-            env.position,
-        ),
-    )
+    _access(cur, env, None, "emergency", True, payload.expires_at)
 
 
 def care_team_changed(cur: Cursor[Any], env: PublishedEnvelope, payload: p.CareTeamChanged) -> None:
@@ -192,26 +189,9 @@ def purge(cur: Cursor[Any], patient_id: UUID) -> None:
 
 def erased_access(cur: Cursor[Any], env: PublishedEnvelope) -> None:
     """An access of an erased patient, from its envelope alone (a rebuild after erasure)."""
-    if env.event_type not in ACCESS_TYPES:
-        return
-    cur.execute(
-        INSERT,
-        (
-            env.event_id,
-            env.patient_id,
-            env.actor.user_id,
-            env.actor.role,
-            env.event_type,
-            None,
-            None,
-            env.event_type == "access.break_glass",
-            None,
-            None,
-            env.recorded_at,
-            env.recorded_at,
-            env.position,
-        ),
-    )
+    if env.event_type in ACCESS_TYPES:
+        glass = env.event_type == "access.break_glass"
+        _access(cur, env, None, None, glass, None, pseudonymous=True)
 
 
 def team_members(conn: Connection[Any], patient_id: UUID) -> list[tuple[UUID, datetime, UUID]]:
