@@ -18,7 +18,7 @@ from rich.console import Console
 
 from bench import report
 from bench.progress import progress_bars
-from bench.scenarios import append, chart_read, e2e, rebuild, relay, scale
+from bench.scenarios import append, chart_read, e2e, hl7, rebuild, relay, scale
 from bench.sizes import FULL, QUICK
 from bench.stack import bench_stack
 from events.settings import StoreSettings
@@ -63,6 +63,7 @@ def main(argv: list[str] | None = None) -> None:
                 stack.start("relay", "project", "serve")
                 results["e2e"] = e2e.run(stack, sizes, bars)
                 results["chart_read"] = chart_read.run(stack, sizes, bars)
+                results["hl7"] = hl7.run(stack, sizes, bars)
                 results["rebuild"] = rebuild.run(stack, bars)
             results["scale"] = scale.run(Path(tmp) / "scale", sizes, bars)
     except Exception as exc:
@@ -75,5 +76,6 @@ def main(argv: list[str] | None = None) -> None:
     console.print(
         f"bench {sizes.name}: done in {results['seconds']:.0f} s; append {a['ratio']:.2f}x raw, "
         f"relay {results['relay']['ratio']:.2f}x, chart {c['ratio']:.2f}x, "
-        f"rebuild {results['rebuild']['ratio']:.2f}x; results in {args.out}"
+        f"rebuild {results['rebuild']['ratio']:.2f}x, hl7 {results['hl7']['msg_per_s']:.0f} "
+        f"msg/s ({results['hl7']['ratio']:.2f}x); results in {args.out}"
     )

@@ -119,6 +119,15 @@ def table(results: dict[str, Any]) -> Table:
         "",
         ">= 0.5x, >= 20,000 ev/s",
     )
+    for connections, row in results.get("hl7", {}).get("connections", {}).items():
+        out.add_row(
+            f"HL7 ORU^R01, {connections} conn.",
+            f"{_n(row['msg_per_s'])} msg/s",
+            f"{_n(row['raw_msg_per_s'])} msg/s",
+            f"{row['ratio']:.2f}x",
+            f"ACK p50 {row['ack_p50_ms']} / p99 {row['ack_p99_ms']} ms",
+            ">= 500 msg/s, p99 <= 50 ms @8" if connections == "8" else "",
+        )
     for row in results["scale"]:
         out.add_row(
             f"scale @{row['events']:,} ev",

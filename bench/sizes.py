@@ -22,6 +22,7 @@ class Sizes:
     scale_levels: tuple[int, ...]  # stored events at which scale is measured
     scale_commands: int  # single-event commands per writer at each scale level
     scale_chart_s: float
+    hl7_s: float  # seconds of ORU^R01 per connection count
 
 
 QUICK = Sizes(
@@ -38,6 +39,7 @@ QUICK = Sizes(
     scale_levels=(2_000, 4_000),
     scale_commands=5,
     scale_chart_s=0.5,
+    hl7_s=1.0,
 )
 
 FULL = Sizes(
@@ -54,4 +56,5 @@ FULL = Sizes(
     scale_levels=(10_000, 100_000, 1_000_000),
     scale_commands=100,
     scale_chart_s=5.0,
+    hl7_s=10.0,
 )

@@ -33,7 +33,7 @@ from projections.engine.service import start_at_end
 from projections.registry import ALL
 from projections.settings import ProjectionSettings
 from services.bootstrap import Backbone
-from services.local_stack.processes import api_healthy, free_port, wait_until
+from services.local_stack.processes import api_healthy, free_port, port_in_use, wait_until
 from services.settings import ServiceSettings
 
 PASSWORD = secrets.token_urlsafe(18)  # bench users live as long as the run
@@ -51,6 +51,7 @@ class BenchStack:
     projection_settings: ProjectionSettings
     backbone: Backbone
     port: int
+    hl7_port: int = field(default_factory=free_port)
     users: dict[str, UUID] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
@@ -79,6 +80,7 @@ class BenchStack:
             "BACKBONE_READ_SCHEMA": self.projection_settings.read_schema,
             "BACKBONE_CONSUMER_GROUP_PREFIX": self.projection_settings.consumer_group_prefix,
             "BACKBONE_API_PORT": str(self.port),
+            "BACKBONE_HL7_PORT": str(self.hl7_port),
             "BACKBONE_LOG_LEVEL": "WARNING",
         }
 
@@ -101,6 +103,8 @@ class BenchStack:
                 )
         if "serve" in commands and not wait_until(lambda: api_healthy(self.url), 60, 0.2):
             raise RuntimeError(f"the API did not start; see {logs / 'serve.log'}")
+        if "hl7" in commands and not wait_until(lambda: port_in_use(self.hl7_port), 60, 0.2):
+            raise RuntimeError(f"the HL7 listener did not start; see {logs / 'hl7.log'}")
 
     def stop(self, *commands: str) -> None:
         for command in commands or tuple(self.processes):

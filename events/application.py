@@ -9,6 +9,7 @@ from __future__ import annotations
 from events.commands.access import AccessCommands
 from events.commands.encounters import EncounterCommands
 from events.commands.medications import MedicationCommands
+from events.commands.merges import MergeCommands
 from events.commands.observations import ObservationCommands
 from events.commands.orders import OrderCommands
 from events.commands.patients import PatientCommands
@@ -18,6 +19,7 @@ from events.store.application import StoreCore
 
 class ClinicalStore(
     PatientCommands,
+    MergeCommands,
     OrderCommands,
     MedicationCommands,
     ObservationCommands,

@@ -33,6 +33,8 @@ class StoreSettings(BaseSettings):
     store_pool_overflow: int = 10
     store_lock_timeout_s: int = 5
     key_cache_ttl_s: float = 5.0
+    # How long those an encounter brought onto a care team stay after it ends or moves away.
+    care_team_grace_hours: float = 24.0
 
     @property
     def id_key_path(self) -> Path:

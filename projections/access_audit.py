@@ -42,6 +42,8 @@ CREATE TABLE IF NOT EXISTS care_team (
     PRIMARY KEY (patient_id, user_id)
 );
 CREATE INDEX IF NOT EXISTS care_team_user ON care_team (user_id);
+ALTER TABLE care_team ADD COLUMN IF NOT EXISTS encounter_id uuid;
+ALTER TABLE care_team ADD COLUMN IF NOT EXISTS leaves_at timestamptz;
 CREATE TABLE IF NOT EXISTS access_denials (
     event_id uuid PRIMARY KEY,
     user_id uuid NOT NULL,
@@ -118,10 +120,23 @@ def break_glass(cur: Cursor[Any], env: PublishedEnvelope, payload: acc.BreakGlas
 
 def care_team_changed(cur: Cursor[Any], env: PublishedEnvelope, payload: p.CareTeamChanged) -> None:
     if payload.change == "added":
+        # Re-adding a member who was leaving keeps them (and when they first joined).
         cur.execute(
-            "INSERT INTO care_team (patient_id, user_id, added_at, added_by) "
-            "VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
-            (env.patient_id, payload.user_id, env.occurred_at, env.actor.user_id),
+            "INSERT INTO care_team (patient_id, user_id, added_at, added_by, encounter_id) "
+            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (patient_id, user_id) DO UPDATE "
+            "SET leaves_at = NULL, encounter_id = EXCLUDED.encounter_id",
+            (
+                env.patient_id,
+                payload.user_id,
+                env.occurred_at,
+                env.actor.user_id,
+                payload.encounter_id,
+            ),
+        )
+    elif payload.leaves_at is not None:
+        cur.execute(
+            "UPDATE care_team SET leaves_at = %s WHERE patient_id = %s AND user_id = %s",
+            (payload.leaves_at, env.patient_id, payload.user_id),
         )
     else:
         cur.execute(
@@ -194,14 +209,18 @@ def erased_access(cur: Cursor[Any], env: PublishedEnvelope) -> None:
         _access(cur, env, None, None, glass, None, pseudonymous=True)
 
 
-def team_members(conn: Connection[Any], patient_id: UUID) -> list[tuple[UUID, datetime, UUID]]:
-    """The patient's care team: (user id, added at, added by), oldest first."""
+def team_members(
+    conn: Connection[Any], patient_id: UUID
+) -> list[tuple[UUID, datetime, UUID, UUID | None, datetime | None]]:
+    """The patient's care team now: (user id, added at, added by, the encounter that
+    brought them, when they leave), oldest first; those whose grace period ended are gone."""
     rows = conn.execute(
-        "SELECT user_id, added_at, added_by FROM care_team WHERE patient_id = %s "
+        "SELECT user_id, added_at, added_by, encounter_id, leaves_at FROM care_team "
+        "WHERE patient_id = %s AND (leaves_at IS NULL OR leaves_at > now()) "
         "ORDER BY added_at, user_id",
         (patient_id,),
     ).fetchall()
-    return [(r[0], r[1], r[2]) for r in rows]
+    return [(r[0], r[1], r[2], r[3], r[4]) for r in rows]
 
 
 PROJECTION = Projection(

@@ -54,6 +54,8 @@ CREATE TABLE IF NOT EXISTS lab_results (
 CREATE INDEX IF NOT EXISTS lab_results_patient_code
     ON lab_results (patient_id, code, position, seq);
 CREATE INDEX IF NOT EXISTS lab_results_patient_recent ON lab_results (patient_id, position DESC);
+-- The encounter the result belongs to (null: none, or received before encounters).
+ALTER TABLE lab_results ADD COLUMN IF NOT EXISTS encounter_id uuid;
 """
 
 
@@ -104,9 +106,9 @@ def received(cur: Cursor[Any], env: PublishedEnvelope, payload: o.ResultReceived
         cur.execute(
             "INSERT INTO lab_results (result_id, order_id, patient_id, code, name, value, "
             "comparator, value_text, value_type, status, unit, reference_low, reference_high, "
-            "flag, previous_value, previous_unit, trend, observed_at, recorded_at, position, seq) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
-            "%s, %s) ON CONFLICT (result_id) DO NOTHING",
+            "flag, previous_value, previous_unit, trend, observed_at, recorded_at, position, seq, "
+            "encounter_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
+            "%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (result_id) DO NOTHING",
             (
                 r.result_id,
                 env.aggregate_id,
@@ -129,6 +131,7 @@ def received(cur: Cursor[Any], env: PublishedEnvelope, payload: o.ResultReceived
                 env.recorded_at,
                 env.position,
                 seq,
+                payload.encounter_id,
             ),
         )
 

@@ -33,6 +33,8 @@ CREATE TABLE IF NOT EXISTS medication_orders (
     last_administered_at timestamptz
 );
 CREATE INDEX IF NOT EXISTS medication_orders_patient ON medication_orders (patient_id, status);
+-- The encounter it was prescribed in (null: none was open, or prescribed before encounters).
+ALTER TABLE medication_orders ADD COLUMN IF NOT EXISTS encounter_id uuid;
 CREATE TABLE IF NOT EXISTS medication_history (
     event_id uuid PRIMARY KEY,
     medication_id uuid NOT NULL,
@@ -76,7 +78,8 @@ def prescribed(cur: Cursor[Any], env: PublishedEnvelope, payload: m.MedicationPr
     cur.execute(
         "INSERT INTO medication_orders (medication_id, patient_id, drug_code, drug_name, dose, "
         "dose_unit, route, frequency, prescriber, status, verification, prescribed_at, "
-        "updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, 'active', 'pending', %s, %s) "
+        "updated_at, encounter_id) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, 'active', 'pending', %s, %s, %s) "
         "ON CONFLICT (medication_id) DO NOTHING",
         (
             env.aggregate_id,
@@ -90,6 +93,7 @@ def prescribed(cur: Cursor[Any], env: PublishedEnvelope, payload: m.MedicationPr
             payload.prescriber,
             env.occurred_at,
             env.recorded_at,
+            payload.encounter_id,
         ),
     )
     _history(cur, env, payload)

@@ -39,16 +39,21 @@ CREATE TABLE IF NOT EXISTS lab_orders (
 );
 CREATE INDEX IF NOT EXISTS lab_orders_worklist ON lab_orders (status, priority, placed_at);
 CREATE INDEX IF NOT EXISTS lab_orders_patient ON lab_orders (patient_id, status);
+-- The encounter the order was placed in, and the ordering system's number (null: none).
+ALTER TABLE lab_orders ADD COLUMN IF NOT EXISTS encounter_id uuid;
+ALTER TABLE lab_orders ADD COLUMN IF NOT EXISTS placer_number text;
 """
 
 
 def placed(cur: Cursor[Any], env: PublishedEnvelope, payload: o.OrderPlaced) -> None:
     cur.execute(
         "INSERT INTO lab_orders (order_id, patient_id, test_code, test_name, priority, "
-        "ordering_physician, placed_at) VALUES (%s, %s, %s, %s, %s, %s, %s) "
+        "ordering_physician, placed_at, encounter_id, placer_number) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
         "ON CONFLICT (order_id) DO UPDATE SET test_code = EXCLUDED.test_code, "
         "test_name = EXCLUDED.test_name, priority = EXCLUDED.priority, "
-        "ordering_physician = EXCLUDED.ordering_physician, placed_at = EXCLUDED.placed_at",
+        "ordering_physician = EXCLUDED.ordering_physician, placed_at = EXCLUDED.placed_at, "
+        "encounter_id = EXCLUDED.encounter_id, placer_number = EXCLUDED.placer_number",
         (
             env.aggregate_id,
             env.patient_id,
@@ -57,6 +62,8 @@ def placed(cur: Cursor[Any], env: PublishedEnvelope, payload: o.OrderPlaced) -> 
             payload.priority,
             payload.ordering_physician,
             env.occurred_at,
+            payload.encounter_id,
+            payload.placer_number,
         ),
     )
 

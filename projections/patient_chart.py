@@ -1,5 +1,14 @@
 """``patient_chart``: demographics, allergies (active, inactive, refuted; criticality),
-"no known drug allergies", latest vital signs, encounters (open and past)."""
+"no known drug allergies", latest vital signs, encounters (open and past), merges.
+
+``patient_merges`` has one row per record ever merged: whom it points to and whether that
+merge is in force. It is written only from the merged record's copy of ``patient.merged`` /
+``patient.unmerged`` (the survivor's copy is ignored), so the row follows its record's
+Kafka partition, in store order, and a rebuild from the store gives the same row; the
+``position`` guard keeps a redelivered older event from undoing a newer one. Nothing else
+moves when records merge: every row stays under its own patient id and the chart query
+gathers the group (``projections.chart``).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +18,7 @@ from uuid import UUID
 from psycopg import Cursor
 
 from events.domain.payloads import encounters as enc
+from events.domain.payloads import merges as mp
 from events.domain.payloads import observations as obs
 from events.domain.payloads import patients as p
 from events.domain.topics import OBSERVATIONS, PATIENTS
@@ -56,6 +66,8 @@ CREATE TABLE IF NOT EXISTS latest_vitals (
     position bigint NOT NULL,
     PRIMARY KEY (patient_id, vital)
 );
+-- Body weight and height share latest_vitals (vital body_weight / body_height, in kg / cm).
+ALTER TABLE latest_vitals ADD COLUMN IF NOT EXISTS unit text;
 CREATE TABLE IF NOT EXISTS encounters (
     encounter_id uuid PRIMARY KEY,
     patient_id uuid NOT NULL,
@@ -70,6 +82,15 @@ CREATE TABLE IF NOT EXISTS encounters (
     position bigint NOT NULL
 );
 CREATE INDEX IF NOT EXISTS encounters_patient ON encounters (patient_id);
+CREATE TABLE IF NOT EXISTS patient_merges (
+    merged_id uuid PRIMARY KEY,
+    survivor_id uuid NOT NULL,
+    in_force boolean NOT NULL,
+    merged_at timestamptz NOT NULL,
+    unmerged_at timestamptz,
+    position bigint NOT NULL
+);
+CREATE INDEX IF NOT EXISTS patient_merges_survivor ON patient_merges (survivor_id);
 """
 
 
@@ -186,6 +207,21 @@ def vitals_recorded(cur: Cursor[Any], env: PublishedEnvelope, payload: obs.Vital
     )
 
 
+def observation_recorded(
+    cur: Cursor[Any], env: PublishedEnvelope, payload: obs.ObservationRecorded
+) -> None:
+    """The latest body weight or height (by clinical time, then store order)."""
+    cur.execute(
+        "INSERT INTO latest_vitals (patient_id, vital, value, unit, measured_at, position) "
+        "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (patient_id, vital) DO UPDATE SET "
+        "value = EXCLUDED.value, unit = EXCLUDED.unit, measured_at = EXCLUDED.measured_at, "
+        "position = EXCLUDED.position "
+        "WHERE (EXCLUDED.measured_at, EXCLUDED.position) > "
+        "(latest_vitals.measured_at, latest_vitals.position)",
+        (env.patient_id, payload.kind, payload.value, payload.unit, env.occurred_at, env.position),
+    )
+
+
 def encounter_started(
     cur: Cursor[Any], env: PublishedEnvelope, payload: enc.EncounterStarted
 ) -> None:
@@ -248,15 +284,42 @@ def encounter_ended(cur: Cursor[Any], env: PublishedEnvelope, payload: enc.Encou
     )
 
 
+def patient_merged(cur: Cursor[Any], env: PublishedEnvelope, payload: mp.PatientMerged) -> None:
+    if env.patient_id != payload.merged_id:
+        return  # the survivor's copy: the merged record's copy carries the row
+    cur.execute(
+        "INSERT INTO patient_merges (merged_id, survivor_id, in_force, merged_at, position) "
+        "VALUES (%s, %s, true, %s, %s) ON CONFLICT (merged_id) DO UPDATE SET "
+        "survivor_id = EXCLUDED.survivor_id, in_force = true, merged_at = EXCLUDED.merged_at, "
+        "unmerged_at = NULL, position = EXCLUDED.position "
+        "WHERE patient_merges.position < EXCLUDED.position",
+        (payload.merged_id, payload.survivor_id, env.occurred_at, env.position),
+    )
+
+
+def patient_unmerged(cur: Cursor[Any], env: PublishedEnvelope, payload: mp.PatientUnmerged) -> None:
+    if env.patient_id != payload.merged_id:
+        return
+    cur.execute(
+        "UPDATE patient_merges SET in_force = false, unmerged_at = %s, position = %s "
+        "WHERE merged_id = %s AND survivor_id = %s AND position < %s",
+        (env.occurred_at, env.position, payload.merged_id, payload.survivor_id, env.position),
+    )
+
+
 def purge(cur: Cursor[Any], patient_id: UUID) -> None:
     for table in ("encounters", "latest_vitals", "allergies", "patients"):
         cur.execute(f"DELETE FROM {table} WHERE patient_id = %s", (patient_id,))  # noqa: S608
+    # Its own row only: rows of records merged into an erased survivor stay as written (the
+    # chart ignores them: a survivor without a ``patients`` row answers nothing), so a late
+    # copy from their partition cannot bring back a row a rebuild would not have.
+    cur.execute("DELETE FROM patient_merges WHERE merged_id = %s", (patient_id,))
 
 
 PROJECTION = Projection(
     name="patient_chart",
     topics=(PATIENTS.name, OBSERVATIONS.name),
-    tables=("patients", "allergies", "latest_vitals", "encounters"),
+    tables=("patients", "allergies", "latest_vitals", "encounters", "patient_merges"),
     ddl=DDL,
     handlers={
         "patient.registered": registered,
@@ -266,10 +329,13 @@ PROJECTION = Projection(
         "allergy.status_changed": allergy_status_changed,
         "allergy.none_known": no_known_allergies,
         "vitals.recorded": vitals_recorded,
+        "observation.recorded": observation_recorded,
         "encounter.started": encounter_started,
         "encounter.transferred": encounter_transferred,
         "encounter.updated": encounter_updated,
         "encounter.ended": encounter_ended,
+        "patient.merged": patient_merged,
+        "patient.unmerged": patient_unmerged,
     },
     purge=purge,
 )

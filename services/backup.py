@@ -47,7 +47,8 @@ from events.store.keys import (
     read_key_file,
     write_key_file,
 )
-from services.bootstrap import Backbone
+from services.bootstrap import Backbone, schema_lock
+from services.hl7.ledger import Ledger
 
 DUMP_FILE = "store.dump.enc"
 MANIFEST_FILE = "manifest.json"
@@ -292,6 +293,8 @@ def restore_backup(
     try:  # the store's tables, as this version makes them
         _ = backbone.store
         backbone.verifier()
+        with schema_lock(backbone.pool):
+            Ledger(backbone.pool, store).create()  # the HL7 listener's tables
     finally:
         backbone.close()
     info = DumpInfo(manifest.store, manifest.head, manifest.chain_head, manifest.tables)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from functools import cached_property
 
 from psycopg.conninfo import conninfo_to_dict
@@ -125,6 +126,7 @@ class Backbone:
             )
             id_key, separated = ensure_id_key(settings.id_key_path, master_key, keys.has_keys)
             store = ClinicalStore(store_env(settings), keyring, id_key, name=settings.store_name)
+            store.care_team_grace = timedelta(hours=settings.care_team_grace_hours)
             store.prepare()
         if separated:
             record_id_key_separated(store, id_key)

@@ -7,6 +7,9 @@ process's pools and one long-lived Kafka admin client.
 
 from __future__ import annotations
 
+import socket
+from dataclasses import dataclass
+
 from psycopg_pool import ConnectionPool
 
 from events.settings import StoreSettings
@@ -14,6 +17,7 @@ from events.store.log import head_of
 from projections.engine.base import Projection
 from projections.engine.offsets import TopicEnds
 from projections.engine.service import ProjectionStatus, consumer_lag, projection_statuses
+from services.hl7.settings import HL7Settings, get_hl7_settings
 from services.relay.checkpoint import RelayStatus, read_status
 from services.settings import ServiceSettings
 
@@ -21,6 +25,25 @@ from services.settings import ServiceSettings
 def relay_name(settings: ServiceSettings, store_settings: StoreSettings) -> str:
     """The relay's checkpoint name: one relay per store."""
     return f"{settings.relay_name}:{store_settings.store_name}"
+
+
+@dataclass(frozen=True)
+class ListenerStatus:
+    """The HL7 listener's address and whether it accepts connections."""
+
+    address: str
+    up: bool
+    detail: str
+
+
+def hl7_listener_status(settings: HL7Settings, timeout_s: float = 1.0) -> ListenerStatus:
+    """Whether the MLLP listener accepts a TCP connection on its address."""
+    try:
+        with socket.create_connection((settings.host, settings.port), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        return ListenerStatus(settings.address, False, f"not accepting: {exc.strerror or exc}")
+    return ListenerStatus(settings.address, True, "accepting MLLP")
 
 
 class StatusService:
@@ -59,3 +82,7 @@ class StatusService:
     def projections(self, projections: tuple[Projection, ...]) -> list[ProjectionStatus]:
         """Each projection's position and totals."""
         return projection_statuses(self.reads, projections)
+
+    def hl7(self, settings: HL7Settings | None = None) -> ListenerStatus:
+        """The HL7 listener's address and health (``backbone status``)."""
+        return hl7_listener_status(settings or get_hl7_settings())

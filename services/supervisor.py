@@ -28,6 +28,7 @@ PROCESSES: tuple[ManagedProcess, ...] = (
     ManagedProcess("projections", ("project",)),
     ManagedProcess("pharmacy", ("pharmacy",)),
     ManagedProcess("lab-routing", ("lab-routing",)),
+    ManagedProcess("hl7", ("hl7",)),
     ManagedProcess("api", ("serve",)),
 )
 

@@ -40,6 +40,8 @@ class ChangeCareTeam:
     patient_id: UUID
     user_id: UUID
     change: Literal["added", "removed"]
+    encounter_id: UUID | None = None
+    leaves_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -100,10 +102,18 @@ class AccessCommands(CommandCore):
         """An administrator or a team member adds an active clinical user, or removes a
         member with a reason (the context's); nobody adds themself."""
 
-        def decide(team: access.CareTeam | None, _: datetime) -> p.CareTeamChanged:
+        def decide(team: access.CareTeam | None, now: datetime) -> p.CareTeamChanged:
             self.patient(cmd.patient_id)
             return access.change_care_team(
-                team, ctx.actor, self.team_member(cmd.user_id), cmd.user_id, cmd.change, ctx.reason
+                team,
+                ctx.actor,
+                self.team_member(cmd.user_id),
+                cmd.user_id,
+                cmd.change,
+                ctx.reason,
+                now,
+                cmd.encounter_id,
+                cmd.leaves_at,
             )
 
         stream = access.care_team_id(cmd.patient_id)
@@ -152,10 +162,18 @@ class AccessCommands(CommandCore):
 
     def may_access(self, user_id: UUID, patient_id: UUID) -> tuple[bool, bool]:
         """(allowed, through break-glass) for a user and a patient, from the store."""
-        team = self.load(access.care_team_id(patient_id), access.evolve_care_team)
-        if team is not None and user_id in team.members:
+        if self.on_care_team(patient_id, user_id):
             return True, False
         grants = self.load(access.break_glass_id(patient_id), access.evolve_break_glass)
         if grants is not None and grants.active_for(user_id, self.clock()):
             return True, True
         return False, False
+
+    def care_team(self, patient_id: UUID) -> access.CareTeam | None:
+        """The patient's care team as the store knows it now."""
+        return self.load(access.care_team_id(patient_id), access.evolve_care_team)
+
+    def on_care_team(self, patient_id: UUID, user_id: UUID) -> bool:
+        """Whether the user is on the patient's care team now (until a grace period ends)."""
+        team = self.care_team(patient_id)
+        return team is not None and team.includes(user_id, self.clock())

@@ -1,4 +1,8 @@
-"""Commands about medications: prescribe, change, discontinue, give, and pharmacy decisions."""
+"""Commands about medications: prescribe, change, discontinue, give, and pharmacy decisions.
+
+A prescription names the patient's open encounter; its dose, a change's and a given dose
+are checked against per-kg limits at the patient's latest recorded weight.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from events.commands.base import CommandContext, CommandCore, CommandResult, JsonDict, command
+from events.commands.base import CommandContext, CommandResult, JsonDict, command
+from events.commands.context import ClinicalContext
 from events.domain.aggregates import medications
 from events.domain.clinical_time import clinical_time
 from events.domain.errors import NotFound
@@ -15,7 +20,9 @@ from events.domain.payloads import medications as m
 
 @dataclass(frozen=True)
 class Prescribe:
-    """A prescription; ``override_reason`` acknowledges the safety alerts it raises."""
+    """A prescription; ``override_reason`` acknowledges the safety alerts it raises.
+
+    ``prescriber`` is who prescribed it (an active physician); None is the actor."""
 
     patient_id: UUID
     drug_code: str
@@ -25,6 +32,7 @@ class Prescribe:
     route: str
     frequency: str
     override_reason: str | None = None
+    prescriber: UUID | None = None
 
 
 @dataclass(frozen=True)
@@ -80,7 +88,7 @@ def _overridden(payload: m.MedicationPrescribed) -> JsonDict:
     return {"alerts_overridden": list(payload.alerts_overridden)}
 
 
-class MedicationCommands(CommandCore):
+class MedicationCommands(ClinicalContext):
     """The write API of medication orders and the pharmacy's decisions."""
 
     def medication(self, medication_id: UUID) -> medications.MedicationOrder:
@@ -96,6 +104,7 @@ class MedicationCommands(CommandCore):
 
         def decide(now: datetime) -> m.MedicationPrescribed:
             patient = self.patient(cmd.patient_id)
+            prescriber = self.physician_for(ctx, cmd.prescriber, "prescriber")
             wanted = m.MedicationPrescribed.model_validate(
                 _set(
                     drug_code=cmd.drug_code,
@@ -105,10 +114,13 @@ class MedicationCommands(CommandCore):
                     route=cmd.route,
                     frequency=cmd.frequency,
                     override_reason=cmd.override_reason,
-                    prescriber=ctx.actor.user_id,
+                    prescriber=prescriber,
+                    encounter_id=self.open_encounter_id(cmd.patient_id),
                 )
             )
-            return medications.prescribe(patient, wanted, (ctx.occurred_at or now).date())
+            on = (ctx.occurred_at or now).date()
+            weight = self.latest_weight_kg(cmd.patient_id)
+            return medications.prescribe(patient, wanted, on, weight)
 
         return self.start(ctx, medication_id, cmd.patient_id, decide, detail=_overridden)
 
@@ -125,7 +137,8 @@ class MedicationCommands(CommandCore):
                 )
             )
             on = (ctx.occurred_at or now).date()
-            return medications.change(order, wanted, ctx.reason, patient, on)
+            weight = self.latest_weight_kg(order.patient_id)
+            return medications.change(order, wanted, ctx.reason, patient, on, weight)
 
         return self.change_record(ctx, cmd.medication_id, self.medication, decide)
 
@@ -159,7 +172,8 @@ class MedicationCommands(CommandCore):
                     override_reason=cmd.override_reason,
                 )
             )
-            return medications.administer(order, given, now)
+            weight = self.latest_weight_kg(order.patient_id)
+            return medications.administer(order, given, now, weight)
 
         return self.change_record(
             ctx, cmd.medication_id, self.medication, decide, result_id=administration_id

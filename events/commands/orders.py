@@ -1,4 +1,10 @@
-"""Commands about lab orders and their results: place, collect, result, amend, acknowledge."""
+"""Commands about lab orders and their results: place, collect, result, amend, acknowledge.
+
+An order and its results name the patient's open encounter. An order placed with the
+ordering system's ``placer_number`` is the stream ``keyed_id("order-placer:<number>")``:
+the same number always names the same order, and a second placement with it (a race or a
+resend) is refused (409) instead of opening a second order.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +12,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID
 
-from events.commands.base import (
-    CommandContext,
-    CommandCore,
-    CommandResult,
-    JsonDict,
-    command,
-)
+from pydantic import TypeAdapter
+
+from events.commands.base import CommandContext, CommandResult, JsonDict, command
+from events.commands.context import ClinicalContext
 from events.domain.aggregates import access, orders, users
-from events.domain.aggregates.orders import AnalyteInput
+from events.domain.aggregates.orders import AnalyteInput, DuplicatePlacerNumber
 from events.domain.clinical_time import clinical_time
-from events.domain.errors import NotFound
+from events.domain.errors import NotFound, PatientErasedError
 from events.domain.payloads import orders as o
+from events.domain.payloads.base import NonEmpty
 
 __all__ = [
     "ESCALATION_ROLES",
@@ -26,6 +30,7 @@ __all__ = [
     "AnalyteInput",
     "CancelOrder",
     "CollectSpecimen",
+    "DuplicatePlacerNumber",
     "EscalateResult",
     "OrderCommands",
     "PlaceOrder",
@@ -35,12 +40,18 @@ __all__ = [
 
 @dataclass(frozen=True)
 class PlaceOrder:
-    """A lab test ordered for a patient (LOINC code, priority)."""
+    """A lab test ordered for a patient (LOINC code, priority).
+
+    ``placer_number`` is the ordering system's number of the order (HL7 v2 ORC-2): it names
+    the order for good. ``ordering_physician`` is who ordered it (an active physician); None
+    is the actor."""
 
     patient_id: UUID
     test_code: str
     test_name: str
     priority: str
+    placer_number: str | None = None
+    ordering_physician: UUID | None = None
 
 
 @dataclass(frozen=True)
@@ -113,8 +124,25 @@ def _results_detail(payload: o.ResultReceived) -> JsonDict:
     }
 
 
-class OrderCommands(CommandCore):
+_PLACER = TypeAdapter(NonEmpty)
+
+
+class OrderCommands(ClinicalContext):
     """The write API of lab orders and results."""
+
+    def placer_order_id(self, placer_number: str) -> UUID:
+        """The id of the order with this placer number (whether it exists or not)."""
+        number = _PLACER.validate_python(placer_number)
+        return self.keyed_id(f"order-placer:{number}".encode())
+
+    def order_for_placer(self, placer_number: str) -> UUID | None:
+        """The id of the order placed with this placer number, or None if there is none."""
+        order_id = self.placer_order_id(placer_number)
+        try:
+            found = self.load(order_id, orders.evolve)
+        except PatientErasedError:
+            return order_id  # it exists; its patient's data is gone
+        return order_id if found is not None else None
 
     def order(self, order_id: UUID) -> orders.LabOrder:
         """The order's current state, or NotFound."""
@@ -125,13 +153,35 @@ class OrderCommands(CommandCore):
 
     @command
     def place_order(self, ctx: CommandContext, cmd: PlaceOrder) -> CommandResult:
-        order_id = self.new_id()
+        """Place an order in the patient's open encounter; with a placer number, under the
+        id that number names (refused when an order has it)."""
+        placer = None if cmd.placer_number is None else _PLACER.validate_python(cmd.placer_number)
+        order_id = self.new_id() if placer is None else self.placer_order_id(placer)
 
-        def decide(_: datetime) -> o.OrderPlaced:
+        def existing() -> orders.LabOrder | None:
+            if placer is None:
+                return None
+            try:
+                return self.load(order_id, orders.evolve)
+            except PatientErasedError:
+                raise DuplicatePlacerNumber(None) from None
+
+        def decide(found: orders.LabOrder | None, _: datetime) -> o.OrderPlaced:
             self.patient(cmd.patient_id)
-            return orders.place(cmd.test_code, cmd.test_name, cmd.priority, ctx.actor.user_id)
+            physician = self.physician_for(ctx, cmd.ordering_physician, "ordering_physician")
+            return orders.place(
+                cmd.test_code,
+                cmd.test_name,
+                cmd.priority,
+                physician,
+                encounter_id=self.open_encounter_id(cmd.patient_id),
+                placer_number=placer,
+                existing=found,
+                patient_id=cmd.patient_id,
+            )
 
-        return self.start(ctx, order_id, cmd.patient_id, decide)
+        conflict = DuplicatePlacerNumber(None) if placer is not None else None
+        return self.change(ctx, order_id, existing, decide, cmd.patient_id, on_conflict=conflict)
 
     @command
     def collect_specimen(self, ctx: CommandContext, cmd: CollectSpecimen) -> CommandResult:
@@ -149,7 +199,9 @@ class OrderCommands(CommandCore):
             ctx,
             cmd.order_id,
             self.order,
-            lambda order, _: orders.receive_results(order, list(cmd.analytes), result_ids),
+            lambda order, _: orders.receive_results(
+                order, list(cmd.analytes), result_ids, self.open_encounter_id(order.patient_id)
+            ),
             detail=_results_detail,
         )
 

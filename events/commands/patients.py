@@ -260,7 +260,7 @@ class PatientCommands(CommandCore):
             ctx,
             cmd.patient_id,
             lambda: self.patient(cmd.patient_id),
-            lambda _, __: patients.erase(cmd.legal_basis, ctx.reason),
+            lambda state, __: patients.erase(cmd.legal_basis, ctx.reason, state),
             cmd.patient_id,
         )
         self.destroy_key(cmd.patient_id)

@@ -30,7 +30,10 @@ class TopicSpec:
 
 
 PATIENTS = TopicSpec(
-    "clinical.patients", 6, 30 * DAY_MS, purpose="registration, demographics, allergies, erasure"
+    "clinical.patients",
+    6,
+    30 * DAY_MS,
+    purpose="registration, demographics, allergies, merges, erasure",
 )
 ORDERS = TopicSpec(
     "clinical.orders", 6, 30 * DAY_MS, purpose="lab orders, specimens, cancellations"

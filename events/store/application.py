@@ -373,6 +373,14 @@ class StoreCore(Application[UUID], CommandCore):
         never see the keyring."""
         return derive_key(self.keyring.key_for_writing(OPERATIONS_KEY_ID), purpose)
 
+    def patient_key(self, patient_id: UUID, purpose: bytes, *, writing: bool = False) -> bytes:
+        """A subkey of one patient's data key for a service's copies of that patient's data
+        (a refused HL7 message, say): destroyed with the patient's key at erasure. Raises
+        ``PatientErasedError`` once the key is gone; ``writing`` creates the key if needed."""
+        keyring = self.keyring
+        read = keyring.key_for_writing if writing else keyring.key_for_reading
+        return derive_key(read(patient_id), purpose)
+
     # -- reading the log -------------------------------------------------------------------
     def events_of(self, stream_id: UUID) -> Iterable[ClinicalEvent]:
         """Every event of one stream, oldest first (decrypted, upcast)."""

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from events.domain.aggregates import access, encounters, medications, orders, patients
+from events.domain.aggregates import access, encounters, medications, orders, patients, wards
 from events.domain.envelope import ClinicalEvent
 from events.store.log import EventLog, LoggedEvent
 from events.store.mapper import EventHeader
@@ -30,6 +30,8 @@ EVOLVE_BY_TYPE: dict[str, Callable[[Any, ClinicalEvent], Any]] = {
             "allergy.status_changed",
             "allergy.none_known",
             "patient.erased",
+            "patient.merged",
+            "patient.unmerged",
         ),
         patients.evolve,
     ),
@@ -66,6 +68,7 @@ EVOLVE_BY_TYPE: dict[str, Callable[[Any, ClinicalEvent], Any]] = {
         encounters.evolve,
     ),
     "care_team.changed": access.evolve_care_team,
+    "ward.staff_changed": wards.evolve,
     "access.break_glass": access.evolve_break_glass,
 }
 READS = frozenset({"chart.viewed"})

@@ -34,6 +34,7 @@ from services.api.routes import (
     orders,
     patients,
     pharmacy,
+    wards,
 )
 from services.settings import ServiceSettings, get_settings
 
@@ -80,6 +81,7 @@ def create_app(
         medications.router,
         audit.router,
         admin.router,
+        wards.router,
         pharmacy.router,
         inbox.router,
         health.router,

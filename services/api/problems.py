@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from events.domain.aggregates.patients import PatientMergedError
 from events.domain.aggregates.users import DuplicateUsername
 from events.domain.errors import (
     ClinicalRuleViolation,
@@ -68,6 +69,8 @@ def domain_problem(exc: DomainError) -> JSONResponse:
         return problem(
             409, "Already registered", str(exc), "duplicate", existing_id=str(exc.existing_id)
         )
+    if isinstance(exc, PatientMergedError):
+        return problem(409, "Merged", str(exc), "merged", survivor_id=str(exc.survivor_id))
     if isinstance(exc, ConflictError):
         return problem(409, "Conflict", str(exc), "conflict")
     if isinstance(exc, NotPermitted):

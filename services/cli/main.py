@@ -10,6 +10,7 @@ from services.cli import (
     demo,
     departments,
     forget,
+    hl7,
     infra,
     keys,
     project,
@@ -29,6 +30,7 @@ app.add_typer(keys.app, name="keys")
 app.add_typer(audit.app, name="audit")
 app.add_typer(retention.app, name="retention")
 app.add_typer(schema.app, name="schema")
+app.add_typer(hl7.app, name="hl7")
 app.command("relay")(relay.relay)
 app.command("serve")(serve.serve)
 app.command("demo")(demo.demo)

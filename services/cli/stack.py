@@ -72,6 +72,10 @@ def _add_processes(
             "address": f"pid {pid}" if pid else "-",
             "up": pid is not None,
         }
+        if process.name == "hl7":
+            listening = backbone.status.hl7()
+            entry["address"], entry["detail"] = listening.address, listening.detail
+            entry["up"] = entry["up"] and listening.up
         if process.name == "projections" and database_up:
             statuses = backbone.status.projections(ALL)
             lag = backbone.status.consumer_lag(ALL)

@@ -25,7 +25,7 @@ from events.store.keys import create_master_key
 from projections.engine.database import read_pool
 from projections.engine.service import start_at_end
 from services.api.container import DEPARTMENT_TABLES, build_container
-from services.local_stack.processes import api_healthy, free_port, wait_until
+from services.local_stack.processes import api_healthy, free_port, port_in_use, wait_until
 from services.settings import ServiceSettings
 from tests.integration.projection_harness import isolated_settings
 
@@ -71,6 +71,14 @@ class Backbone:
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     totp_secrets: dict[str, str] = field(default_factory=dict)  # admin, compliance
     sessions: dict[tuple[str, str], str] = field(default_factory=dict)
+    hl7_port: int = 0  # the MLLP listener (``backbone hl7``) of this backbone
+    logs: Path | None = None
+
+    def wait_for_hl7(self, timeout_s: float = 60) -> None:
+        """Wait (bounded) until the HL7 listener accepts connections."""
+        up = wait_until(lambda: port_in_use(self.hl7_port), timeout_s, 0.2)
+        log = self.logs / "hl7.log" if self.logs is not None else None
+        assert up, log.read_text()[-2000:] if log is not None and log.exists() else "hl7 down"
 
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=30)
@@ -128,6 +136,7 @@ def running_backbone(
     start_at_end(pool, projection_settings, DEPARTMENT_TABLES)
     pool.close()
     port = free_port()
+    hl7_port = free_port()
     env = {
         **os.environ,
         "BACKBONE_STORE_NAME": store_settings.store_name,
@@ -138,8 +147,9 @@ def running_backbone(
         "BACKBONE_API_PORT": str(port),
         "BACKBONE_IDLE_TIMEOUT_S": str(idle_timeout_s),
         "BACKBONE_LOCKOUT_THRESHOLD": "5",
+        "BACKBONE_HL7_PORT": str(hl7_port),
     }
-    backbone = Backbone(f"http://127.0.0.1:{port}", env, uuid.uuid4().hex[:6])
+    backbone = Backbone(f"http://127.0.0.1:{port}", env, uuid.uuid4().hex[:6], hl7_port=hl7_port)
     container = build_container(settings, store_settings, projection_settings)
     try:
         # A second administrator, for what needs two people (privileged accounts, erasure).
@@ -158,11 +168,13 @@ def running_backbone(
         container.close()
     logs = tmp / "logs"
     logs.mkdir()
+    backbone.logs = logs
     for name, argv in (
         ("relay", "relay"),
         ("projections", "project"),
         ("pharmacy", "pharmacy"),
         ("lab-routing", "lab-routing"),
+        ("hl7", "hl7"),
         ("api", "serve"),
     ):
         with (logs / f"{name}.log").open("wb") as log:

@@ -23,6 +23,7 @@ REPORTED = {
     "e2e": ("p50_ms", "p95_ms", "p99_ms", "offered_per_s"),
     "chart_read": ("rps", "raw_rps", "ratio", "p50_ms", "p99_ms", "clients"),
     "rebuild": ("events_per_s", "raw_per_s", "ratio"),
+    "hl7": ("msg_per_s", "ratio", "ack_p99_ms"),
 }
 
 
@@ -63,6 +64,9 @@ def test_the_quick_bench_runs_every_scenario_and_writes_its_results(tmp_path: Pa
     assert [r["offered_per_s"] for r in results["e2e"]["by_rate"]] == list(QUICK.e2e_rates)
     assert results["chart_read"]["errors"] == 0
     assert results["chart_read"]["patients"] == QUICK.chart_patients
+    for connections, row in results["hl7"]["connections"].items():
+        assert row["errors"] == 0 and row["msg_per_s"] > 0 and row["raw_msg_per_s"] > 0, connections
+    assert sorted(results["hl7"]["connections"]) == ["1", "8"]
     assert [
         row["events"] >= level
         for row, level in zip(results["scale"], QUICK.scale_levels, strict=True)

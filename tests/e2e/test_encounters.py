@@ -148,3 +148,49 @@ def test_the_pharmacy_queue_is_filtered_by_the_ward_the_patient_is_on(backbone: 
     assert wait_until(lambda: prescribed["id"] in queue("4B"), 15, 0.2)
     assert prescribed["id"] not in queue("5C")
     refused(pharmacist.get("/v1/pharmacy/queue", params={"ward": "4\u0000B"}), 422)
+
+
+def test_the_care_team_follows_the_patient_from_ward_to_ward(backbone: Backbone) -> None:
+    # given the nurse assigned to a ward by an administrator
+    admin = backbone.login("admin")
+    ward, other_ward = f"W-{uuid.uuid4().hex[:6]}", f"W-{uuid.uuid4().hex[:6]}"
+    nurse_id = str(backbone.users["nurse"])
+    written(admin.post(f"/v1/admin/wards/{ward}/staff", json={"user_id": nurse_id}))
+    staff = admin.get(f"/v1/admin/wards/{ward}/staff").json()
+    assert staff == {"ward": ward, "staff": [nurse_id]}
+    desk = backbone.login("front_desk")
+    patient = register_patient(desk, f"EN-{uuid.uuid4().hex[:10]}")
+    nurse = backbone.login("nurse")
+    refused(nurse.get(f"/v1/patients/{patient}/chart"), 403)
+
+    # when the patient is admitted to that ward
+    admission = {
+        "encounter_class": "inpatient",
+        "location": {"ward": ward},
+        "attending_id": str(backbone.users["physician"]),
+    }
+    encounter = written(desk.post(f"/v1/patients/{patient}/encounters", json=admission))["id"]
+
+    # then the ward's nurse is on the care team, brought by the encounter, and reads the chart
+    def member() -> dict[str, Any] | None:
+        members = admin.get(f"/v1/patients/{patient}/care-team").json()
+        return next((m for m in members if m["user_id"] == nurse_id), None)
+
+    assert wait_until(lambda: member() is not None, 30, 0.2)
+    assert member() == {**(member() or {}), "encounter_id": encounter, "leaves_at": None}
+    assert nurse.get(f"/v1/patients/{patient}/chart").status_code == 200
+
+    # when the patient moves to a ward the nurse does not work on
+    moved = desk.post(
+        f"/v1/encounters/{encounter}/transfer", json={"location": {"ward": other_ward}}
+    )
+    written(moved)
+
+    # then the nurse leaves after the grace period (24 h by default), and still reads until then
+    assert wait_until(lambda: (member() or {}).get("leaves_at") is not None, 30, 0.2)
+    assert nurse.get(f"/v1/patients/{patient}/chart").status_code == 200
+
+    # and an administrator cannot put a billing clerk on a ward
+    clerk = str(backbone.users["billing"])
+    detail = refused(admin.post(f"/v1/admin/wards/{ward}/staff", json={"user_id": clerk}), 422)
+    assert "cannot be on a ward" in detail

@@ -137,6 +137,10 @@ ROUTES: dict[str, tuple[Call, set[str]]] = {
         _post("/v1/patients/{p}/vitals", {"heart_rate": 80}),
         {"nurse", "physician"},
     ),
+    "POST /v1/patients/{id}/observations": (
+        _post("/v1/patients/{p}/observations", {"kind": "body_weight", "value": 70, "unit": "kg"}),
+        {"nurse", "physician"},
+    ),
     "POST /v1/patients/{id}/orders": (
         _post("/v1/patients/{p}/orders", {"test_code": "718-7", "test_name": "Hemoglobin"}),
         {"physician"},
@@ -236,6 +240,21 @@ ROUTES: dict[str, tuple[Call, set[str]]] = {
         _encounter("end", {"disposition": "home"}),
         ADMITTERS,
     ),
+    # (an unknown record to merge: the allowed roles get 404, not 403)
+    "POST /v1/patients/{id}/merge": (
+        lambda c, w: c.post(
+            f"/v1/patients/{w.patient}/merge",
+            json={"merged_id": str(uuid.uuid4()), "reason": "matrix check"},
+        ),
+        {"admin", "front_desk"},
+    ),
+    "POST /v1/patients/{id}/unmerge": (
+        lambda c, w: c.post(
+            f"/v1/patients/{w.patient}/unmerge",
+            json={"merged_id": str(uuid.uuid4()), "reason": "matrix check"},
+        ),
+        {"admin", "front_desk"},
+    ),
     "GET /v1/patients/{id}/care-team": (
         _get("/v1/patients/{p}/care-team"),
         {"admin", "compliance", "nurse", "physician", "pharmacist"},
@@ -258,6 +277,15 @@ ROUTES: dict[str, tuple[Call, set[str]]] = {
         ),
         {"lab_tech"},
     ),
+    # (the pharmacist is not on the ward yet: every allowed role may assign them)
+    "POST /v1/admin/wards/{ward}/staff": (
+        lambda c, w: c.post(
+            f"/v1/admin/wards/M{uuid.uuid4().hex[:6]}/staff",
+            json={"user_id": str(w.backbone.users["pharmacist"])},
+        ),
+        {"admin"},
+    ),
+    "GET /v1/admin/wards/{ward}/staff": (_get("/v1/admin/wards/ICU/staff"), {"admin"}),
     "GET /v1/audit/denials": (_get("/v1/audit/denials"), {"compliance"}),
     "GET /v1/pharmacy/queue": (_get("/v1/pharmacy/queue"), {"pharmacist"}),
     "POST /v1/pharmacy/queue/{item_id}/verify": (

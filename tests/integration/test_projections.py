@@ -126,6 +126,8 @@ def test_a_workload_of_200_patients_projects_live_exactly_as_a_rebuild_from_the_
                 "pending_orders",
                 "recent_results",
                 "latest_vitals",
+                "latest_weight",
+                "latest_height",
                 "encounter",
                 "encounters",
             }

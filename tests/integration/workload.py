@@ -30,6 +30,7 @@ from events.commands.medications import (
     PharmacyDecision,
     RecordAdministration,
 )
+from events.commands.merges import MergePatients, UnmergePatients
 from events.commands.orders import AmendResult, CancelOrder, CollectSpecimen
 from events.commands.patients import ErasePatient, RefuteAllergy
 from events.commands.users import CreateUser
@@ -102,6 +103,8 @@ def run_workload(store: ClinicalStore, patients: int, prefix: str, seed: int = 7
         pid = store.register_patient(as_(PHYSICIAN), registration).id
         ids.append(pid)
         _stay(store, people, pid, i, registration.family_name)
+    if patients >= 20:
+        _merges(store, ids)
     for pid in ids[:3]:
         store.forget(as_(PHYSICIAN, "erasure request"), ErasePatient(pid, "GDPR art. 17"))
     return ids
@@ -167,6 +170,16 @@ def _stay(store: ClinicalStore, people: Synthetic, pid: UUID, i: int, family_nam
         denied = RecordDenial("GET", chart, 403, "forbidden", "not on the care team", pid, None)
         store.record_denial(PHARMACIST, denied)
         store.record_audit_read(as_(COMPLIANCE), RecordAuditRead("access_log", pid, None, 2))
+
+
+def _merges(store: ClinicalStore, ids: list[UUID]) -> None:
+    """A merge in force, one undone, and a chain (a survivor merged in turn)."""
+    duplicate = as_(PHYSICIAN, "duplicate registration")
+    store.merge_patients(duplicate, MergePatients(ids[11], ids[10]))
+    store.merge_patients(duplicate, MergePatients(ids[13], ids[12]))
+    store.unmerge_patients(as_(PHYSICIAN, "different people"), UnmergePatients(ids[13], ids[12]))
+    store.merge_patients(duplicate, MergePatients(ids[15], ids[14]))
+    store.merge_patients(duplicate, MergePatients(ids[16], ids[15]))
 
 
 def _version(store: ClinicalStore, medication: UUID) -> int:

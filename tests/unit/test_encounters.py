@@ -10,6 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from events.application import ClinicalStore
+from events.commands.access import ChangeCareTeam
 from events.commands.encounters import (
     EndEncounter,
     StartEncounter,
@@ -69,11 +70,15 @@ def test_starting_an_encounter_stores_it_and_puts_the_attending_on_the_care_team
 def test_an_attending_already_on_the_team_is_not_added_again(
     store: ClinicalStore, doctor: UUID
 ) -> None:
+    # given the physician on the team already, put there by an administrator
     patient = registered(store)
+    store.change_care_team(ctx(ADMIN), ChangeCareTeam(patient, doctor, "added"))
+    # when an encounter under them starts and ends
     first = admitted(store, patient, doctor)
     store.end_encounter(ctx(ADMIN), EndEncounter(first, "home"))
-    admitted(store, patient, doctor)
+    # then the team changed once, by hand: the encounter neither added nor removed them
     assert len(list(store.events_of(access.care_team_id(patient)))) == 1
+    assert doctor in team(store, patient)
 
 
 def test_a_second_open_encounter_is_refused_and_one_may_start_after_discharge(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any
 from uuid import UUID, uuid5
 
 from events.domain.aggregates.common import require_reason
@@ -57,11 +58,40 @@ def break_glass_id(patient_id: UUID) -> UUID:
 
 @dataclass(frozen=True)
 class CareTeam:
-    """The users who treat a patient."""
+    """The users who treat a patient.
+
+    ``members`` includes those leaving after a grace period (``leaving``: user → when they
+    leave); ``joined_with`` remembers which encounter brought a member in, so that the
+    encounter's end or move takes away only those it brought."""
 
     id: UUID
     version: int
     members: frozenset[UUID] = frozenset()
+    leaving: tuple[tuple[UUID, datetime], ...] = ()
+    joined_with: tuple[tuple[UUID, UUID], ...] = ()
+
+    def includes(self, user_id: UUID, now: datetime) -> bool:
+        """Whether the user is on the team at ``now`` (a leaving member until they leave)."""
+        if user_id not in self.members:
+            return False
+        leaves_at = dict(self.leaving).get(user_id)
+        return leaves_at is None or now < leaves_at
+
+    def leaves_at(self, user_id: UUID) -> datetime | None:
+        return dict(self.leaving).get(user_id)
+
+    def brought_by(self, encounter_id: UUID) -> frozenset[UUID]:
+        """The members (not already leaving) that the encounter brought in."""
+        leaving = dict(self.leaving)
+        return frozenset(
+            user
+            for user, encounter in self.joined_with
+            if encounter == encounter_id and user in self.members and user not in leaving
+        )
+
+
+def _without(pairs: tuple[tuple[UUID, Any], ...], user_id: UUID) -> tuple[tuple[UUID, Any], ...]:
+    return tuple(pair for pair in pairs if pair[0] != user_id)
 
 
 def evolve_care_team(state: CareTeam | None, event: ClinicalEvent) -> CareTeam:
@@ -69,12 +99,29 @@ def evolve_care_team(state: CareTeam | None, event: ClinicalEvent) -> CareTeam:
     if not isinstance(payload, p.CareTeamChanged):
         raise ValueError(f"care team stream cannot apply {event.event_type}")
     team = state or CareTeam(event.originator_id, 0)
-    members = (
-        team.members | {payload.user_id}
-        if payload.change == "added"
-        else team.members - {payload.user_id}
+    user = payload.user_id
+    version = event.originator_version
+    if payload.change == "added":
+        joined = _without(team.joined_with, user)
+        if payload.encounter_id is not None:
+            joined = (*joined, (user, payload.encounter_id))
+        return replace(
+            team,
+            version=version,
+            members=team.members | {user},
+            leaving=_without(team.leaving, user),
+            joined_with=joined,
+        )
+    if payload.leaves_at is not None:
+        leaving = (*_without(team.leaving, user), (user, payload.leaves_at))
+        return replace(team, version=version, leaving=leaving)
+    return replace(
+        team,
+        version=version,
+        members=team.members - {user},
+        leaving=_without(team.leaving, user),
+        joined_with=_without(team.joined_with, user),
     )
-    return replace(team, version=event.originator_version, members=members)
 
 
 CARE_ROLES = frozenset({"nurse", "physician", "pharmacist"})
@@ -99,45 +146,62 @@ def change_care_team(
     user_id: UUID,
     change: str,
     reason: str | None,
+    now: datetime,
+    encounter_id: UUID | None = None,
+    leaves_at: datetime | None = None,
 ) -> p.CareTeamChanged:
     """Care team as governed data: an administrator or a member of the team changes it;
     nobody adds themself (that is what break-glass, with its reason and alert, is for);
     only active clinical users join, never by the administrator who created the account; a
-    removal needs a reason."""
-    members = team.members if team else frozenset()
+    removal needs a reason. Adding a member who is leaving after a grace period keeps them."""
+    current = team or CareTeam(UUID(int=0), 0)
     if change == "added" and user_id == actor.user_id:
         raise SelfGrantRefused(
             "you cannot add yourself to a care team; break the glass with a reason if "
             "this is an emergency, or ask a member or an administrator"
         )
-    if actor.role not in TEAM_ADMINISTRATORS and actor.user_id not in members:
+    if actor.role not in TEAM_ADMINISTRATORS and not current.includes(actor.user_id, now):
         raise NotPermitted("only an administrator or a member of this care team may change it")
     if change == "added":
-        if member is None:
-            raise ClinicalRuleViolation(f"there is no user {user_id}", field="user_id")
-        if member.role not in CARE_ROLES:
-            raise ClinicalRuleViolation(
-                f"a {member.role} cannot be on a care team (nurses, physicians and "
-                "pharmacists can)",
-                field="user_id",
-            )
-        if not member.active:
-            raise ClinicalRuleViolation("the user is deactivated", field="user_id")
-        if actor.role == "admin" and member.created_by == actor.user_id:
-            # Separation of duties: an administrator cannot make an account and then open
-            # charts through it; another administrator or a team member adds it.
-            raise NotPermitted(
-                "an account you created joins a care team through another administrator or "
-                "a member of the team"
-            )
-        if user_id in members:
+        check_clinical_user(actor, member, user_id, "a care team")
+        if user_id in current.members and current.leaves_at(user_id) is None:
             raise ClinicalRuleViolation("the user is already on the care team", field="user_id")
     else:
         require_reason(reason, "remove someone from a care team")
-        if user_id not in members:
+        if not current.includes(user_id, now):
             raise ClinicalRuleViolation("the user is not on the care team", field="user_id")
     role = member.role if member is not None else None
-    return p.CareTeamChanged.model_validate({"user_id": user_id, "change": change, "role": role})
+    return p.CareTeamChanged.model_validate(
+        {
+            "user_id": user_id,
+            "change": change,
+            "role": role,
+            "encounter_id": encounter_id,
+            "leaves_at": leaves_at if change == "removed" else None,
+        }
+    )
+
+
+def check_clinical_user(
+    actor: Actor, member: TeamMember | None, user_id: UUID, joining: str
+) -> None:
+    """Only an existing, active nurse, physician or pharmacist joins a care team or a ward,
+    and never through the administrator who created the account (separation of duties: an
+    administrator cannot make an account and then open charts through it)."""
+    if member is None:
+        raise ClinicalRuleViolation(f"there is no user {user_id}", field="user_id")
+    if member.role not in CARE_ROLES:
+        raise ClinicalRuleViolation(
+            f"a {member.role} cannot be on {joining} (nurses, physicians and pharmacists can)",
+            field="user_id",
+        )
+    if not member.active:
+        raise ClinicalRuleViolation("the user is deactivated", field="user_id")
+    if actor.role == "admin" and member.created_by == actor.user_id:
+        raise NotPermitted(
+            f"an account you created joins {joining} through another administrator or a "
+            "member of the team"
+        )
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ raise ``ClinicalRuleViolation``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -44,6 +45,7 @@ class Encounter:
     started_at: datetime
     ended_at: datetime | None = None
     disposition: str | None = None
+    consulting: frozenset[UUID] = frozenset()
 
     @property
     def open(self) -> bool:
@@ -64,6 +66,7 @@ def evolve(state: Encounter | None, event: ClinicalEvent) -> Encounter:
             Place.of(payload.location),
             payload.attending_id,
             event.occurred_at,
+            consulting=frozenset(payload.consulting_ids),
         )
     if state is None:
         raise ValueError(f"{event.event_type} before encounter.started")
@@ -75,6 +78,8 @@ def evolve(state: Encounter | None, event: ClinicalEvent) -> Encounter:
             version=version,
             attending_id=payload.attending_id or state.attending_id,
             encounter_class=payload.encounter_class or state.encounter_class,
+            consulting=(state.consulting | set(payload.consulting_added))
+            - set(payload.consulting_removed),
         )
     if isinstance(payload, enc.EncounterEnded):
         return replace(
@@ -83,15 +88,22 @@ def evolve(state: Encounter | None, event: ClinicalEvent) -> Encounter:
     raise ValueError(f"an encounter cannot apply {event.event_type}")
 
 
-def _check_attending(attending: TeamMember | None, attending_id: UUID) -> None:
-    if attending is None:
-        raise ClinicalRuleViolation(f"there is no user {attending_id}", field="attending_id")
-    if attending.role != "physician":
+def _check_physician(
+    physician: TeamMember | None, user_id: UUID, who: str = "attending", field: str = "attending_id"
+) -> None:
+    if physician is None:
+        raise ClinicalRuleViolation(f"there is no user {user_id}", field=field)
+    if physician.role != "physician":
         raise ClinicalRuleViolation(
-            f"the attending must be a physician, not a {attending.role}", field="attending_id"
+            f"the {who} must be a physician, not a {physician.role}", field=field
         )
-    if not attending.active:
-        raise ClinicalRuleViolation("the attending physician is deactivated", field="attending_id")
+    if not physician.active:
+        raise ClinicalRuleViolation(f"the {who} physician is deactivated", field=field)
+
+
+def _check_consultants(consultants: Mapping[UUID, TeamMember | None]) -> None:
+    for user_id, member in consultants.items():
+        _check_physician(member, user_id, "consulting", "consulting_ids")
 
 
 def _require_open(encounter: Encounter, doing: str) -> None:
@@ -107,17 +119,24 @@ def start(
     attending_id: UUID,
     encounter_class: str,
     location: dict[str, Any],
+    consultants: Mapping[UUID, TeamMember | None] | None = None,
 ) -> enc.EncounterStarted:
-    """Start an encounter: none may be open for the patient; the attending is an active
-    physician."""
+    """Start an encounter: none may be open for the patient; the attending and the
+    consultants are active physicians."""
     if current is not None and current.open:
         raise ClinicalRuleViolation(
             f"the patient already has an open encounter ({current.id}); end it first",
             field="patient_id",
         )
-    _check_attending(attending, attending_id)
+    _check_physician(attending, attending_id)
+    _check_consultants(consultants or {})
     return enc.EncounterStarted.model_validate(
-        {"encounter_class": encounter_class, "location": location, "attending_id": attending_id}
+        {
+            "encounter_class": encounter_class,
+            "location": location,
+            "attending_id": attending_id,
+            "consulting_ids": sorted(set(consultants or {}) - {attending_id}, key=str),
+        }
     )
 
 
@@ -135,19 +154,36 @@ def update(
     attending: TeamMember | None,
     attending_id: UUID | None,
     encounter_class: str | None,
+    consultants_added: Mapping[UUID, TeamMember | None] | None = None,
+    consultants_removed: frozenset[UUID] = frozenset(),
 ) -> enc.EncounterUpdated:
-    """Change the attending and/or the class of an open encounter; something must change."""
+    """Change the attending, the class or the consulting physicians of an open encounter;
+    something must change."""
     _require_open(encounter, "update")
     new_attending = attending_id if attending_id != encounter.attending_id else None
     new_class = encounter_class if encounter_class != encounter.encounter_class else None
-    if new_attending is None and new_class is None:
+    added = {u: m for u, m in (consultants_added or {}).items() if u not in encounter.consulting}
+    not_consulting = consultants_removed - encounter.consulting
+    if not_consulting:
         raise ClinicalRuleViolation(
-            "an encounter update must change the attending or the class", field="attending_id"
+            f"{sorted(map(str, not_consulting))[0]} is not consulting on this encounter",
+            field="consulting_removed",
+        )
+    if new_attending is None and new_class is None and not added and not consultants_removed:
+        raise ClinicalRuleViolation(
+            "an encounter update must change the attending, the class or the consultants",
+            field="attending_id",
         )
     if new_attending is not None:
-        _check_attending(attending, new_attending)
+        _check_physician(attending, new_attending)
+    _check_consultants(added)
     return enc.EncounterUpdated.model_validate(
-        {"attending_id": new_attending, "encounter_class": new_class}
+        {
+            "attending_id": new_attending,
+            "encounter_class": new_class,
+            "consulting_added": sorted(added, key=str),
+            "consulting_removed": sorted(consultants_removed, key=str),
+        }
     )
 
 

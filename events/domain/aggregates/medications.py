@@ -3,9 +3,11 @@
 Prescribing and dose or frequency changes check the dose against the drug's limits (single
 dose by route, dose x frequency per 24 h, age-specific limits at the patient's age on the
 prescription's clinical date) and the drug against the patient's active allergies (same
-substance or a cross-reacting class; inactive and refuted allergies do not screen). A check
-that fires refuses the command unless it carries an override reason, which is recorded with
-the alerts it overrode.
+substance or a cross-reacting class; inactive and refuted allergies do not screen), and,
+for a drug with per-kg limits, against the patient's latest recorded body weight (without
+one, a "not screened" note is recorded instead; administrations are checked again at the
+weight then). A check that fires refuses the command unless it carries an override reason,
+which is recorded with the alerts it overrode.
 """
 
 from __future__ import annotations
@@ -26,7 +28,12 @@ from events.domain.errors import (
     UnknownUnitError,
 )
 from events.domain.payloads import medications as m
-from events.domain.rules.dose_limits import age_in_years
+from events.domain.rules.dose_limits import (
+    age_in_years,
+    weight_dose_alerts,
+    weight_gaps,
+    weight_limits,
+)
 from events.domain.rules.medications import allergy_alerts, dose_alerts, dose_gaps, screening_gaps
 from events.domain.rules.reference import unit_table
 from events.domain.rules.units import canonical_unit
@@ -99,10 +106,19 @@ def evolve(state: MedicationOrder | None, event: ClinicalEvent) -> MedicationOrd
 
 
 def _dose_alerts(
-    patient: Patient, on: date, code: str, dose: float, unit: str, route: str, frequency: str
+    patient: Patient,
+    on: date,
+    code: str,
+    dose: float,
+    unit: str,
+    route: str,
+    frequency: str,
+    weight_kg: float | None = None,
 ) -> list[str]:
     age = age_in_years(patient.birth_date, on)
-    return dose_alerts(code, dose, unit, route=route, frequency=frequency, age=age)
+    return dose_alerts(
+        code, dose, unit, route=route, frequency=frequency, age=age
+    ) + weight_dose_alerts(code, dose, unit, route=route, frequency=frequency, weight_kg=weight_kg)
 
 
 def _overridable(alerts: list[str], override_reason: str | None) -> str | None:
@@ -119,26 +135,34 @@ def _overridable(alerts: list[str], override_reason: str | None) -> str | None:
 
 
 def prescribe(
-    patient: Patient, request: m.MedicationPrescribed, on: date
+    patient: Patient, request: m.MedicationPrescribed, on: date, weight_kg: float | None = None
 ) -> m.MedicationPrescribed:
     """The prescription with its alerts; ``OverrideRequired`` if one needs an override reason.
 
-    ``on`` is the prescription's clinical date (the patient's age for age-specific limits).
-    "Not screened" notes (a drug or allergy the reference data cannot map, a "prn" order's
-    daily total) need no override reason but are recorded with the alerts, so the pharmacy
-    queue and the chart show them.
+    ``on`` is the prescription's clinical date (the patient's age for age-specific limits),
+    ``weight_kg`` the patient's latest recorded body weight (per-kg limits; recorded with
+    the prescription when the drug has any). "Not screened" notes (a drug or allergy the
+    reference data cannot map, a "prn" order's daily total, per-kg limits without a weight)
+    need no override reason but are recorded with the alerts, so the chart shows them.
     """
-    code, name = request.drug_code, request.drug_name
+    code, name, route = request.drug_code, request.drug_name, request.route
     allergies = [(a.substance, a.substance_code) for a in patient.active_allergies]
     alerts = _dose_alerts(
-        patient, on, code, request.dose, request.dose_unit, request.route, request.frequency
+        patient, on, code, request.dose, request.dose_unit, route, request.frequency, weight_kg
     ) + allergy_alerts(code, name, allergies)
     override = _overridable(alerts, request.override_reason)
-    notes = screening_gaps(code, name, allergies) + dose_gaps(
-        code, request.frequency, request.route, age_known=True
+    notes = (
+        screening_gaps(code, name, allergies)
+        + dose_gaps(code, request.frequency, route, age_known=True)
+        + weight_gaps(code, route, weight_kg)
     )
+    per_kg = any(limit.applies(route, None) for limit in weight_limits().get(code.strip(), ()))
     return request.model_copy(
-        update={"alerts_overridden": (*alerts, *notes), "override_reason": override}
+        update={
+            "alerts_overridden": (*alerts, *notes),
+            "override_reason": override,
+            "weight_kg": weight_kg if per_kg else None,
+        }
     )
 
 
@@ -155,16 +179,19 @@ def change(
     reason: str | None,
     patient: Patient,
     on: date,
+    weight_kg: float | None = None,
 ) -> m.MedicationChanged:
     """The change with its dose alerts (single, per 24 h at the new frequency, at the patient's
-    age on ``on``); ``OverrideRequired`` if one needs an override reason."""
+    age on ``on`` and latest weight); ``OverrideRequired`` if one needs an override reason."""
     require_reason(reason, "change a medication")
     _active(order, "change it")
     dose = request.dose if request.dose is not None else order.dose
     unit = request.dose_unit or order.dose_unit
     frequency = request.frequency or order.frequency
     # The drug does not change here, so only the dose (and its daily total) is checked again.
-    alerts = _dose_alerts(patient, on, order.drug_code, dose, unit, order.route, frequency)
+    alerts = _dose_alerts(
+        patient, on, order.drug_code, dose, unit, order.route, frequency, weight_kg
+    )
     override = _overridable(alerts, request.override_reason)
     return request.model_copy(
         update={"alerts_overridden": tuple(alerts), "override_reason": override}
@@ -204,8 +231,17 @@ def _doses_in_one_unit(
     return None
 
 
-def _administration_alerts(order: MedicationOrder, given: m.MedicationAdministered) -> list[str]:
-    alerts = []
+def _administration_alerts(
+    order: MedicationOrder, given: m.MedicationAdministered, weight_kg: float | None
+) -> list[str]:
+    alerts = weight_dose_alerts(
+        order.drug_code,
+        given.dose,
+        given.dose_unit,
+        route=given.route,
+        frequency=None,
+        weight_kg=weight_kg,
+    )
     if order.status == "discontinued":
         alerts.append("the medication is discontinued")
     if order.verification == "rejected":
@@ -222,17 +258,21 @@ def _administration_alerts(order: MedicationOrder, given: m.MedicationAdminister
 
 
 def administer(
-    order: MedicationOrder, given: m.MedicationAdministered, now: datetime
+    order: MedicationOrder,
+    given: m.MedicationAdministered,
+    now: datetime,
+    weight_kg: float | None = None,
 ) -> m.MedicationAdministered:
     """The administration as recorded, or refused: a non-standard one needs an override reason.
 
-    Non-standard: the order is discontinued, rejected or not yet verified by pharmacy, or the
-    dose (converted when the units differ) is not the ordered dose. The reason is recorded
-    only when it overrode something.
+    Non-standard: the order is discontinued, rejected or not yet verified by pharmacy, the
+    dose (converted when the units differ) is not the ordered dose, or it exceeds a per-kg
+    single-dose limit at the patient's latest weight ``weight_kg`` (which may have changed
+    since the prescription). The reason is recorded only when it overrode something.
     """
     if given.administered_at > now:
         raise ClinicalRuleViolation("administered_at is in the future", field="administered_at")
-    alerts = _administration_alerts(order, given)
+    alerts = _administration_alerts(order, given, weight_kg)
     override = _overridable(alerts, given.override_reason)
     return given.model_copy(update={"override_reason": override})
 

@@ -1,7 +1,8 @@
 """The lab order aggregate: placed → specimen collected → results → amended, or cancelled.
 
 Results are acknowledged by the physician, or escalated to the care team when a critical
-one is not acknowledged in time."""
+one is not acknowledged in time. An order (and its results) names the encounter it belongs
+to when one was open; an order from another system keeps that system's placer number."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from datetime import datetime, timedelta
 from typing import Literal
 from uuid import UUID
 
+from events.domain.aggregates.access import TeamMember
 from events.domain.aggregates.common import require_reason
 from events.domain.envelope import ClinicalEvent
-from events.domain.errors import ClinicalRuleViolation, NotFound
+from events.domain.errors import ClinicalRuleViolation, ConflictError, NotFound
 from events.domain.payloads import orders as o
 from events.domain.rules.results import (
     amended_status,
@@ -64,6 +66,8 @@ class LabOrder:
     status: OrderStatus = "placed"
     collected_at: datetime | None = None
     results: tuple[Result, ...] = ()
+    encounter_id: UUID | None = None
+    placer_number: str | None = None
 
 
 @dataclass(frozen=True)
@@ -137,6 +141,8 @@ def evolve(state: LabOrder | None, event: ClinicalEvent) -> LabOrder:
             test_name=payload.test_name,
             priority=payload.priority,
             ordering_physician=payload.ordering_physician,
+            encounter_id=payload.encounter_id,
+            placer_number=payload.placer_number,
         )
     if state is None:
         raise ValueError(f"{event.event_type} before order.placed")
@@ -162,13 +168,50 @@ def _not_cancelled(order: LabOrder, what: str) -> None:
         raise ClinicalRuleViolation(f"the order is cancelled: cannot {what}", field="order_id")
 
 
-def place(test_code: str, test_name: str, priority: str, ordering_physician: UUID) -> o.OrderPlaced:
+class DuplicatePlacerNumber(ConflictError):
+    """An order with this placer number exists (its id, when it is the same patient's)."""
+
+    def __init__(self, existing_id: UUID | None) -> None:
+        named = f" ({existing_id})" if existing_id is not None else ""
+        super().__init__(f"an order with this placer number already exists{named}")
+        self.existing_id = existing_id
+
+
+def require_physician(member: TeamMember | None, user_id: UUID, field: str) -> None:
+    """An ordering physician or prescriber named explicitly is an active physician."""
+    if member is None:
+        raise ClinicalRuleViolation(f"there is no user {user_id}", field=field)
+    if member.role != "physician":
+        raise ClinicalRuleViolation(
+            f"{field} must be a physician, not a {member.role}", field=field
+        )
+    if not member.active:
+        raise ClinicalRuleViolation(f"{field} is a deactivated account", field=field)
+
+
+def place(
+    test_code: str,
+    test_name: str,
+    priority: str,
+    ordering_physician: UUID,
+    *,
+    encounter_id: UUID | None = None,
+    placer_number: str | None = None,
+    existing: LabOrder | None = None,
+    patient_id: UUID | None = None,
+) -> o.OrderPlaced:
+    """A new order; with a placer number, refused when its stream holds an order already
+    (``existing``: the id is named only to the same patient's orders)."""
+    if existing is not None:
+        raise DuplicatePlacerNumber(existing.id if existing.patient_id == patient_id else None)
     return o.OrderPlaced.model_validate(
         {
             "test_code": test_code,
             "test_name": test_name,
             "priority": priority,
             "ordering_physician": ordering_physician,
+            "encounter_id": encounter_id,
+            "placer_number": placer_number,
         }
     )
 
@@ -205,8 +248,13 @@ def _reported(code: str, analyte: AnalyteInput, status: str) -> dict[str, object
 
 
 def receive_results(
-    order: LabOrder, analytes: list[AnalyteInput], result_ids: list[UUID]
+    order: LabOrder,
+    analytes: list[AnalyteInput],
+    result_ids: list[UUID],
+    open_encounter: UUID | None = None,
 ) -> o.ResultReceived:
+    """The results, flagged; they belong to the patient's ``open_encounter``, else (a result
+    after discharge) to the encounter the order was placed in."""
     _not_cancelled(order, "receive results")
     if order.status == "placed":
         raise ClinicalRuleViolation("no specimen was collected for this order yet", field="results")
@@ -225,7 +273,9 @@ def receive_results(
                 {"result_id": result_id, "code": analyte.code, "name": analyte.name, **fields}
             )
         )
-    return o.ResultReceived(results=tuple(results))
+    return o.ResultReceived(
+        results=tuple(results), encounter_id=open_encounter or order.encounter_id
+    )
 
 
 def amend_result(

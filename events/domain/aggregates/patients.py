@@ -1,4 +1,9 @@
-"""The patient aggregate: registration, demographics and allergies."""
+"""The patient aggregate: registration, demographics, allergies, and merges.
+
+A merge is on both records' streams: the merged record learns whom it now points to
+(``merged_into``), the survivor which records it absorbed (``merged_ids``). The decisions
+about merging live in ``events.domain.aggregates.merges``.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,14 @@ from uuid import UUID
 
 from events.domain.aggregates.common import require_reason
 from events.domain.envelope import ClinicalEvent
-from events.domain.errors import ClinicalRuleViolation, DuplicateMRN, NotFound, PatientErasedError
+from events.domain.errors import (
+    ClinicalRuleViolation,
+    ConflictError,
+    DuplicateMRN,
+    NotFound,
+    PatientErasedError,
+)
+from events.domain.payloads import merges as mp
 from events.domain.payloads import patients as p
 
 AllergyStatus = Literal["active", "inactive", "refuted"]
@@ -27,6 +39,9 @@ class Allergy:
     severity: str
     status: AllergyStatus = "active"
     criticality: str | None = None
+    # The merged record that holds it, in a survivor's view of its merged records (None:
+    # this record's own, as its stream records it).
+    held_by: UUID | None = None
 
     @property
     def refuted(self) -> bool:
@@ -48,6 +63,10 @@ class Patient:
     erased: bool = False
     # "No known drug allergies" was recorded and no allergy recorded or reactivated since.
     no_known_allergies: bool = False
+    # The survivor this record was merged into (None: it stands on its own) ...
+    merged_into: UUID | None = None
+    # ... and the records merged into this one, while those merges are in force.
+    merged_ids: tuple[UUID, ...] = ()
 
     @property
     def active_allergies(self) -> tuple[Allergy, ...]:
@@ -101,15 +120,46 @@ def evolve(state: Patient | None, event: ClinicalEvent) -> Patient:
         return replace(state, no_known_allergies=True)
     if isinstance(payload, p.PatientErased):
         return replace(state, erased=True)
+    if isinstance(payload, mp.PatientMerged | mp.PatientUnmerged):
+        return _merge_side(state, payload)
     raise ValueError(f"patient stream cannot apply {event.event_type}")
 
 
-def require_patient(state: Patient | None, patient_id: UUID) -> Patient:
-    """The patient, or the error a command about an unknown or erased patient gets."""
+def _merge_side(state: Patient, payload: mp.PatientMerged | mp.PatientUnmerged) -> Patient:
+    """Either side of a merge or an unmerge: the copy on this record's stream."""
+    merged = isinstance(payload, mp.PatientMerged)
+    if state.id == payload.merged_id:
+        return replace(state, merged_into=payload.survivor_id if merged else None)
+    if state.id != payload.survivor_id:
+        raise ValueError(f"{payload.event_type} names neither record of this stream")
+    others = tuple(i for i in state.merged_ids if i != payload.merged_id)
+    return replace(state, merged_ids=(*others, payload.merged_id) if merged else others)
+
+
+class PatientMergedError(ConflictError):
+    """The record was merged into another: new writes go to the survivor (409)."""
+
+    def __init__(self, patient_id: UUID, survivor_id: UUID) -> None:
+        super().__init__(
+            f"patient {patient_id} was merged into {survivor_id}: send this to {survivor_id} "
+            "(or unmerge the records first)"
+        )
+        self.patient_id = patient_id
+        self.survivor_id = survivor_id
+
+
+def require_patient(
+    state: Patient | None, patient_id: UUID, *, allow_merged: bool = False
+) -> Patient:
+    """The patient, or the error a command about an unknown, erased or merged patient gets
+    (a merged record takes no new writes: they belong on the survivor). ``allow_merged``:
+    a correction of what the merged record already holds (an allergy's status, say)."""
     if state is None:
         raise NotFound("patient", patient_id)
     if state.erased:
         raise PatientErasedError(patient_id)
+    if state.merged_into is not None and not allow_merged:
+        raise PatientMergedError(patient_id, state.merged_into)
     return state
 
 
@@ -169,15 +219,26 @@ def record_no_known_allergies(state: Patient) -> p.NoKnownAllergies:
     return p.NoKnownAllergies()
 
 
+def _own_allergy(state: Patient, allergy_id: UUID) -> Allergy:
+    """The allergy as this record holds it: one of a merged record is corrected there."""
+    match = [a for a in state.allergies if a.allergy_id == allergy_id]
+    if not match:
+        raise NotFound("allergy", allergy_id)
+    if match[0].held_by is not None:
+        raise ClinicalRuleViolation(
+            f"the allergy is recorded on the merged record {match[0].held_by}: correct it there",
+            field="allergy_id",
+        )
+    return match[0]
+
+
 def change_allergy_status(
     state: Patient, allergy_id: UUID, status: Literal["active", "inactive"], reason: str | None
 ) -> p.AllergyStatusChanged:
     """Inactivate an allergy or make an inactive one active again, with a reason. A refuted
     allergy stays refuted (record it again if it turns out to exist)."""
     require_reason(reason, f"make an allergy {status}")
-    match = [a for a in state.allergies if a.allergy_id == allergy_id]
-    if not match:
-        raise NotFound("allergy", allergy_id)
+    match = [_own_allergy(state, allergy_id)]
     if match[0].status == "refuted":
         raise ClinicalRuleViolation(
             "the allergy is refuted: record it again if it exists", field="status"
@@ -199,10 +260,18 @@ def _check_legal_basis(legal_basis: str, limit: int) -> None:
         )
 
 
-def erase(legal_basis: str, reason: str | None) -> p.PatientErased:
+def erase(legal_basis: str, reason: str | None, state: Patient | None = None) -> p.PatientErased:
     """Erasure is recorded only with a reason (and a legal basis); an approved request's
-    basis carries the request's id, hence its longer limit."""
+    basis carries the request's id, hence its longer limit. Given the record's ``state``,
+    a survivor of merges in force is refused: unmerge them first, or they would point to a
+    record nobody can read (a merged record is refused already by ``require_patient``)."""
     require_reason(reason, "erase a patient")
+    if state is not None and state.merged_ids:
+        raise ClinicalRuleViolation(
+            f"{len(state.merged_ids)} records are merged into this patient: unmerge them "
+            "before erasing it",
+            field="patient_id",
+        )
     _check_legal_basis(legal_basis, p.APPROVED_BASIS_LIMIT)
     return p.PatientErased(legal_basis=legal_basis)
 
@@ -216,9 +285,7 @@ def request_erasure(request_id: UUID, legal_basis: str, reason: str | None) -> p
 
 def refute_allergy(state: Patient, allergy_id: UUID, reason: str | None) -> p.AllergyRefuted:
     require_reason(reason, "refute an allergy")
-    match = [a for a in state.allergies if a.allergy_id == allergy_id]
-    if not match:
-        raise NotFound("allergy", allergy_id)
+    match = [_own_allergy(state, allergy_id)]
     if match[0].refuted:
         raise ClinicalRuleViolation("the allergy is already refuted", field="allergy_id")
     return p.AllergyRefuted(allergy_id=allergy_id)

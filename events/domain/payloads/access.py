@@ -51,6 +51,18 @@ class AccessDenied(Payload):
     client: str | None = Field(default=None, max_length=100)
 
 
+class WardStaffChanged(Payload):
+    """A user was assigned to a ward, or unassigned: the ward's nurses (and other clinical
+    staff) join the care team of each patient whose encounter starts or moves there."""
+
+    event_type = "ward.staff_changed"
+
+    ward: NonEmpty = Field(max_length=200)
+    user_id: UUID
+    change: Literal["assigned", "unassigned"]
+    role: str | None = None
+
+
 class AuditRead(Payload):
     """Someone read the audit trail itself (access log, alerts, an export)."""
 

@@ -35,6 +35,7 @@ class EncounterStarted(Payload):
     encounter_class: EncounterClass
     location: Location
     attending_id: UUID
+    consulting_ids: tuple[UUID, ...] = ()
 
 
 class EncounterTransferred(Payload):
@@ -46,17 +47,27 @@ class EncounterTransferred(Payload):
 
 
 class EncounterUpdated(Payload):
-    """The attending physician or the class of the encounter changed; absent is unchanged."""
+    """The attending physician, the class or the consulting physicians of the encounter
+    changed; absent is unchanged."""
 
     event_type = "encounter.updated"
 
     attending_id: UUID | None = None
     encounter_class: EncounterClass | None = None
+    consulting_added: tuple[UUID, ...] = ()
+    consulting_removed: tuple[UUID, ...] = ()
 
     @model_validator(mode="after")
     def _changes_something(self) -> EncounterUpdated:
-        if self.attending_id is None and self.encounter_class is None:
-            raise ValueError("an encounter update must change the attending or the class")
+        if (
+            self.attending_id is None
+            and self.encounter_class is None
+            and not self.consulting_added
+            and not self.consulting_removed
+        ):
+            raise ValueError(
+                "an encounter update must change the attending, the class or the consultants"
+            )
         return self
 
 

@@ -1,4 +1,9 @@
-"""Payloads of medication orders: prescribed, changed, discontinued, administered, verified."""
+"""Payloads of medication orders: prescribed, changed, discontinued, administered, verified.
+
+``encounter_id`` and ``weight_kg`` of ``medication.prescribed`` were added as optional
+fields: prescriptions recorded before them carry none (null), so the schema version did not
+change.
+"""
 
 from __future__ import annotations
 
@@ -37,6 +42,11 @@ class MedicationPrescribed(Payload):
     prescriber: UUID
     alerts_overridden: tuple[str, ...] = ()
     override_reason: NonEmpty | None = None
+    # The patient's open encounter when it was prescribed (None: none was open).
+    encounter_id: UUID | None = None
+    # The body weight its per-kg dose limits were checked against (None: the drug has none,
+    # or no weight was recorded: an alert says so).
+    weight_kg: float | None = Field(default=None, gt=0, le=1000)
 
 
 class MedicationChanged(Payload):

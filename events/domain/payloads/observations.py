@@ -1,4 +1,4 @@
-"""Payloads of observations: vital signs.
+"""Payloads of observations: vital signs, body weight and height.
 
 ``vitals.recorded`` v1 carried blood pressure as one ``"120/80"`` string and no flags;
 v2 splits it into ``systolic_bp`` / ``diastolic_bp`` and stores the flags that clinicians
@@ -8,10 +8,11 @@ were shown. Stored v1 events are upcast on read (see ``events.domain.contract``)
 from __future__ import annotations
 
 from typing import Annotated, Literal
+from uuid import UUID
 
 from pydantic import Field, model_validator
 
-from events.domain.payloads.base import Payload
+from events.domain.payloads.base import LoincCode, Payload
 
 Measured = Annotated[float, Field(ge=0, le=1000)]
 
@@ -63,3 +64,39 @@ class VitalsRecorded(Payload):
             )
             if (value := getattr(self, name)) is not None
         }
+
+
+BodyMeasure = Literal["body_weight", "body_height"]
+# The unit each is stored in, and the LOINC code it is recorded under.
+CANONICAL_UNIT: dict[str, str] = {"body_weight": "kg", "body_height": "cm"}
+LOINC: dict[str, str] = {"body_weight": "29463-7", "body_height": "8302-2"}
+# The units accepted (as normalised: "lbs" and UCUM "[lb_av]" are recorded as "lb").
+BodyUnit = Literal["kg", "g", "lb", "cm", "m", "in"]
+
+
+class ObservationRecorded(Payload):
+    """A body weight (LOINC 29463-7) or height (LOINC 8302-2) was measured.
+
+    ``value`` is in kg (weight) or cm (height), the units dose checks and the chart use;
+    ``original_value`` and ``original_unit`` are what was measured (e.g. 154 lb). The
+    patient's measurements share one stream: ``observation_id`` names this one.
+    """
+
+    event_type = "observation.recorded"
+
+    observation_id: UUID
+    kind: BodyMeasure
+    code: LoincCode
+    value: float = Field(gt=0, le=1000)
+    unit: Literal["kg", "cm"]
+    original_value: float = Field(gt=0, le=1_000_000)
+    original_unit: BodyUnit
+    # The patient's open encounter when it was measured (None: none was open).
+    encounter_id: UUID | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ObservationRecorded:
+        if self.code != LOINC[self.kind] or self.unit != CANONICAL_UNIT[self.kind]:
+            wanted = f"LOINC {LOINC[self.kind]} in {CANONICAL_UNIT[self.kind]}"
+            raise ValueError(f"{self.kind} is {wanted}")
+        return self

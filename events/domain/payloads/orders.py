@@ -1,4 +1,9 @@
-"""Payloads of lab orders and results: placed, specimen, results, amendments, cancellation."""
+"""Payloads of lab orders and results: placed, specimen, results, amendments, cancellation.
+
+``encounter_id`` (the encounter the order or result belongs to) and ``placer_number`` (the
+ordering system's number of an order) were added as optional fields: events recorded before
+them carry none (null), so the schema versions did not change.
+"""
 
 from __future__ import annotations
 
@@ -26,6 +31,10 @@ class OrderPlaced(Payload):
     test_name: NonEmpty
     priority: Priority
     ordering_physician: UUID
+    # The patient's open encounter when the order was placed (None: none was open).
+    encounter_id: UUID | None = None
+    # The ordering system's order number (HL7 v2 ORC-2 / OBR-2), when it came with one.
+    placer_number: NonEmpty | None = None
 
 
 class SpecimenCollected(Payload):
@@ -110,6 +119,9 @@ class ResultReceived(Payload):
     schema_version = 2
 
     results: tuple[AnalyteResult, ...] = Field(min_length=1)
+    # The encounter the results belong to: the patient's open one when they were received,
+    # else the one the order was placed in (None: neither).
+    encounter_id: UUID | None = None
 
 
 class ResultAmendedV1(Payload):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
@@ -132,10 +132,22 @@ class ErasureRequested(Payload):
 
 class CareTeamChanged(Payload):
     """A user joined or left the patient's care team; a removal says why (the envelope's
-    reason), ``role`` is the member's role when the change was made."""
+    reason), ``role`` is the member's role when the change was made.
+
+    ``encounter_id`` names the encounter that brought the change (its attending, a
+    consultant, the ward's nurses); ``leaves_at`` is when a removal takes effect, after the
+    grace period that follows a discharge or a move (absent: at once)."""
 
     event_type = "care_team.changed"
 
     user_id: UUID
     change: Literal["added", "removed"]
     role: str | None = None
+    encounter_id: UUID | None = None
+    leaves_at: datetime | None = None
+
+    @model_validator(mode="after")
+    def _leaving_is_a_removal(self) -> CareTeamChanged:
+        if self.leaves_at is not None and self.change != "removed":
+            raise ValueError("only a removal has a time it takes effect (leaves_at)")
+        return self

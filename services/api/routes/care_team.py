@@ -56,4 +56,9 @@ def care_team(
         patient_access(container, user, patient_id)
     with container.reads.connection() as conn:
         rows = team_members(conn, patient_id)
-    return [CareTeamMemberPublic(user_id=r[0], added_at=r[1], added_by=r[2]) for r in rows]
+    return [
+        CareTeamMemberPublic(
+            user_id=r[0], added_at=r[1], added_by=r[2], encounter_id=r[3], leaves_at=r[4]
+        )
+        for r in rows
+    ]

@@ -48,7 +48,13 @@ def start_encounter(
     """Start an encounter; a second open one is refused (422); the attending joins the team."""
     where = body.location
     cmd = StartEncounter(
-        patient_id, body.encounter_class, where.ward, body.attending_id, where.room, where.bed
+        patient_id,
+        body.encounter_class,
+        where.ward,
+        body.attending_id,
+        where.room,
+        where.bed,
+        tuple(body.consulting_ids),
     )
     ctx = write_context(container, user, body, key)
     return Written.of(container.store.start_encounter(ctx, cmd))
@@ -85,8 +91,14 @@ def update_encounter(
     user: Admitter,
     key: IdempotencyKey = None,
 ) -> Written:
-    """Change the attending physician (who joins the care team) and/or the class."""
-    cmd = UpdateEncounter(encounter_id, body.attending_id, body.encounter_class)
+    """Change the attending, the class or the consultants; the care team follows."""
+    cmd = UpdateEncounter(
+        encounter_id,
+        body.attending_id,
+        body.encounter_class,
+        tuple(body.consulting_added),
+        tuple(body.consulting_removed),
+    )
     ctx = write_context(container, user, body, key)
     return Written.of(container.store.update_encounter(ctx, cmd))
 
@@ -103,7 +115,7 @@ def end_encounter(
     user: Admitter,
     key: IdempotencyKey = None,
 ) -> Written:
-    """Discharge: end an open encounter with its disposition (nobody leaves the team)."""
+    """Discharge: end an open encounter; those it brought leave the team after the grace."""
     cmd = EndEncounter(encounter_id, body.disposition)
     ctx = write_context(container, user, body, key)
     return Written.of(container.store.end_encounter(ctx, cmd))

@@ -1,4 +1,7 @@
-"""``/v1/patients``: registration, search, the chart, break-glass and clinical writes."""
+"""``/v1/patients``: registration, search, the chart, break-glass and clinical writes.
+
+Reads follow merges (``routes.merges``): a merged record's chart and history are its
+survivor's, with both records' data, behind the survivor's care team."""
 
 from __future__ import annotations
 
@@ -15,10 +18,9 @@ from events.commands.observations import RecordVitals
 from events.commands.orders import PlaceOrder
 from events.commands.patients import RegisterPatient
 from events.domain.aggregates import patients as patient_aggregate
-from events.domain.errors import NotFound
+from events.domain.errors import NotFound, PatientErasedError
 from events.domain.payloads.patients import MRN_PATTERN
-from events.store.history import history_page
-from projections.chart import fetch_chart
+from projections.chart import fetch_chart, survivors_of
 from projections.engine.as_of import chart_as_of
 from projections.registry import named
 from projections.waits import projection_position, wait_applied
@@ -39,7 +41,7 @@ from services.api.deps import (
 from services.api.examples import CHART, HISTORY, SEARCH, example
 from services.api.guards import ProjectionBehind
 from services.api.problems import Forbidden
-from services.api.routes import allergies
+from services.api.routes import allergies, merges, observations
 from services.api.schemas.common import QueryText, Written
 from services.api.schemas.medications import MedicationCreate
 from services.api.schemas.orders import OrderCreate
@@ -57,6 +59,8 @@ HISTORY_MAX_PAGE = 500
 
 router = APIRouter(prefix="/v1/patients", tags=["patients"])
 router.include_router(allergies.router)
+router.include_router(observations.router)
+router.include_router(merges.router)
 
 Registrar = Annotated[Principal, Depends(require("front_desk", "nurse", "physician", "admin"))]
 Searcher = Annotated[
@@ -112,18 +116,49 @@ def search_patients(
                 "WHERE lower(family_name) = lower(%s) ORDER BY family_name LIMIT 20",
                 (name,),
             ).fetchall()
-    found = [
-        PatientPublic(
-            patient_id=r[0], mrn=r[1], family_name=r[2], given_names=r[3], birth_date=r[4], sex=r[5]
-        )
-        for r in rows
-    ]
+    found = _with_survivors(container, [_public(r) for r in rows])
     for patient in found:
         container.store.record_chart_view(
             command_context(user),
             RecordChartView(patient.patient_id, "search", "registration", False),
         )
     return found
+
+
+def _public(row: tuple[Any, ...], merged_into: UUID | None = None) -> PatientPublic:
+    return PatientPublic(
+        patient_id=row[0],
+        mrn=row[1],
+        family_name=row[2],
+        given_names=row[3],
+        birth_date=row[4],
+        sex=row[5],
+        merged_into=merged_into,
+    )
+
+
+def _with_survivors(container: Container, found: list[PatientPublic]) -> list[PatientPublic]:
+    """Each merged hit says which record it is merged into, and that record follows it."""
+    with container.reads.connection() as conn:
+        survivors = survivors_of(conn, [hit.patient_id for hit in found])
+        missing = [s for s in survivors.values() if s not in {h.patient_id for h in found}]
+        rows = (
+            conn.execute(
+                "SELECT patient_id, mrn, family_name, given_names, birth_date, sex FROM patients "
+                "WHERE patient_id = ANY(%s)",
+                (missing,),
+            ).fetchall()
+            if missing
+            else []
+        )
+    followers = {row[0]: _public(row) for row in rows}
+    answer: list[PatientPublic] = []
+    for hit in found:
+        survivor = survivors.get(hit.patient_id)
+        answer.append(hit.model_copy(update={"merged_into": survivor}))
+        if survivor in followers:
+            answer.append(followers.pop(survivor))
+    return answer
 
 
 @router.get("/{patient_id}/chart", responses=example(CHART))
@@ -148,7 +183,8 @@ def read_chart(
         return _chart_as_of(container, user, patient_id, as_of, time_basis, purpose)
     if user.role not in CLINICIANS:
         raise Forbidden(f"the {user.role} role may not read charts")
-    break_glass = patient_access(container, user, patient_id)
+    survivor, merged = container.store.merge_group(patient_id)
+    break_glass = patient_access(container, user, survivor)
     await_position(container, guards, min_position)
     with container.reads.connection() as conn:
         chart = fetch_chart(conn, patient_id)
@@ -159,17 +195,21 @@ def read_chart(
             projection_position(container.reads),
             guards.waits.retry_after_s,
         )
+    merges.require_agreement(container, guards, chart, survivor, merged)
     container.store.record_chart_view(
-        command_context(user), RecordChartView(patient_id, "chart", purpose, break_glass)
+        command_context(user), RecordChartView(survivor, "chart", purpose, break_glass)
     )
     response.headers["X-Projection-Position"] = str(chart.position)
-    return chart.body
+    return merges.chart_answer(chart, patient_id)
 
 
 def _require_known(container: Container, patient_id: UUID) -> None:
-    """404 for an unknown patient, 410 for an erased one."""
+    """404 for an unknown patient, 410 for an erased one (a merged one is known)."""
     state = container.store.load(patient_id, patient_aggregate.evolve)
-    patient_aggregate.require_patient(state, patient_id)
+    if state is None:
+        raise NotFound("patient", patient_id)
+    if state.erased:
+        raise PatientErasedError(patient_id)
 
 
 def _chart_as_of(
@@ -182,18 +222,19 @@ def _chart_as_of(
 ) -> dict[str, Any]:
     if user.role not in ("physician", "compliance"):
         raise Forbidden(f"the {user.role} role may not replay charts")
-    break_glass = patient_access(container, user, patient_id) if user.role == "physician" else False
+    survivor = container.store.survivor_of(patient_id)
+    break_glass = patient_access(container, user, survivor) if user.role == "physician" else False
     _require_known(container, patient_id)
     with container.reads.connection() as conn:
         chart = chart_as_of(
             conn, container.store, patient_id, at, "clinical" if basis == "clinical" else "recorded"
         )
     container.store.record_chart_view(
-        command_context(user), RecordChartView(patient_id, "chart_as_of", purpose, break_glass)
+        command_context(user), RecordChartView(survivor, "chart_as_of", purpose, break_glass)
     )
     if chart is None:
         raise NotFound("chart of patient at that time", patient_id)
-    return chart.body
+    return merges.chart_answer(chart, patient_id)
 
 
 @router.get(
@@ -216,21 +257,28 @@ def read_history(
 ) -> dict[str, Any]:
     """Every event of the patient (changes and reads), oldest first: what, who, when
     (occurred and recorded), why, and for changes the fields before and after. One page
-    per call: pass ``next_cursor`` back as ``after`` for the next (null at the end)."""
-    break_glass = patient_access(container, user, patient_id) if user.role == "physician" else False
+    per call: pass ``next_cursor`` back as ``after`` for the next (null at the end). Of a
+    merged record or a survivor: the histories of every record of the merge, interleaved."""
     store = container.store
-    page = history_page(store.event_log, patient_id, after, page_size, event_type, since, until)
-    if after == 0 and page.scanned == 0:
+    survivor, merged = store.merge_group(patient_id)
+    break_glass = patient_access(container, user, survivor) if user.role == "physician" else False
+    ids = (survivor, *merged)
+    events, next_cursor, scanned = merges.group_history(
+        store.event_log, ids, after, page_size, event_type, since, until
+    )
+    if after == 0 and scanned == 0:
         raise NotFound("patient", patient_id)
     store.record_chart_view(
-        command_context(user), RecordChartView(patient_id, "history", purpose, break_glass)
+        command_context(user), RecordChartView(survivor, "history", purpose, break_glass)
     )
     return {
         "patient_id": str(patient_id),
+        "survivor_id": str(survivor) if survivor != patient_id else None,
+        "merged_ids": [str(i) for i in merged],
         "after": after,
         "page_size": page_size,
-        "events": page.entries,
-        "next_cursor": page.next_after,
+        "events": events,
+        "next_cursor": next_cursor,
     }
 
 

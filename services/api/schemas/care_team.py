@@ -38,3 +38,5 @@ class CareTeamMemberPublic(BaseModel):
     user_id: UUID
     added_at: datetime
     added_by: UUID
+    encounter_id: UUID | None = None
+    leaves_at: datetime | None = None

@@ -30,6 +30,9 @@ class EncounterStart(WriteBase):
     encounter_class: EncounterClass
     location: LocationBody
     attending_id: UUID = Field(description="The attending physician; joins the care team.")
+    consulting_ids: list[UUID] = Field(
+        default_factory=list, max_length=20, description="Consulting physicians; join the team."
+    )
 
     model_config = ConfigDict(
         extra="forbid",
@@ -53,15 +56,21 @@ class EncounterTransfer(WriteBase):
 
 
 class EncounterUpdate(WriteBase):
-    """Change the attending physician and/or the class of an open encounter."""
+    """Change the attending, the class or the consulting physicians of an open encounter."""
 
     attending_id: UUID | None = None
     encounter_class: EncounterClass | None = None
+    consulting_added: list[UUID] = Field(default_factory=list, max_length=20)
+    consulting_removed: list[UUID] = Field(default_factory=list, max_length=20)
 
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
-            "examples": [{"attending_id": ATTENDING}, {"encounter_class": "inpatient"}]
+            "examples": [
+                {"attending_id": ATTENDING},
+                {"encounter_class": "inpatient"},
+                {"consulting_added": [ATTENDING]},
+            ]
         },
     )
 

@@ -1,4 +1,4 @@
-"""Bodies of patient registration, search, allergies, vitals and break-glass."""
+"""Bodies of patient registration, search, merges, allergies, vitals and break-glass."""
 
 from __future__ import annotations
 
@@ -45,6 +45,33 @@ class PatientPublic(BaseModel):
     given_names: list[str]
     birth_date: date
     sex: str
+    merged_into: UUID | None = Field(
+        default=None,
+        description=(
+            "The record this one is merged into (its chart and new writes go there); the "
+            "search answers that record too. Null: the record stands on its own."
+        ),
+    )
+
+
+class MergeCreate(WriteBase):
+    """Merge the record ``merged_id`` into this one (the survivor), or undo that merge; the
+    reason is mandatory."""
+
+    merged_id: UUID
+    reason: str = Field(min_length=3, max_length=1000)
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "merged_id": "5f0e4c1a-7d2b-8e3f-9a41-b6c7d8e9f012",
+                    "reason": "duplicate registration: same person, second MRN issued in ED",
+                }
+            ]
+        },
+    )
 
 
 class AllergyCreate(WriteBase):
