@@ -19,7 +19,7 @@ run: setup
 	$(BIN)/backbone demo --patients $(DEMO_PATIENTS)
 	$(BIN)/backbone status
 	@echo ""
-	@echo "API:         http://127.0.0.1:8000   (docs: http://127.0.0.1:8000/docs)"
+	@echo "API:         https://127.0.0.1:8000   (docs: https://127.0.0.1:8000/docs; CA: .data/tls/ca.pem)"
 	@echo "log in:      users named after their role; passwords in .data/demo/credentials.json"
 	@echo "walkthrough: README.md, 'Try it'; logs in .data/logs/; stop everything with: make down"
 

@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
             with bench_stack(Path(tmp) / "main") as stack:
                 results["append"] = append.run(stack, sizes, bars)
                 results["relay"] = relay.run(stack, sizes, bars)
-                stack.start("relay", "project", "serve")
+                stack.start("keys", "relay", "project", "serve")
                 results["e2e"] = e2e.run(stack, sizes, bars)
                 results["chart_read"] = chart_read.run(stack, sizes, bars)
                 results["hl7"] = hl7.run(stack, sizes, bars)

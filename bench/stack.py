@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -17,6 +18,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from uuid import UUID
 
@@ -35,10 +37,13 @@ from projections.settings import ProjectionSettings
 from services.bootstrap import Backbone
 from services.local_stack.processes import api_healthy, free_port, port_in_use, wait_until
 from services.settings import ServiceSettings
+from services.tls import api_client_context
 
 PASSWORD = secrets.token_urlsafe(18)  # bench users live as long as the run
 ROLES = ("nurse", "physician")
 ALL_CPUS = frozenset(range(os.cpu_count() or 1))
+# Commands whose ``backbone`` arguments are not their name: "keys" is the key service.
+ARGV = {"keys": ("keys", "serve")}
 
 
 @dataclass
@@ -52,6 +57,7 @@ class BenchStack:
     backbone: Backbone
     port: int
     hl7_port: int = field(default_factory=free_port)
+    key_port: int = field(default_factory=free_port)  # the key service of this store
     users: dict[str, UUID] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
@@ -69,7 +75,12 @@ class BenchStack:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"https://127.0.0.1:{self.port}"
+
+    @cached_property
+    def tls(self) -> ssl.SSLContext:
+        """Verifies the API's certificate against the CA file, like every client."""
+        return api_client_context(self.settings)
 
     @property
     def env(self) -> dict[str, str]:
@@ -81,6 +92,7 @@ class BenchStack:
             "BACKBONE_CONSUMER_GROUP_PREFIX": self.projection_settings.consumer_group_prefix,
             "BACKBONE_API_PORT": str(self.port),
             "BACKBONE_HL7_PORT": str(self.hl7_port),
+            "BACKBONE_KEY_SERVICE_PORT": str(self.key_port),
             "BACKBONE_LOG_LEVEL": "WARNING",
         }
 
@@ -88,20 +100,21 @@ class BenchStack:
         return f"bench.{self.store_settings.store_name}.{role}"
 
     def start(self, *commands: str) -> None:
-        """Start ``backbone <command>`` processes (relay, project, serve) on this store."""
+        """Start ``backbone <command>`` processes (keys, relay, project, serve) on this store."""
         logs = self.tmp / "logs"
         logs.mkdir(exist_ok=True)
         for command in commands:
             with (logs / f"{command}.log").open("ab") as log:
                 self.processes[command] = subprocess.Popen(
-                    [sys.executable, "-m", "services.cli", command],
+                    [sys.executable, "-m", "services.cli", *ARGV.get(command, (command,))],
                     env=self.env,
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     # The bench process may be pinned to the load generator's core.
                     preexec_fn=lambda: os.sched_setaffinity(0, ALL_CPUS),
                 )
-        if "serve" in commands and not wait_until(lambda: api_healthy(self.url), 60, 0.2):
+        serving = "serve" in commands
+        if serving and not wait_until(lambda: api_healthy(self.url, self.tls), 60, 0.2):
             raise RuntimeError(f"the API did not start; see {logs / 'serve.log'}")
         if "hl7" in commands and not wait_until(lambda: port_in_use(self.hl7_port), 60, 0.2):
             raise RuntimeError(f"the HL7 listener did not start; see {logs / 'hl7.log'}")
@@ -122,6 +135,7 @@ class BenchStack:
             f"{self.url}/v1/auth/token",
             data={"username": self.username(role), "password": PASSWORD},
             timeout=30,
+            verify=self.tls,
         )
         answer.raise_for_status()
         return str(answer.json()["access_token"])
@@ -180,7 +194,8 @@ def bench_stack(tmp: Path) -> Iterator[BenchStack]:
     projection_settings = ProjectionSettings(
         read_schema=f"bench{tag}",
         store_name=store_settings.store_name,
-        consumer_group_prefix=f"bench{tag}",
+        # Under "projection.": the group prefix the consumer principals are granted.
+        consumer_group_prefix=f"projection.bench{tag}",
     )
     settings = ServiceSettings()
     backbone = Backbone(settings, store_settings, projection_settings, reads_size=40)

@@ -24,6 +24,14 @@ Envelopes of an erased patient carry `"payload": null` and `"erased": true`: pur
 hold about that patient. Older payload versions are upcast before publication, so the
 `schema_version` on the wire is the current one.
 
+Envelope version 2 (`"envelope_version": 2`): the clinical part (`payload` and `reason`)
+travels sealed in `payload_encrypted` (AES-256-GCM under a per-topic subkey of the patient's
+data key, or of the store's service key for events about no patient; the rest of the
+envelope is the associated data), and `payload` and `reason` are `null` in clear. Open it
+with the project's key client (`docs/subscribing.md`); a key the key service answers `null`
+for is an erased patient's: handle the envelope as erased. Envelopes without
+`envelope_version` (version 1) carry the payload in clear: messages from before sealing.
+
 | event type | topic | versions | fields (current version) | typically consumed by |
 |---|---|---|---|---|
 """

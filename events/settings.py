@@ -1,22 +1,70 @@
-"""Settings of the write side, read from ``BACKBONE_*`` environment variables."""
+"""Settings of the write side, read from ``BACKBONE_*`` environment variables.
+
+``DatabaseSettings`` is the database part every package's settings share (events is the
+lowest package, so services and projections import it from here): each URL verifies the
+server's certificate unless the operator chose an ``sslmode`` of their own.
+"""
 
 from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Self
+from urllib.parse import quote, urlencode
 
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATABASE_URL = "postgresql://backbone:backbone@127.0.0.1:55432/backbone"
 
 
-class StoreSettings(BaseSettings):
+def verified_database_url(url: str, ca_file: Path) -> str:
+    """``url`` with ``sslmode=verify-full`` and ``sslrootcert=ca_file`` added, unless it
+    names an ``sslmode`` itself (the operator's explicit choice is kept as given)."""
+    info = conninfo_to_dict(url)
+    if "sslmode" in info:
+        return url
+    extra = {"sslmode": "verify-full"}
+    if "sslrootcert" not in info:
+        extra["sslrootcert"] = str(ca_file)
+    if "://" not in url:
+        return make_conninfo(url, **extra)
+    base, _, fragment = url.partition("#")
+    query = urlencode(extra, quote_via=quote, safe="/")
+    joined = f"{base}{'&' if '?' in base else '?'}{query}"
+    return f"{joined}#{fragment}" if fragment else joined
+
+
+class DatabaseSettings(BaseSettings):
+    """The PostgreSQL URL, over TLS verified against a CA: the local one (``backbone
+    certs init``) unless ``BACKBONE_DATABASE_CA_FILE`` or ``BACKBONE_TLS_CA_FILE`` names
+    another."""
+
+    database_url: str = DEFAULT_DATABASE_URL
+    # The local CA, the servers' certificate and each principal's client certificate.
+    tls_dir: Path = REPO_ROOT / ".data" / "tls"
+    tls_ca_file: Path | None = None
+    database_ca_file: Path | None = None
+
+    @property
+    def database_ca_path(self) -> Path:
+        """The CA file the database server's certificate is verified against."""
+        return self.database_ca_file or self.tls_ca_file or self.tls_dir / "ca.pem"
+
+    @model_validator(mode="after")
+    def _verify_the_server(self) -> Self:
+        self.database_url = verified_database_url(self.database_url, self.database_ca_path)
+        return self
+
+
+class StoreSettings(DatabaseSettings):
     """Where the event store lives and how its payloads are encrypted."""
 
     model_config = SettingsConfigDict(env_prefix="BACKBONE_", extra="ignore")
 
     environment: str = "development"
-    database_url: str = "postgresql://backbone:backbone@127.0.0.1:55432/backbone"
     master_key_file: Path = REPO_ROOT / ".data" / "keys" / "master.key"
     checkpoint_key_file: Path = REPO_ROOT / ".data" / "keys" / "checkpoint.key"
     # Signed checkpoints are appended here too, outside the database (``<store>.jsonl``):

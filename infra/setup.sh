@@ -38,3 +38,4 @@ fi
 .venv/bin/backbone infra fetch
 
 .venv/bin/backbone keys init
+.venv/bin/backbone certs init

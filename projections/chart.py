@@ -124,14 +124,15 @@ SELECT json_build_object(
     SELECT json_build_object(
       'encounter_id', e.encounter_id, 'class', e.encounter_class,
       'location', json_build_object('ward', e.ward, 'room', e.room, 'bed', e.bed),
-      'attending_id', e.attending_id, 'since', e.started_at)
+      'attending_id', e.attending_id, 'consulting_ids', e.consulting, 'since', e.started_at)
     FROM encounters e WHERE e.patient_id = ANY(g.ids) AND e.ended_at IS NULL
     ORDER BY e.started_at DESC, e.position DESC LIMIT 1),
   'encounters', COALESCE((
     SELECT json_agg(json_build_object(
       'encounter_id', e.encounter_id, 'class', e.encounter_class,
       'location', json_build_object('ward', e.ward, 'room', e.room, 'bed', e.bed),
-      'attending_id', e.attending_id, 'started_at', e.started_at, 'ended_at', e.ended_at,
+      'attending_id', e.attending_id, 'consulting_ids', e.consulting,
+      'started_at', e.started_at, 'ended_at', e.ended_at,
       'disposition', e.disposition) ORDER BY e.ended_at DESC, e.position DESC)
     FROM encounters e WHERE e.patient_id = ANY(g.ids) AND e.ended_at IS NOT NULL),
     '[]'::json),

@@ -82,6 +82,7 @@ CREATE TABLE IF NOT EXISTS encounters (
     position bigint NOT NULL
 );
 CREATE INDEX IF NOT EXISTS encounters_patient ON encounters (patient_id);
+ALTER TABLE encounters ADD COLUMN IF NOT EXISTS consulting uuid[] NOT NULL DEFAULT '{}';
 CREATE TABLE IF NOT EXISTS patient_merges (
     merged_id uuid PRIMARY KEY,
     survivor_id uuid NOT NULL,
@@ -228,8 +229,8 @@ def encounter_started(
     where = payload.location
     cur.execute(
         "INSERT INTO encounters (encounter_id, patient_id, encounter_class, ward, room, bed, "
-        "attending_id, started_at, position) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
-        "ON CONFLICT (encounter_id) DO NOTHING",
+        "attending_id, consulting, started_at, position) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (encounter_id) DO NOTHING",
         (
             env.aggregate_id,
             env.patient_id,
@@ -238,6 +239,7 @@ def encounter_started(
             where.room,
             where.bed,
             payload.attending_id,
+            list(payload.consulting_ids),
             env.occurred_at,
             env.position,
         ),
@@ -264,11 +266,15 @@ def encounter_updated(
 ) -> None:
     cur.execute(
         "UPDATE encounters SET attending_id = COALESCE(%s, attending_id), "
-        "encounter_class = COALESCE(%s, encounter_class), position = %s "
+        "encounter_class = COALESCE(%s, encounter_class), "
+        "consulting = ARRAY(SELECT DISTINCT c FROM unnest(consulting || %s::uuid[]) AS c "
+        "WHERE c <> ALL(%s::uuid[]) ORDER BY c), position = %s "
         "WHERE encounter_id = %s AND position < %s",
         (
             payload.attending_id,
             payload.encounter_class,
+            list(payload.consulting_added),
+            list(payload.consulting_removed),
             env.position,
             env.aggregate_id,
             env.position,

@@ -3,7 +3,10 @@
 ``Backbone`` turns the three settings objects into the pools, the store (with its log and
 keyring), the Kafka offsets client, the status service, the auth service, the relay and the
 retention policy. The API, relay, projections, department consumers, CLI and bench ask it
-for what they need and stay thin; nothing connects at import time.
+for what they need and stay thin; nothing connects at import time. Its Kafka clients
+connect as the process's principal: the command names its default (``backbone relay`` is
+``relay``, ``backbone serve`` is ``api``, tools and tests ``operator``) and
+``BACKBONE_KAFKA_PRINCIPAL`` overrides it.
 
 Pools per process (each opened only when first used):
 - the store's own pool, inside ``eventsourcing``'s datastore: the library owns it, with its
@@ -21,15 +24,17 @@ from contextlib import contextmanager
 from datetime import timedelta
 from functools import cached_property
 
-from psycopg.conninfo import conninfo_to_dict
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import ConnectionPool
 
 from events.application import ClinicalStore
 from events.settings import StoreSettings, get_store_settings
+from events.store.connect import CONNECT_ARGS, connect_args
 from events.store.keys import Keyring, PostgresKeyStore, ensure_id_key, load_master_key
 from events.store.verification import ChainVerifier, load_signing_key
 from events.store.witness import Witness
 from projections.engine.database import read_pool
+from projections.engine.kafka_clients import OPERATOR, kafka_connection
 from projections.engine.offsets import TopicEnds
 from projections.settings import ProjectionSettings, get_projection_settings
 from services.auth.service import AuthService
@@ -60,6 +65,8 @@ def store_env(settings: StoreSettings) -> dict[str, str]:
         "POSTGRES_LOCK_TIMEOUT": str(settings.store_lock_timeout_s),
         "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
         "CREATE_TABLE": "y",
+        # The rest of the URL (sslmode=verify-full, sslrootcert, …): the library has no keys.
+        CONNECT_ARGS: make_conninfo("", **connect_args(info)),
     }
 
 
@@ -99,10 +106,16 @@ class Backbone:
         *,
         pool_size: int = 8,
         reads_size: int = 8,
+        kafka_principal: str = OPERATOR,
     ) -> None:
         self.settings = settings or get_settings()
         self.store_settings = store_settings or get_store_settings()
-        self.projection_settings = projection_settings or get_projection_settings()
+        # Every Kafka client of the process, the read side's included, is this principal.
+        self.kafka = kafka_connection(self.settings, default=kafka_principal)
+        reads = projection_settings or get_projection_settings()
+        if reads.kafka_principal is None:
+            reads = reads.model_copy(update={"kafka_principal": self.kafka.principal})
+        self.projection_settings = reads
         self._pool_size = pool_size
         self._reads_size = reads_size
 
@@ -134,7 +147,7 @@ class Backbone:
 
     @cached_property
     def topic_ends(self) -> TopicEnds:
-        return TopicEnds(self.settings.kafka_bootstrap)
+        return TopicEnds(self.kafka)
 
     @cached_property
     def status(self) -> StatusService:
@@ -167,7 +180,7 @@ class Backbone:
         with schema_lock(self.pool):
             checkpoint = Checkpoint(self.pool, relay_name(settings, self.store_settings))
         publisher = KafkaPublisher(
-            settings.kafka_bootstrap,
+            self.kafka,
             f"backbone-{settings.relay_name}",
             settings.relay_flush_timeout_s,
         )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -97,17 +98,20 @@ class DemoReport:
 
 
 class DemoClient:
-    """Logged-in HTTP clients per role."""
+    """Logged-in HTTPS clients per role, verifying the API with ``verify`` (the CA's)."""
 
-    def __init__(self, url: str, credentials: dict[str, dict[str, str]]) -> None:
+    def __init__(
+        self, url: str, credentials: dict[str, dict[str, str]], verify: ssl.SSLContext | bool
+    ) -> None:
         self.url = url
         self.credentials = credentials
+        self.verify = verify
         self._clients: dict[str, httpx.Client] = {}
         self.requests = 0
 
     def as_(self, role: str) -> httpx.Client:
         if role not in self._clients:
-            client = httpx.Client(base_url=self.url, timeout=30)
+            client = httpx.Client(base_url=self.url, timeout=30, verify=self.verify)
             form = {"username": role, "password": self.credentials[role]["password"]}
             secret = self.credentials[role].get("totp_secret")
             if secret:

@@ -11,7 +11,10 @@ from functools import lru_cache
 from pathlib import Path
 
 from pydantic import Field, ValidationError, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from events.settings import DatabaseSettings
+from projections.engine.kafka_clients import SecurityProtocol
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RETENTION_YEARS: dict[str, float] = {
@@ -26,26 +29,49 @@ DEVELOPMENT_DB_PASSWORD = "backbone"  # noqa: S105 - refused outside development
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
-class ServiceSettings(BaseSettings):
+class ServiceSettings(DatabaseSettings):
     """Where the local infrastructure lives and how the processes reach it."""
 
     model_config = SettingsConfigDict(env_prefix="BACKBONE_", extra="ignore")
 
     environment: str = "development"
     data_dir: Path = REPO_ROOT / ".data"
+    # The local CA, the servers' certificate and each principal's client certificate
+    # (``backbone certs init``).
+    tls_dir: Path = REPO_ROOT / ".data" / "tls"
+    # The CA every client verifies the servers with (None: the local CA's, in tls_dir).
+    tls_ca_file: Path | None = None
     infra_dir: Path = REPO_ROOT / "infra"
 
-    database_url: str = "postgresql://backbone:backbone@127.0.0.1:55432/backbone"
+    # database_url (DatabaseSettings): verify-full against database_ca_file or the CA.
     postgres_port: int = 55432
     postgres_db: str = "backbone"
     postgres_user: str = "backbone"
     postgres_password: str = "backbone"  # noqa: S105 - development default, refused elsewhere
+    # The local cluster's certificate (its chain) and key (None: the local CA's server files).
+    postgres_server_cert_file: Path | None = None
+    postgres_server_key_file: Path | None = None
 
     kafka_bootstrap: str = "127.0.0.1:9092"
     kafka_port: int = 9092
     kafka_controller_port: int = 9093
     kafka_heap: str = "512m"
     kafka_start_timeout_s: float = 90.0
+    # Kafka over TLS only, clients authenticated by certificate (the certificate's CN is the
+    # principal, services/principals.py; projections/engine/kafka_clients.py builds clients).
+    # PLAINTEXT is a development option, refused elsewhere.
+    kafka_security_protocol: SecurityProtocol = "SSL"
+    # Who this process is on Kafka (None: the process's own default, operator for tools).
+    kafka_principal: str | None = None
+    # An operator's own PKI (None: the local CA's files in tls_dir): the CA Kafka clients and
+    # the broker trust, this process's client certificate and key, the broker's certificate
+    # (its chain) and PKCS#8 key.
+    kafka_ca_file: Path | None = None
+    kafka_cert_file: Path | None = None
+    kafka_key_file: Path | None = None
+    kafka_check_hostname: bool = True
+    kafka_server_cert_file: Path | None = None
+    kafka_server_key_file: Path | None = None
 
     log_level: str = Field(default="INFO")
 
@@ -77,7 +103,11 @@ class ServiceSettings(BaseSettings):
     public_docs: bool | None = None
     # /metrics: an admin or compliance bearer token, or this scrape token (32+ characters).
     metrics_token: str | None = None
-    api_tls: bool = False  # served over HTTPS (itself or behind a proxy): send HSTS
+    # HTTPS with this certificate and key (None: the local CA's server files in tls_dir); HSTS
+    # follows. False serves plain HTTP, only behind a TLS-terminating proxy on this host.
+    api_tls: bool = True
+    api_tls_cert_file: Path | None = None
+    api_tls_key_file: Path | None = None
     rate_limit_search: str = "60/minute"  # per user, `limits` notation
     rate_limit_break_glass: str = "10/hour"
     rate_limit_exports: str = "30/minute"  # history, access log, alerts, replayed charts
@@ -109,6 +139,11 @@ class ServiceSettings(BaseSettings):
     relay_max_backoff_s: float = 10.0
     chain_checkpoint_interval_s: float = 300.0
 
+    # The key service (``backbone keys serve``): payload keys over TLS with required client
+    # certificates from the CA (tls_dir), with the servers' certificate.
+    key_service_host: str = "127.0.0.1"
+    key_service_port: int = 8444
+
     @model_validator(mode="after")
     def _no_placeholder_secrets_outside_development(self) -> ServiceSettings:
         if self.environment != "development":
@@ -121,7 +156,14 @@ class ServiceSettings(BaseSettings):
                 )
             if self.metrics_token is not None and len(self.metrics_token) < 32:
                 raise ValueError("BACKBONE_METRICS_TOKEN must be 32+ characters here")
-        elif self.api_host not in LOOPBACK_HOSTS:
+            if self.kafka_security_protocol != "SSL":
+                raise ValueError("BACKBONE_KAFKA_SECURITY_PROTOCOL: plaintext is refused here")
+        if not self.api_tls and self.api_host not in LOOPBACK_HOSTS:
+            raise ValueError(
+                f"BACKBONE_API_TLS=false serves plain HTTP: only on loopback, behind a "
+                f"TLS-terminating proxy on this host, not on BACKBONE_API_HOST={self.api_host}"
+            )
+        if self.environment == "development" and self.api_host not in LOOPBACK_HOSTS:
             # An unset BACKBONE_ENVIRONMENT means the public development secrets: only on
             # this machine, never on an address others can reach.
             raise ValueError(
@@ -146,7 +188,22 @@ class ServiceSettings(BaseSettings):
 
     @property
     def api_url(self) -> str:
-        return f"http://{self.api_host}:{self.api_port}"
+        """Where the project's own clients reach the API (https unless BACKBONE_API_TLS=false)."""
+        scheme = "https" if self.api_tls else "http"
+        return f"{scheme}://{self.api_host}:{self.api_port}"
+
+    @property
+    def ca_file(self) -> Path:
+        """The CA file clients verify the servers against."""
+        return self.tls_ca_file or self.tls_dir / "ca.pem"
+
+    @property
+    def api_certificate(self) -> tuple[Path, Path]:
+        """The API's certificate (its chain) and private key files."""
+        return (
+            self.api_tls_cert_file or self.tls_dir / "server.pem",
+            self.api_tls_key_file or self.tls_dir / "server.key",
+        )
 
     @property
     def postgres_dir(self) -> Path:

@@ -18,8 +18,10 @@ from projections.engine.base import Projection
 from projections.engine.offsets import TopicEnds
 from projections.engine.service import ProjectionStatus, consumer_lag, projection_statuses
 from services.hl7.settings import HL7Settings, get_hl7_settings
+from services.local_stack.processes import api_healthy
 from services.relay.checkpoint import RelayStatus, read_status
 from services.settings import ServiceSettings
+from services.tls import CertificatesMissing, api_client_context
 
 
 def relay_name(settings: ServiceSettings, store_settings: StoreSettings) -> str:
@@ -29,7 +31,7 @@ def relay_name(settings: ServiceSettings, store_settings: StoreSettings) -> str:
 
 @dataclass(frozen=True)
 class ListenerStatus:
-    """The HL7 listener's address and whether it accepts connections."""
+    """A server's address (the HL7 listener, the API) and whether it answers."""
 
     address: str
     up: bool
@@ -43,7 +45,20 @@ def hl7_listener_status(settings: HL7Settings, timeout_s: float = 1.0) -> Listen
             pass
     except OSError as exc:
         return ListenerStatus(settings.address, False, f"not accepting: {exc.strerror or exc}")
-    return ListenerStatus(settings.address, True, "accepting MLLP")
+    return ListenerStatus(
+        settings.address, True, "accepting MLLP over TLS" if settings.tls else "accepting MLLP"
+    )
+
+
+def api_status(settings: ServiceSettings) -> ListenerStatus:
+    """Whether the API answers ``/healthz`` at its URL, its certificate verified by the CA."""
+    try:
+        verify = api_client_context(settings)
+    except CertificatesMissing as exc:
+        return ListenerStatus(settings.api_url, False, str(exc.code))
+    if api_healthy(settings.api_url, verify):
+        return ListenerStatus(settings.api_url, True, "answering /healthz")
+    return ListenerStatus(settings.api_url, False, "no answer to /healthz (or TLS refused)")
 
 
 class StatusService:
@@ -82,6 +97,10 @@ class StatusService:
     def projections(self, projections: tuple[Projection, ...]) -> list[ProjectionStatus]:
         """Each projection's position and totals."""
         return projection_statuses(self.reads, projections)
+
+    def api(self) -> ListenerStatus:
+        """The API's URL and health (``backbone status``)."""
+        return api_status(self.settings)
 
     def hl7(self, settings: HL7Settings | None = None) -> ListenerStatus:
         """The HL7 listener's address and health (``backbone status``)."""

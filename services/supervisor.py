@@ -24,6 +24,8 @@ class ManagedProcess:
 
 
 PROCESSES: tuple[ManagedProcess, ...] = (
+    # Payload keys for the consumers below (they wait for it if it starts after them).
+    ManagedProcess("keys", ("keys", "serve")),
     ManagedProcess("relay", ("relay",)),
     ManagedProcess("projections", ("project",)),
     ManagedProcess("pharmacy", ("pharmacy",)),

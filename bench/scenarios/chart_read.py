@@ -25,7 +25,7 @@ WARM_UP = 5  # requests per client before measuring: connections and pools are o
 
 
 def api_reads(stack: BenchStack, patients: list[Any], clients: int, seconds: float) -> Load:
-    pool = Clients(stack.url, stack.token("physician"), clients)
+    pool = Clients(stack.url, stack.token("physician"), clients, stack.tls)
     pick = random.Random(11)
 
     def read(worker: int, _: int) -> None:

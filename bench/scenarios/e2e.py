@@ -81,7 +81,7 @@ class Observer:
 
 def run(stack: BenchStack, sizes: Sizes, progress: Progress) -> dict[str, Any]:
     patients = populate(stack, PATIENTS, "e2e", progress)
-    clients = Clients(stack.url, stack.token("nurse"), WORKERS)
+    clients = Clients(stack.url, stack.token("nurse"), WORKERS, stack.tls)
 
     def read(worker: int, i: int) -> None:
         clients.get(worker).request("GET", f"/v1/patients/{patients[i]}/chart")

@@ -1,8 +1,9 @@
 """Relay: events from the store to Kafka (acks=all) vs a raw producer sending the same bytes.
 
-The relay reads the notification log, decrypts, builds the published envelopes, sends and
-waits for every acknowledgement, then checkpoints. The raw producer, with the same producer
-settings, sends the already-built messages. Then the relay runs live while commands arrive
+The relay reads the notification log, decrypts, builds the published envelopes (payloads
+sealed under each patient's key, as in production), sends and waits for every
+acknowledgement, then checkpoints. The raw producer, with the same producer settings, sends
+the already-built (already sealed) messages. Then the relay runs live while commands arrive
 at a steady rate, and its lag behind the store head is sampled.
 """
 
@@ -29,8 +30,9 @@ from services.synthetic import indexed_vitals
 def _raw_publish(stack: BenchStack, messages: list[OutgoingMessage]) -> float:
     """Seconds a raw producer takes to send ``messages`` and get every acknowledgement."""
     settings = stack.settings
+    # Over TLS as the in-process relay connects: the comparison includes the same encryption.
     producer = KafkaProducer(
-        **producer_config(settings.kafka_bootstrap, "bench-raw", settings.relay_flush_timeout_s)
+        **producer_config(stack.backbone.kafka, "bench-raw", settings.relay_flush_timeout_s)
     )
     try:
         producer.send(messages[0].topic, key=b"warm-up", value=b"{}").get(timeout=30)
@@ -58,7 +60,7 @@ def run(stack: BenchStack, sizes: Sizes, progress: Progress) -> dict[str, Any]:
 
     messages: list[OutgoingMessage] = []
     for page in stack.store.event_log.pages(start, until=head, page_size=500):
-        messages.extend(messages_of(page.events))
+        messages.extend(messages_of(page.events, stack.store.payload_keys))
     raw_s = _raw_publish(stack, messages)
     progress.advance(task, len(messages))
 

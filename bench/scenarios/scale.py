@@ -25,7 +25,7 @@ def run(tmp: Path, sizes: Sizes, progress: Progress) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     tmp.mkdir(parents=True, exist_ok=True)
     with bench_stack(tmp) as stack:
-        stack.start("relay", "project", "serve")
+        stack.start("keys", "relay", "project", "serve")
         patients = populate(stack, max(sizes.scale_levels[0] // 10, 100), "scale", progress)
         for level in sizes.scale_levels:
             task = progress.task(f"scale {level:,}", max(level - stack.head(), 0))

@@ -9,7 +9,12 @@ Copy this file and replace ``handle`` with your own durable write. It shows the 
 - delivery is at-least-once, so events are deduplicated on ``event_id``;
 - an erased envelope (``"erased": true``, ``"payload": null``) means: purge everything held
   about that patient, and keep no later event of theirs;
-- a message we cannot read (not JSON, not an envelope, a schema version we do not know)
+- payloads travel sealed under the patient's key (``payload_encrypted``): they are opened
+  with the project's key client (``projections.engine.keyclient``, the one import from the
+  project), which fetches the keys of a batch from the backbone's key service with the same
+  client certificate; a key answered ``null`` is an erased patient's: purge, as above;
+- a message we cannot read (not JSON, not an envelope, a schema version we do not know,
+  a sealed payload that fails authentication)
   goes to ``clinical.deadletter`` with the reason; it is never skipped silently.
 
 Each handled event is printed as one JSON line on stdout::
@@ -17,10 +22,18 @@ Each handled event is printed as one JSON line on stdout::
     {"event_id": ..., "event_type": ..., "patient_id": ..., "position": ..., "topic": ...}
     {"purge": "<patient id>"}
 
+The broker takes TLS only and knows a client by its certificate: connect as your
+department's principal with ``--client-config FILE`` (the JSON that ``backbone kafka
+client-config NAME --json`` prints) or with ``--ca-file``, ``--cert-file`` and ``--key-file``.
+Your principal may read only the topics and use only the consumer groups it is granted
+(``department-example``: ``clinical.patients`` and ``clinical.medications``, groups
+``department.*`` and ``pharmacy.*``, writes to ``clinical.deadletter``).
+
 Example::
 
-    python department_consumer.py --group pharmacy.verification --from-beginning \\
-        --idle-timeout-s 10
+    backbone kafka client-config department-example --json > department-example.json
+    python department_consumer.py --client-config department-example.json \\
+        --group department.verification --from-beginning --idle-timeout-s 10
 """
 
 from __future__ import annotations
@@ -31,10 +44,13 @@ import json
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
+
+from projections.engine.keyclient import KeyClient, PayloadUnreadable
 
 DEADLETTER_TOPIC = "clinical.deadletter"
 
@@ -65,7 +81,21 @@ class Rejected(Exception):
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Consume clinical-backbone events.")
-    parser.add_argument("--bootstrap", default="127.0.0.1:9092", help="Kafka bootstrap servers")
+    parser.add_argument(
+        "--client-config",
+        default=None,
+        help="JSON of `backbone kafka client-config NAME --json` (bootstrap, TLS files)",
+    )
+    parser.add_argument("--bootstrap", default=None, help="Kafka bootstrap servers")
+    parser.add_argument("--security-protocol", default=None, choices=("SSL", "PLAINTEXT"))
+    parser.add_argument("--ca-file", default=None, help="the CA the broker's certificate is from")
+    parser.add_argument("--cert-file", default=None, help="your principal's client certificate")
+    parser.add_argument("--key-file", default=None, help="its private key")
+    parser.add_argument(
+        "--key-service",
+        default="https://127.0.0.1:8444",
+        help="the backbone's key service (payload keys, by your client certificate)",
+    )
     parser.add_argument("--group", required=True, help="consumer group, <department>.<purpose>")
     parser.add_argument(
         "--topics",
@@ -91,6 +121,36 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--patients", default=None, help="comma-separated patient ids to keep (default: all)"
     )
     return parser.parse_args(argv)
+
+
+# The connection keywords of kafka-python that a --client-config file may carry.
+TLS_FILES = ("ssl_cafile", "ssl_certfile", "ssl_keyfile")
+CONNECTION_KEYS = ("bootstrap_servers", "security_protocol", *TLS_FILES, "ssl_check_hostname")
+
+
+def connection(args: argparse.Namespace) -> dict[str, Any]:
+    """kafka-python's connection keywords: the --client-config file, then the options over it."""
+    options: dict[str, Any] = {"bootstrap_servers": "127.0.0.1:9092", "security_protocol": "SSL"}
+    if args.client_config:
+        with open(args.client_config, encoding="utf-8") as config:
+            loaded = json.load(config)
+        options.update({k: v for k, v in loaded.items() if k in CONNECTION_KEYS})
+    given = {
+        "bootstrap_servers": args.bootstrap,
+        "security_protocol": args.security_protocol,
+        "ssl_cafile": args.ca_file,
+        "ssl_certfile": args.cert_file,
+        "ssl_keyfile": args.key_file,
+    }
+    options.update({k: v for k, v in given.items() if v is not None})
+    if options["security_protocol"] == "SSL":
+        lacking = [k for k in TLS_FILES if not options.get(k)]
+        if lacking:
+            raise SystemExit(
+                "the broker takes TLS with a client certificate: give --client-config FILE "
+                f"or --ca-file, --cert-file and --key-file (missing: {', '.join(lacking)})"
+            )
+    return options
 
 
 def split(value: str | None) -> list[str]:
@@ -122,9 +182,36 @@ def decode(raw: bytes | None, event_type: str) -> dict[str, Any]:
         raise Rejected(f"missing fields: {', '.join(missing)}")
     if envelope["event_type"] != event_type:
         raise Rejected("event_type header and envelope disagree")
-    if envelope["payload"] is None and envelope["erased"] is not True:
-        raise Rejected("payload null but not marked erased")
     return envelope
+
+
+def opened(keys: KeyClient, topic: str, envelope: dict[str, Any]) -> dict[str, Any]:
+    """The envelope with its payload opened (erased when the patient's key is gone)."""
+    try:
+        clear = keys.open(topic, envelope)
+    except PayloadUnreadable as exc:
+        raise Rejected(str(exc)) from None
+    if clear["payload"] is None and clear["erased"] is not True:
+        raise Rejected("payload null but not marked erased")
+    return clear
+
+
+def parsed(raw: bytes | None) -> dict[str, Any] | None:
+    """The message as a JSON object, or None (``decode`` says why, later)."""
+    try:
+        value = json.loads(raw or b"")
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def key_client(args: argparse.Namespace, kafka: dict[str, Any]) -> KeyClient:
+    """The key service's client, with the certificate we connect to Kafka with."""
+    files = [kafka.get(k) for k in ("ssl_cafile", "ssl_certfile", "ssl_keyfile")]
+    if not all(files):
+        raise SystemExit("the key service needs your CA, certificate and key: see --client-config")
+    ca, cert, key = (Path(str(f)) for f in files)
+    return KeyClient(args.key_service, ca, cert, key)
 
 
 class DepartmentConsumer:
@@ -135,17 +222,26 @@ class DepartmentConsumer:
         self.max_messages: int | None = args.max_messages
         self.idle_timeout_s: float | None = args.idle_timeout_s
         self.patients: set[str] | None = set(split(args.patients)) or None
+        kafka = connection(args)
         self.consumer = KafkaConsumer(
             *split(args.topics),
-            bootstrap_servers=args.bootstrap,
+            **kafka,
             group_id=args.group,
             client_id=args.group,
             enable_auto_commit=False,
             auto_offset_reset="earliest" if args.from_beginning else "latest",
         )
-        self.deadletters = KafkaProducer(
-            bootstrap_servers=args.bootstrap, client_id=f"{args.group}.deadletter", acks="all"
-        )
+        self.deadletters = KafkaProducer(**kafka, client_id=f"{args.group}.deadletter", acks="all")
+        # A topic our principal is not granted looks empty to kafka-python (it only logs the
+        # authorization error): refuse to start rather than wait for messages that never come.
+        for topic in split(args.topics):
+            if not self.consumer.partitions_for_topic(topic):
+                self.consumer.close()
+                self.deadletters.close(timeout=5)
+                raise SystemExit(f"{topic}: not granted to this principal, or no such topic")
+        # Payload keys, cached for a minute; the key service being down stops us (the batch
+        # is not committed, so it comes again), it never makes us skip a message.
+        self.keys = key_client(args, kafka)
         # A real department keeps these with its data, written in the same transaction as
         # the data itself (or a per-(topic, key) high-water mark of `position`); in memory
         # they are forgotten on restart, and redelivered events would be handled again.
@@ -182,6 +278,13 @@ class DepartmentConsumer:
     def _handle_batch(self, batch: dict[TopicPartition, list[Any]]) -> None:
         """Handle a polled batch, then commit the offsets after the last handled message."""
         next_offsets: dict[TopicPartition, OffsetAndMetadata] = {}
+        # The keys of the batch's messages we handle, in one request per topic.
+        self.keys.prefetch(
+            (record.topic, envelope)
+            for records in batch.values()
+            for record in records
+            if self._wanted(record) and (envelope := parsed(record.value)) is not None
+        )
         for partition, records in batch.items():
             for record in records:
                 if self._done():
@@ -197,15 +300,20 @@ class DepartmentConsumer:
         if next_offsets:
             self.consumer.commit(next_offsets)
 
-    def _handle(self, record: Any) -> None:
+    def _wanted(self, record: Any) -> bool:
+        """One of our patients, of an event type we handle (or without the header, which
+        is dead-lettered): decided on key and headers, before any JSON is parsed."""
         key = record.key.decode() if record.key else None
         if self.patients is not None and key not in self.patients:
-            self.counts["skipped"] += 1  # not one of our patients: not even parsed
+            return False
+        event_type = header(record.headers, "event_type")
+        return event_type is None or event_type in HANDLED
+
+    def _handle(self, record: Any) -> None:
+        if not self._wanted(record):
+            self.counts["skipped"] += 1  # not our patient or not our business: not parsed
             return
         event_type = header(record.headers, "event_type")
-        if event_type is not None and event_type not in HANDLED:
-            self.counts["skipped"] += 1  # not our business: not even parsed
-            return
         try:
             if event_type is None:
                 raise Rejected("no event_type header")
@@ -214,7 +322,7 @@ class DepartmentConsumer:
                 raise Rejected("no schema_version header")
             if int(version) not in HANDLED[event_type]:
                 raise Rejected(f"unknown schema_version {version} of {event_type}")
-            envelope = decode(record.value, event_type)
+            envelope = opened(self.keys, record.topic, decode(record.value, event_type))
         except Rejected as rejected:
             self._deadletter(record, str(rejected))
             return
@@ -248,6 +356,7 @@ class DepartmentConsumer:
         if patient_id is None:
             return
         self.erased_patients.add(patient_id)
+        self.keys.forget(patient_id)
         emit({"purge": patient_id})
 
     def _deadletter(self, record: Any, reason: str) -> None:

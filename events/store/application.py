@@ -39,10 +39,12 @@ from events.domain.errors import (
 )
 from events.domain.payloads.patients import PatientRegistered
 from events.domain.text import NOTE_LIMIT, TextRefused, clean_text
+from events.store.connect import CONNECT_ARGS, add_connect_args
 from events.store.idempotency import KeysInFlight, replayed
 from events.store.keys import OPERATIONS_KEY_ID, Keyring, derive_key
 from events.store.log import EventLog
 from events.store.mapper import ClinicalMapper, ErasedEventError, key_id_for
+from events.store.payload_keys import PayloadKeys
 from events.store.recorders import (
     ClinicalMemoryRecorder,
     ClinicalPostgresRecorder,
@@ -141,6 +143,7 @@ class StoreCore(Application[UUID], CommandCore):
                 # That mode bypasses the recorder hooks (idempotency claims) and the table lock.
                 raise ValueError("POSTGRES_ENABLE_DB_FUNCTIONS must stay off for this store")
             self.env["APPLICATION_RECORDER_TOPIC"] = get_topic(ClinicalPostgresRecorder)
+            add_connect_args(self.factory, self.env.get(CONNECT_ARGS, ""))  # TLS: sslmode…
             return self.factory.application_recorder()
         return ClinicalMemoryRecorder()
 
@@ -372,6 +375,11 @@ class StoreCore(Application[UUID], CommandCore):
         the master key, shared by every process of the store and never destroyed, so callers
         never see the keyring."""
         return derive_key(self.keyring.key_for_writing(OPERATIONS_KEY_ID), purpose)
+
+    @property
+    def payload_keys(self) -> PayloadKeys:
+        """The keys of payloads on Kafka: the relay seals with them, the key service serves them."""
+        return PayloadKeys(self.keyring)
 
     def patient_key(self, patient_id: UUID, purpose: bytes, *, writing: bool = False) -> bytes:
         """A subkey of one patient's data key for a service's copies of that patient's data

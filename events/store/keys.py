@@ -315,6 +315,16 @@ class Keyring:
             return cached
         return self._resolve(key_id, self.store.load([key_id]).get(key_id))
 
+    def read_fresh(self, key_ids: Iterable[UUID]) -> dict[UUID, bytes | None]:
+        """Data keys straight from the key store, never the cache (the key service's answer
+        must follow an erasure at once); None for a destroyed or unknown key."""
+        wanted = set(key_ids)
+        found = self.store.load(wanted) if wanted else {}
+        return {
+            k: self._unwrap(k, wrapped) if (wrapped := found.get(k)) is not None else None
+            for k in wanted
+        }
+
     def prefetch(self, key_ids: Iterable[UUID]) -> None:
         """Load many keys in one round trip (the relay calls this per batch)."""
         wanted = {k for k in key_ids if self._cached(k) is None}

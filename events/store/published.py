@@ -2,13 +2,15 @@
 
 The relay publishes it on Kafka and projection rebuilds read it straight from the store,
 so both see identical envelopes. An erased patient's events keep their clear header and
-go out with ``payload: null`` and ``erased: true`` so that consumers purge them.
+go out with ``payload: null`` and ``erased: true`` so that consumers purge them. On Kafka
+the relay seals payload and reason (envelope version 2, ``events.store.payload_keys``);
+rebuilds read the clear form.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -16,6 +18,19 @@ from pydantic import BaseModel, ConfigDict, Field
 from events.domain.envelope import Actor
 from events.domain.payloads.base import Payload
 from events.store.log import LoggedEvent
+
+
+class EncryptedPayload(BaseModel):
+    """``payload`` and ``reason`` sealed with AES-256-GCM under a per-topic subkey of the
+    patient's data key (``key: patient``) or of the store's operations key (``service``);
+    the rest of the envelope is the associated data (``events.store.kafka_payloads``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    alg: Literal["A256GCM"]
+    key: Literal["patient", "service"] = Field(description="Which data key: ask the key service.")
+    nonce: str = Field(description="96-bit nonce, base64.")
+    ciphertext: str = Field(description='JSON {"payload", "reason"} sealed, tag appended, base64.')
 
 
 class PublishedEnvelope(BaseModel):
@@ -37,20 +52,32 @@ class PublishedEnvelope(BaseModel):
     correlation_id: UUID
     causation_id: UUID | None
     payload: dict[str, Any] | None = Field(
-        description="Valid against the schema of event_type + schema_version; null if erased."
+        description="Valid against the schema of event_type + schema_version; null if erased "
+        "or sealed (envelope version 2: see payload_encrypted)."
     )
     erased: bool = Field(description="True when the patient was erased: purge what you hold.")
+    envelope_version: int = Field(
+        default=1,
+        ge=1,
+        le=2,
+        description="2: payload and reason travel sealed in payload_encrypted (reason is then "
+        "null in clear); 1 or absent: in clear (messages published before sealing).",
+    )
+    payload_encrypted: EncryptedPayload | None = Field(
+        default=None,
+        description="The sealed payload and reason; null when erased or once opened.",
+    )
 
 
 def published_envelope(logged: LoggedEvent) -> dict[str, Any]:
     """The envelope of a stored event: decrypted, or marked erased."""
     event = logged.event
     if event is None:
-        return _erased_envelope(logged)
+        return erased_envelope(logged)
     return {**event.envelope(logged.position), "erased": event.event_type == "patient.erased"}
 
 
-def _erased_envelope(logged: LoggedEvent) -> dict[str, Any]:
+def erased_envelope(logged: LoggedEvent) -> dict[str, Any]:
     """An erased patient's event: its clear header, no payload, marked erased."""
     header = logged.header
     return {
@@ -78,7 +105,7 @@ def published_model(logged: LoggedEvent) -> tuple[PublishedEnvelope, Payload | N
     decode every stored event, and that round trip was a third of their time)."""
     event = logged.event
     if event is None:
-        return PublishedEnvelope.model_validate(_erased_envelope(logged)), None
+        return PublishedEnvelope.model_validate(erased_envelope(logged)), None
     envelope = PublishedEnvelope.model_construct(
         event_id=event.event_id,
         event_type=event.event_type,

@@ -23,6 +23,7 @@ from psycopg.sql import SQL, Identifier
 
 from events.store.chain_table import ChainTable
 from events.store.group_commit import GroupCommit
+from events.store.insert_only import insert_only_statements
 from events.store.mapper import split_state
 
 JsonDict = dict[str, Any]
@@ -109,6 +110,19 @@ class ClinicalPostgresRecorder(PostgresApplicationRecorder):
             "FROM unnest(%s::text[], %s::bigint[]) AS u(key, position) WHERE c.key = u.key"
         ).format(table)
         self._select_claim = SQL("SELECT result, position FROM {} WHERE key = %s").format(table)
+        # The permanent record refuses UPDATE, DELETE and TRUNCATE (the checkpoints table,
+        # made by ChainVerifier, gets the same guard there).
+        self.sql_create_statements.extend(
+            insert_only_statements(
+                self.datastore.schema,
+                events_table_name,
+                [
+                    events_table_name,
+                    f"{events_table_name}_by_patient",
+                    f"{events_table_name}_chain",
+                ],
+            )
+        )
 
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any

@@ -1,13 +1,17 @@
 """Decoding a Kafka message into an envelope and applying it once to a projection.
 
-A message that cannot be decoded (not JSON, not an envelope, unknown event type or
-version, payload invalid for its schema) raises ``Undecodable`` with a reason that names
-fields and error kinds but never the values, so it can go to the dead-letter topic and
-into logs without leaking clinical data.
+Sealed payloads are opened with the key service's keys (``projections.engine.keyclient``);
+one whose key is gone comes back as an erased envelope (purged, never dead-lettered). A
+message that cannot be decoded (not JSON, not an envelope, a sealed payload that fails
+authentication, unknown event type or version, payload invalid for its schema) is
+``Undecodable`` with a reason that names fields and error kinds but never the values, so
+it can go to the dead-letter topic and into logs without leaking clinical data.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,9 +20,11 @@ from pydantic import ValidationError
 
 from events.domain.contract import UnknownEventType, read_payload
 from events.domain.payloads.base import Payload
+from events.store.kafka_payloads import ENVELOPE_VERSION, PayloadUnreadable
 from events.store.log import LoggedEvent
 from events.store.published import PublishedEnvelope, published_model
 from projections.engine.base import Projection
+from projections.engine.keyclient import KeyClient
 from projections.engine.marks import MarkKey, Marks
 
 
@@ -42,12 +48,26 @@ def _describe(exc: ValidationError) -> str:
     )
 
 
-def decode(raw: bytes) -> tuple[PublishedEnvelope, Payload | None]:
-    """The envelope and its typed payload (None for an erased envelope)."""
+def parse(raw: bytes | None) -> dict[str, Any]:
+    """The message as a JSON object, or ``Undecodable``."""
     try:
-        envelope = PublishedEnvelope.model_validate_json(raw)
+        data = json.loads(raw or b"")
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise Undecodable("invalid envelope: not JSON") from None
+    if not isinstance(data, dict):
+        raise Undecodable("invalid envelope: not a JSON object")
+    return data
+
+
+def decode_clear(data: dict[str, Any]) -> tuple[PublishedEnvelope, Payload | None]:
+    """The envelope and its typed payload (None for an erased envelope), from its opened
+    (clear) JSON object."""
+    try:
+        envelope = PublishedEnvelope.model_validate(data)
     except ValidationError as exc:
         raise Undecodable(f"invalid envelope: {_describe(exc)}") from None
+    if envelope.payload_encrypted is not None:
+        raise Undecodable("envelope still sealed")
     if envelope.payload is None:
         if not envelope.erased:
             raise Undecodable("envelope without payload that is not marked erased")
@@ -61,6 +81,44 @@ def decode(raw: bytes) -> tuple[PublishedEnvelope, Payload | None]:
             f"invalid {envelope.event_type} v{envelope.schema_version} payload: {_describe(exc)}"
         ) from None
     return envelope, payload
+
+
+def opened(topic: str, data: dict[str, Any], keys: KeyClient) -> dict[str, Any]:
+    """The envelope with its payload opened (or in its erased form when the key is gone)."""
+    sealed = data.get("payload_encrypted") is not None
+    if not sealed and data.get("payload") is not None and data.get("envelope_version", 1) != 1:
+        raise Undecodable(f"envelope version {ENVELOPE_VERSION} with a payload in clear")
+    try:
+        return keys.open(topic, data)
+    except PayloadUnreadable as exc:
+        raise Undecodable(str(exc)) from None
+
+
+def decode(
+    raw: bytes | None, topic: str, keys: KeyClient
+) -> tuple[PublishedEnvelope, Payload | None]:
+    """The envelope of one Kafka message and its typed payload (None once erased)."""
+    return decode_clear(opened(topic, parse(raw), keys))
+
+
+def decode_batch(records: Sequence[Any], keys: KeyClient) -> list[Decoded | Undecodable]:
+    """Decode the messages of one poll, fetching their keys in one request per topic."""
+    parsed: list[dict[str, Any] | Undecodable] = []
+    for record in records:
+        try:
+            parsed.append(parse(record.value))
+        except Undecodable as exc:
+            parsed.append(exc)
+    keys.prefetch((r.topic, p) for r, p in zip(records, parsed, strict=True) if isinstance(p, dict))
+    decoded: list[Decoded | Undecodable] = []
+    for record, data in zip(records, parsed, strict=True):
+        try:
+            if isinstance(data, Undecodable):
+                raise data
+            decoded.append(Decoded(record.topic, *decode_clear(opened(record.topic, data, keys))))
+        except Undecodable as exc:
+            decoded.append(exc)
+    return decoded
 
 
 def from_log(logged: LoggedEvent) -> Decoded:

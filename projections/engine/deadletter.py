@@ -13,14 +13,15 @@ from typing import Any
 from kafka import KafkaProducer
 
 from events.domain.topics import DEADLETTER
+from projections.engine.kafka_clients import KafkaConnection
 
 
 class DeadLetter:
     """Sends rejected messages to ``clinical.deadletter`` and confirms their delivery."""
 
-    def __init__(self, bootstrap: str, client_id: str) -> None:
+    def __init__(self, kafka: KafkaConnection, client_id: str) -> None:
         self._producer = KafkaProducer(
-            bootstrap_servers=bootstrap, client_id=client_id, acks="all", linger_ms=0
+            **kafka.client_kwargs(), client_id=client_id, acks="all", linger_ms=0
         )
         self._pending: list[Any] = []
 

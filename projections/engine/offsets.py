@@ -15,14 +15,16 @@ from kafka import KafkaAdminClient, TopicPartition
 from kafka.admin import OffsetSpec
 from kafka.errors import KafkaError
 
+from projections.engine.kafka_clients import KafkaConnection
+
 Ends = dict[tuple[str, int], int]
 
 
 class TopicEnds:
     """The next offset of every partition of the topics asked for."""
 
-    def __init__(self, bootstrap: str, request_timeout_ms: int = 5000) -> None:
-        self.bootstrap = bootstrap
+    def __init__(self, kafka: KafkaConnection, request_timeout_ms: int = 5000) -> None:
+        self.kafka = kafka
         self.request_timeout_ms = request_timeout_ms
         self._admin: KafkaAdminClient | None = None
         self._partitions: dict[str, int] = {}
@@ -39,7 +41,7 @@ class TopicEnds:
     def _client(self) -> KafkaAdminClient:
         if self._admin is None:
             self._admin = KafkaAdminClient(
-                bootstrap_servers=self.bootstrap,
+                **self.kafka.client_kwargs(),
                 request_timeout_ms=self.request_timeout_ms,
                 client_id="backbone-offsets",
             )
@@ -74,9 +76,9 @@ class TopicEnds:
             self._reset()
 
 
-def end_offsets(bootstrap: str, topics: set[str]) -> Ends:
+def end_offsets(kafka: KafkaConnection, topics: set[str]) -> Ends:
     """The end offsets, for one-off callers (tests, a CLI status) without a process client."""
-    ends = TopicEnds(bootstrap)
+    ends = TopicEnds(kafka)
     try:
         return ends(topics)
     finally:

@@ -1,7 +1,8 @@
 """The projection runner: one Kafka consumer group per projection, offsets in PostgreSQL.
 
-For each polled batch, in one PostgreSQL transaction: every message is decoded and applied
-once (duplicates by ``event_id`` / position are no-ops), undecodable or unappliable ones
+For each polled batch, in one PostgreSQL transaction: every message is decoded (its sealed
+payload opened with keys fetched for the whole batch, ``projections.engine.keyclient``) and
+applied once (duplicates by ``event_id`` / position are no-ops), undecodable or unappliable ones
 are sent to the dead-letter topic with the reason, and the next offset of each partition
 is stored with the read-table writes. Dead letters are confirmed by Kafka before that
 transaction commits. On assignment the consumer seeks to the stored offsets; Kafka's own
@@ -23,9 +24,11 @@ from psycopg_pool import ConnectionPool
 
 from events.domain.payloads.base import Payload
 from events.store.published import PublishedEnvelope
-from projections.engine.applying import Undecodable, apply_once, decode, mark_key
+from projections.engine.applying import Undecodable, apply_once, decode_batch, mark_key
 from projections.engine.base import MessageRefused, Projection
 from projections.engine.deadletter import DeadLetter
+from projections.engine.kafka_clients import kafka_connection
+from projections.engine.keyclient import KeyClient, KeyServiceUnavailable
 from projections.engine.marks import Marks
 from projections.engine.state import (
     advance_position,
@@ -42,7 +45,7 @@ log = logging.getLogger(__name__)
 Decoded = tuple[Any, PublishedEnvelope, Payload | None]
 # Outages are waited out and the batch retried; a message the read model refuses is
 # dead-lettered; anything else a handler raises is our bug: the projection halts.
-OUTAGES = (psycopg.OperationalError, KafkaError)
+OUTAGES = (psycopg.OperationalError, KafkaError, KeyServiceUnavailable)
 MESSAGE_ERRORS = (MessageRefused,)
 
 
@@ -75,17 +78,20 @@ class ProjectionRunner:
         pool: ConnectionPool,
         settings: ProjectionSettings,
         deadletter: DeadLetter,
+        keys: KeyClient | None = None,
     ) -> None:
         self.projection = projection
         self.pool = pool
         self.settings = settings
         self.deadletter = deadletter
+        # Opens the sealed payloads (it connects on the first sealed message only).
+        self.keys = keys or KeyClient.from_settings(settings)
         self.group_id = f"{settings.consumer_group_prefix}.{settings.read_schema}.{projection.name}"
         self.consumer: KafkaConsumer | None = None
 
     def _new_consumer(self) -> KafkaConsumer:
         return KafkaConsumer(
-            bootstrap_servers=self.settings.kafka_bootstrap,
+            **kafka_connection(self.settings).client_kwargs(),
             group_id=self.group_id,
             client_id=self.group_id,
             enable_auto_commit=False,
@@ -114,17 +120,20 @@ class ProjectionRunner:
         one goes to the dead-letter topic and the rest still apply."""
         decoded: list[Decoded] = []
         undecodable = 0
-        for records in batch.values():
-            for record in records:
-                try:
-                    decoded.append((record, *decode(record.value)))
-                except Undecodable as exc:
-                    self.deadletter.send(record, self.projection.name, str(exc))
-                    undecodable += 1
+        records = [record for records in batch.values() for record in records]
+        for record, result in zip(records, decode_batch(records, self.keys), strict=True):
+            if isinstance(result, Undecodable):
+                self.deadletter.send(record, self.projection.name, str(result))
+                undecodable += 1
+            else:
+                decoded.append((record, result.envelope, result.payload))
         try:
             applied, failed = self._apply(batch, decoded, isolate=False, undecodable=undecodable)
         except MESSAGE_ERRORS:
             applied, failed = self._apply(batch, decoded, isolate=True, undecodable=undecodable)
+        for _, envelope, _ in decoded:
+            if envelope.erased and envelope.patient_id is not None:
+                self.keys.forget(str(envelope.patient_id))  # purged: keep no key of theirs
         return applied, undecodable + failed
 
     def _apply(

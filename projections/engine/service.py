@@ -12,6 +12,8 @@ from psycopg_pool import ConnectionPool
 from projections.engine.base import Projection
 from projections.engine.database import create_tables
 from projections.engine.deadletter import DeadLetter
+from projections.engine.kafka_clients import kafka_connection
+from projections.engine.keyclient import KeyClient
 from projections.engine.offsets import TopicEnds
 from projections.engine.runner import ProjectionRunner
 from projections.engine.state import store_offset, stored_offsets
@@ -23,8 +25,11 @@ def run_projections(
     pool: ConnectionPool,
     settings: ProjectionSettings,
     stop: threading.Event,
+    keys: KeyClient | None = None,
 ) -> None:
-    """Run the runners until ``stop``; if one dies, stop the others and re-raise."""
+    """Run the runners until ``stop``; if one dies, stop the others and re-raise. The runners
+    share one key client (``keys``, else this process's principal's), so one cache."""
+    keys = keys or KeyClient.from_settings(settings)
     with pool.connection() as conn:
         create_tables(conn, settings.read_schema, projections)
     failures: list[BaseException] = []
@@ -41,8 +46,8 @@ def run_projections(
 
     threads = []
     for projection in projections:
-        deadletter = DeadLetter(settings.kafka_bootstrap, f"deadletter.{projection.name}")
-        runner = ProjectionRunner(projection, pool, settings, deadletter)
+        deadletter = DeadLetter(kafka_connection(settings), f"deadletter.{projection.name}")
+        runner = ProjectionRunner(projection, pool, settings, deadletter, keys)
         thread = threading.Thread(target=run, args=(runner,), name=projection.name, daemon=True)
         thread.start()
         threads.append(thread)
@@ -101,7 +106,7 @@ def start_at_end(
 ) -> None:
     """Start a new read schema's projections at the topics' ends: they will see only what
     is published from now on (an isolated store's events, in tests and benchmarks)."""
-    source = ends or TopicEnds(settings.kafka_bootstrap)
+    source = ends or TopicEnds(kafka_connection(settings))
     try:
         with pool.connection() as conn:
             create_tables(conn, settings.read_schema, projections)

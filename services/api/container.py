@@ -23,7 +23,9 @@ def build_container(
     projection_settings: ProjectionSettings | None = None,
 ) -> Backbone:
     """Everything a request handler needs, built once when the app starts."""
-    backbone = Backbone(settings, store_settings, projection_settings, reads_size=16)
+    backbone = Backbone(
+        settings, store_settings, projection_settings, reads_size=16, kafka_principal="api"
+    )
     with backbone.reads.connection() as conn:
         create_tables(conn, backbone.projection_settings.read_schema, DEPARTMENT_TABLES)
     backbone.store  # noqa: B018 - built now, so the first request does not pay for it

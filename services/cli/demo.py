@@ -12,6 +12,7 @@ from services.demo import LOADER, DemoClient, ensure_loader, ensure_users, load_
 from services.local_stack.processes import api_healthy, wait_until
 from services.observability.progress import progress_bars
 from services.settings import get_settings
+from services.tls import api_client_context
 
 console = Console()
 
@@ -28,12 +29,13 @@ def demo(
         loader = ensure_loader(backbone.auth)
     finally:
         backbone.close()
-    if not wait_until(lambda: api_healthy(settings.api_url), 60, 0.5):
+    verify = api_client_context(settings)
+    if not wait_until(lambda: api_healthy(settings.api_url, verify), 60, 0.5):
         console.print(
             f"[red]the API does not answer at {settings.api_url}; start it (backbone up)[/red]"
         )
         raise typer.Exit(1)
-    client = DemoClient(settings.api_url, {**credentials, LOADER: loader})
+    client = DemoClient(settings.api_url, {**credentials, LOADER: loader}, verify)
     started = time.monotonic()
     try:
         with progress_bars(console) as progress:

@@ -19,6 +19,7 @@ from services.hl7.intake import Inbound, Unavailable
 from services.hl7.ledger import UnreadableMessage, unseal
 from services.hl7.listener import Listener, build_intake, open_ledger
 from services.hl7.settings import get_hl7_settings
+from services.tls import CertificatesMissing, client_context
 
 app = typer.Typer(
     help="HL7 v2 over MLLP: without a subcommand, listen (BACKBONE_HL7_HOST:PORT).",
@@ -64,9 +65,30 @@ def send_file(
     ],
     host: str | None = typer.Option(None, "--host", help="Default: BACKBONE_HL7_HOST."),
     port: int | None = typer.Option(None, "--port", help="Default: BACKBONE_HL7_PORT."),
+    tls: bool | None = typer.Option(
+        None,
+        "--tls/--no-tls",
+        help="MLLP over TLS, the listener verified by the CA (default: BACKBONE_HL7_TLS).",
+    ),
+    cert: Annotated[
+        Path | None, typer.Option("--cert", help="With --tls: `backbone certs hl7-sender`'s PEM.")
+    ] = None,
+    key: Annotated[
+        Path | None, typer.Option("--key", help="With --tls: its private key (PEM).")
+    ] = None,
 ) -> None:
     """Send one message and print its ACK; exit 1 on AE or AR, 2 if nothing answered."""
     settings = get_hl7_settings()
+    context = None
+    if settings.tls if tls is None else tls:
+        if cert is None or key is None:
+            err.print("[red]--tls needs --cert and --key (backbone certs hl7-sender)[/red]")
+            raise typer.Exit(2)
+        try:
+            context = client_context(settings.ca_file, cert, key)
+        except CertificatesMissing as exc:
+            err.print(f"[red]{exc.code}[/red]")
+            raise typer.Exit(2) from exc
     try:
         message = message_of_file(file)
     except OSError as exc:
@@ -74,7 +96,7 @@ def send_file(
         raise typer.Exit(2) from exc
     target_host, target_port = host or settings.host, port or settings.port
     try:
-        ack = send(message, target_host, target_port, settings.send_timeout_s)
+        ack = send(message, target_host, target_port, settings.send_timeout_s, context)
         code = _print_ack(ack)
     except SendFailed as exc:
         err.print(f"[red]send failed:[/red] {exc}")

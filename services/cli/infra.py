@@ -44,9 +44,10 @@ def up() -> None:
         raise typer.Exit(1) from exc
     if report.changed:
         started = ", ".join(report.started) or "nothing (already running)"
-        console.print(f"started: {started}; topics created: {len(report.created_topics)}")
+        acls = f"ACLs granted: {report.acls.created}, revoked: {report.acls.deleted}"
+        console.print(f"started: {started}; topics created: {len(report.created_topics)}; {acls}")
     else:
-        console.print("already up: postgresql and kafka answer, all topics exist")
+        console.print("already up: postgresql and kafka answer, all topics and ACLs exist")
 
 
 @app.command()

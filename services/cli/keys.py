@@ -1,6 +1,9 @@
-"""``backbone keys init | init-backup | rotate``: the master key, the backup key, rotation."""
+"""``backbone keys init | init-backup | rotate | serve``: the master key, the backup key,
+rotation, and the key service that hands payload keys to Kafka subscribers."""
 
 from __future__ import annotations
+
+import logging
 
 import typer
 from rich.console import Console
@@ -10,11 +13,14 @@ from events.store.application import utc_now
 from events.store.keys import create_master_key
 from events.store.rotation import RotationRefused, data_key_count, rotate_master_key
 from services.backup import create_backup_key
-from services.bootstrap import Backbone
+from services.bootstrap import Backbone, schema_lock
 from services.cli.operator import OperatorOption, operator_actor
+from services.cli.stopping import stop_on_signals
 from services.key_audit import record_rotation
+from services.keyservice.server import key_server, serve_in_thread
 from services.observability.progress import progress_bars
 
+log = logging.getLogger("backbone.keys")
 app = typer.Typer(help="Encryption keys.", no_args_is_help=True)
 console = Console()
 err = Console(stderr=True)
@@ -71,3 +77,26 @@ def rotate(operator: OperatorOption) -> None:
         f"{rotation.retired_fingerprint} kept as {rotation.retired_file} (delete it once "
         f"every process was restarted); recorded at position {result.position}"
     )
+
+
+@app.command()
+def serve() -> None:
+    """Serve payload keys to Kafka subscribers (HTTPS, client certificates required, every
+    fetch audited in ``<store>_key_fetches``); SIGTERM or Ctrl-C stops."""
+    backbone = Backbone()
+    stop = stop_on_signals()
+    try:
+        store = backbone.store
+        with schema_lock(backbone.pool):
+            server = key_server(store, backbone.pool, backbone.settings)
+        thread = serve_in_thread(server)
+        log.info(
+            "key service started",
+            extra={"fields": {"store": store.name, "port": server.port}},
+        )
+        stop.wait()
+        server.shutdown()
+        thread.join(timeout=30)
+        server.server_close()
+    finally:
+        backbone.close()

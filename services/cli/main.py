@@ -7,11 +7,13 @@ import typer
 from services.cli import (
     audit,
     backup,
+    certs,
     demo,
     departments,
     forget,
     hl7,
     infra,
+    kafka,
     keys,
     project,
     relay,
@@ -27,6 +29,8 @@ from services.settings import get_settings
 app = typer.Typer(help="clinical-backbone: event-sourced clinical data.", no_args_is_help=True)
 app.add_typer(infra.app, name="infra")
 app.add_typer(keys.app, name="keys")
+app.add_typer(certs.app, name="certs")
+app.add_typer(kafka.app, name="kafka")
 app.add_typer(audit.app, name="audit")
 app.add_typer(retention.app, name="retention")
 app.add_typer(schema.app, name="schema")

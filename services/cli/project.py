@@ -37,7 +37,7 @@ def project(
 ) -> None:
     """Consume Kafka into the read tables (one consumer group per projection); Ctrl-C stops."""
     projections = _chosen(only)
-    backbone = Backbone()
+    backbone = Backbone(kafka_principal="api" if status else "projections")
     if status:
         head = backbone.status.head()
         report = [

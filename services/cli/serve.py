@@ -1,11 +1,24 @@
-"""``backbone serve``: the clinical API with uvicorn."""
+"""``backbone serve``: the clinical API with uvicorn, over HTTPS unless told otherwise."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import uvicorn
 
 from services.api.app import create_app
-from services.settings import get_settings
+from services.settings import ServiceSettings, get_settings
+from services.tls import server_context
+
+
+def tls_options(settings: ServiceSettings) -> dict[str, Any]:
+    """uvicorn's TLS options: the API's certificate and key (checked up front, so a missing
+    file stops the process with a message), none when BACKBONE_API_TLS=false."""
+    if not settings.api_tls:
+        return {}
+    cert, key = settings.api_certificate
+    server_context(cert, key)  # refuses missing or unreadable files before binding
+    return {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
 
 
 def serve() -> None:
@@ -17,4 +30,5 @@ def serve() -> None:
         port=settings.api_port,
         log_config=None,
         access_log=False,
+        **tls_options(settings),
     )

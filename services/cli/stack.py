@@ -12,8 +12,10 @@ from rich.table import Table
 from projections.registry import ALL
 from services.bootstrap import Backbone
 from services.local_stack.errors import InfraError
+from services.local_stack.processes import port_in_use, wait_until
 from services.local_stack.stack import LocalStack
 from services.settings import get_settings
+from services.status import api_status
 from services.supervisor import PROCESSES, Supervisor
 
 console = Console()
@@ -32,6 +34,16 @@ def up() -> None:
     console.print(
         f"infrastructure up; started: {', '.join(started) or 'nothing (already running)'}"
     )
+    host, port = settings.key_service_host, settings.key_service_port
+    if "keys" in started and not wait_until(lambda: port_in_use(port, host), 60, 0.3):
+        err.print(f"[red]the key service does not listen on {host}:{port}[/red]; see keys.log")
+        raise typer.Exit(1)
+    # Like the infrastructure, up means answering: the API over HTTPS, verified by the CA.
+    if "api" in started and not wait_until(lambda: api_status(settings).up, 60, 0.3):
+        err.print(
+            f"[red]the API does not answer at {settings.api_url}[/red]; see .data/logs/api.log"
+        )
+        raise typer.Exit(1)
 
 
 def down() -> None:
@@ -54,7 +66,7 @@ def _components() -> list[dict[str, Any]]:
     ]
     supervisor = Supervisor(settings)
     database_up = components[0]["up"]
-    backbone = Backbone(settings)
+    backbone = Backbone(settings, kafka_principal="api")  # it describes, never reads
     try:
         _add_processes(components, supervisor, backbone, database_up)
     finally:
@@ -72,10 +84,14 @@ def _add_processes(
             "address": f"pid {pid}" if pid else "-",
             "up": pid is not None,
         }
-        if process.name == "hl7":
-            listening = backbone.status.hl7()
+        if process.name in ("hl7", "api"):
+            listening = backbone.status.hl7() if process.name == "hl7" else backbone.status.api()
             entry["address"], entry["detail"] = listening.address, listening.detail
             entry["up"] = entry["up"] and listening.up
+        if process.name == "keys":
+            host, port = backbone.settings.key_service_host, backbone.settings.key_service_port
+            entry["address"] = f"https://{host}:{port}"
+            entry["up"] = entry["up"] and port_in_use(port, host)
         if process.name == "projections" and database_up:
             statuses = backbone.status.projections(ALL)
             lag = backbone.status.consumer_lag(ALL)

@@ -25,7 +25,7 @@ from psycopg import Cursor
 
 from events.domain.payloads import medications as m
 from events.domain.payloads import patients as p
-from events.domain.rules.dose_limits import age_in_years
+from events.domain.rules.dose_limits import age_in_years, weight_dose_alerts, weight_gaps
 from events.domain.rules.interactions import duplicate_therapy_alerts, interaction_alerts
 from events.domain.rules.medications import (
     allergy_alerts,
@@ -33,10 +33,12 @@ from events.domain.rules.medications import (
     dose_gaps,
     screening_gaps,
 )
-from events.domain.topics import MEDICATIONS, PATIENTS
+from events.domain.topics import MEDICATIONS, OBSERVATIONS, PATIENTS
 from events.store.published import PublishedEnvelope
 from projections.engine.base import MessageRefused, Projection
 from services.departments.wards import purge_wards, ward_ddl, ward_handlers
+from services.departments.weights import DDL as WEIGHTS_DDL
+from services.departments.weights import WEIGHTS, latest_weight, observed, purge_weights
 
 # Re-screen item ids: uuid5 of this namespace and "<allergy event id>:<medication id>".
 RESCREEN_NAMESPACE = UUID("3f0f6f1e-8a61-4c55-9d0c-6a2b1f9e4c21")
@@ -170,13 +172,16 @@ def _alerts(
     ).fetchall()
     other_drugs = [(str(r[0]), str(r[1])) for r in others]
     allergy_list = [(str(a[0]), a[1]) for a in allergies]
+    weight = latest_weight(cur, patient_id)
     return (
         allergy_alerts(code, name, allergy_list)
         + interaction_alerts(code, name, other_drugs)
         + duplicate_therapy_alerts(code, name, other_drugs)
         + dose_alerts(code, dose, unit, route=route, frequency=frequency, age=age)
+        + weight_dose_alerts(code, dose, unit, route=route, frequency=frequency, weight_kg=weight)
         + screening_gaps(code, name, allergy_list)
         + dose_gaps(code, frequency, route, age_known=age is not None)
+        + weight_gaps(code, route, weight)
     )
 
 
@@ -353,15 +358,24 @@ def purge(cur: Cursor[Any], patient_id: UUID) -> None:
     for table in ("pharmacy_items", "pharmacy_drugs", "pharmacy_allergies", "pharmacy_patients"):
         cur.execute(f"DELETE FROM {table} WHERE patient_id = %s", (patient_id,))  # noqa: S608
     purge_wards(cur, WARDS, patient_id)
+    purge_weights(cur, patient_id)
 
 
 PROJECTION = Projection(
     name="pharmacy",
-    topics=(PATIENTS.name, MEDICATIONS.name),
-    tables=("pharmacy_patients", "pharmacy_allergies", "pharmacy_drugs", "pharmacy_items", WARDS),
-    ddl=DDL + ";\n" + ward_ddl(WARDS),
+    topics=(PATIENTS.name, MEDICATIONS.name, OBSERVATIONS.name),
+    tables=(
+        "pharmacy_patients",
+        "pharmacy_allergies",
+        "pharmacy_drugs",
+        "pharmacy_items",
+        WARDS,
+        WEIGHTS,
+    ),
+    ddl=DDL + ";\n" + ward_ddl(WARDS) + ";\n" + WEIGHTS_DDL,
     handlers={
         **ward_handlers(WARDS),
+        "observation.recorded": observed,
         "patient.registered": registered,
         "patient.demographics_updated": demographics_updated,
         "allergy.recorded": allergy_recorded,

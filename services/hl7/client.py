@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import ssl
 from pathlib import Path
 
 from services.hl7.ack import ReadAck, read_ack
@@ -19,14 +20,26 @@ def message_of_file(path: Path) -> bytes:
     return segments_of(decode(path.read_bytes())).encode("utf-8")
 
 
-def send(message: bytes, host: str, port: int, timeout_s: float = 30.0) -> bytes:
-    """Send one message over MLLP and answer the ACK's bytes (unframed)."""
+def send(
+    message: bytes,
+    host: str,
+    port: int,
+    timeout_s: float = 30.0,
+    tls: ssl.SSLContext | None = None,
+) -> bytes:
+    """Send one message over MLLP (inside TLS with ``tls``: the listener verified, the
+    context's client certificate presented) and answer the ACK's bytes (unframed)."""
     try:
-        with socket.create_connection((host, port), timeout=timeout_s) as sock:
-            sock.sendall(frame(message))
-            return _read_block(sock)
+        with socket.create_connection((host, port), timeout=timeout_s) as raw:
+            sock = raw if tls is None else tls.wrap_socket(raw, server_hostname=host)
+            with sock:
+                sock.sendall(frame(message))
+                return _read_block(sock)
     except TimeoutError as exc:
         raise SendFailed(f"no ACK from {host}:{port} within {timeout_s:g} s") from exc
+    except ssl.SSLError as exc:
+        # TLS 1.3 reports a refused client certificate on the first read, not in connect.
+        raise SendFailed(f"TLS with the HL7 listener at {host}:{port} failed: {exc}") from exc
     except OSError as exc:
         raise SendFailed(f"cannot reach the HL7 listener at {host}:{port}: {exc}") from exc
 

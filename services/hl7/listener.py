@@ -6,6 +6,11 @@ queue per ``crc32(routing key) % workers``: the messages of one patient are appl
 after the other in arrival order, different patients in parallel, each queue's store calls
 on a thread of the pool (the store is synchronous). When the store is unreachable the
 connection is closed without an ACK: the sender resends, nothing is refused for it.
+
+With ``BACKBONE_HL7_TLS`` the connections are TLS and a client certificate from the CA is
+required; its common name is the one sender (``MSH-3|MSH-4``) the connection may speak
+for. A message naming another sender is answered ``AR`` (ERR at MSH-3) and neither
+applied, kept nor recorded as answered: a resend from the real sender stays its own.
 """
 
 from __future__ import annotations
@@ -13,11 +18,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from services.bootstrap import Backbone, schema_lock
+from services.hl7.ack import build_ack
+from services.hl7.contract import Refusal
 from services.hl7.intake import (
     Answer,
     Inbound,
@@ -30,10 +38,12 @@ from services.hl7.intake import (
 from services.hl7.ledger import Ledger
 from services.hl7.mllp import FrameTooLarge, frame, read_frame
 from services.hl7.settings import HL7Settings
+from services.tls import peer_common_name, server_context
 
 log = logging.getLogger(__name__)
 Handle = Callable[[Prepared], Answer]
 PIPELINE_DEPTH = 64  # messages read ahead of their ACKs on one connection
+HANDSHAKE_TIMEOUT_S = 30.0
 
 
 class Dispatcher:
@@ -114,15 +124,20 @@ class Listener:
 
     async def start(self) -> None:
         self._dispatcher = Dispatcher(self.intake.handle, self.settings.workers, self.executor)
+        tls = tls_context(self.settings)
         self._server = await asyncio.start_server(
             self._connection,
             self.settings.host,
             self.settings.port,
             limit=self.settings.max_message_bytes,
+            ssl=tls,
+            ssl_handshake_timeout=HANDSHAKE_TIMEOUT_S if tls is not None else None,
         )
         log.info(
             "hl7 listener started",
-            extra={"fields": {"address": f"{self.settings.host}:{self.port}"}},
+            extra={
+                "fields": {"address": f"{self.settings.host}:{self.port}", "tls": tls is not None}
+            },
         )
 
     async def run(self, stop: asyncio.Event, ready: Callable[[int], None] | None = None) -> None:
@@ -152,8 +167,12 @@ class Listener:
             self._connections.add(task)
         answers: asyncio.Queue[asyncio.Future[Answer] | None] = asyncio.Queue(PIPELINE_DEPTH)
         replying = asyncio.create_task(self._reply(answers, writer))
+        certified = peer_common_name(writer.get_extra_info("peercert"))
         try:
-            await self._read(reader, answers)
+            if self.settings.tls and certified is None:  # CERT_REQUIRED makes this rare
+                log.warning("hl7 client certificate without a common name; connection closed")
+                return
+            await self._read(reader, answers, certified)
         finally:
             with contextlib.suppress(asyncio.CancelledError):
                 await answers.put(None)
@@ -168,6 +187,7 @@ class Listener:
         self,
         reader: asyncio.StreamReader,
         answers: asyncio.Queue[asyncio.Future[Answer] | None],
+        certified: str | None = None,
     ) -> None:
         dispatcher = self._dispatcher
         assert dispatcher is not None  # noqa: S101 - started before connections are accepted
@@ -187,7 +207,39 @@ class Listener:
             if message is None:
                 return
             inbound = Inbound.of(message, self.intake.clock())
+            refused = self._impostor(inbound, certified) if certified is not None else None
+            if refused is not None:
+                await answers.put(refused)
+                continue
             await answers.put(dispatcher.submit(self.intake.prepare(inbound)))
+
+    def _impostor(self, inbound: Inbound, certified: str) -> asyncio.Future[Answer] | None:
+        """The AR of a message whose MSH-3|MSH-4 is not the sender the certificate names."""
+        header = inbound.header
+        if header is None or header.sender.name == certified:
+            return None  # a message without a header is refused AR by the intake
+        log.warning(
+            "hl7 sender does not match its client certificate; answered AR",
+            extra={
+                "fields": {
+                    "certificate": certified,
+                    "sender": header.sender.name,
+                    "control_id": header.control_id,
+                }
+            },
+        )
+        named = ", ".join(certified.split("|", 1))
+        reason = (
+            f"MSH-3 and MSH-4 ({header.sending_application}, {header.sending_facility}) are not "
+            f"the sender this connection's client certificate names ({named}); not applied"
+        )
+        refusal = Refusal("AR", "MSH-3", reason, error_code="103")
+        ack = build_ack(
+            header, "AR", self.intake.clock(), refusal, application=self.intake.application
+        )
+        answer: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
+        answer.set_result(Answer(ack, "AR"))
+        return answer
 
     async def _reply(
         self,
@@ -218,6 +270,14 @@ class Listener:
                 broken = True
             if broken:
                 writer.close()
+
+
+def tls_context(settings: HL7Settings) -> ssl.SSLContext | None:
+    """The listener's TLS (a client certificate from the CA required), None for plain MLLP."""
+    if not settings.tls:
+        return None
+    cert, key = settings.certificate
+    return server_context(cert, key, client_ca_file=settings.ca_file)
 
 
 def open_ledger(backbone: Backbone) -> Ledger:

@@ -1,8 +1,10 @@
-"""The local Kafka broker: jars from Maven Central, KRaft combined mode, our topics.
+"""The local Kafka broker: jars from Maven Central, KRaft combined mode, our topics and ACLs.
 
 ``infra/kafka/pom.xml`` names the broker; Maven copies it and its dependencies into
 ``.data/kafka/libs`` once (a stamp of the pom's hash avoids a second download). The
-broker runs as a detached JVM with ``infra/kafka/server.properties``.
+broker runs as a detached JVM with ``infra/kafka/server.properties``, TLS only, written on
+every start (``kafka_config.py``); ``backbone infra up`` then grants the principals' ACLs
+(``kafka_acls.py``). Its own admin client connects as ``operator``.
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
-import re
 import shutil
 import subprocess
 import uuid
@@ -20,7 +21,11 @@ from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from events.domain.topics import ALL_TOPICS, TopicSpec
+from projections.engine.kafka_clients import OPERATOR, KafkaConnection, kafka_connection
+from services.local_stack import kafka_acls
+from services.local_stack.certificates import ensure_certificates
 from services.local_stack.errors import InfraError
+from services.local_stack.kafka_config import BrokerTls, broker_properties, render, write_private
 from services.local_stack.postgres import Health
 from services.local_stack.processes import (
     pid_alive,
@@ -31,6 +36,7 @@ from services.local_stack.processes import (
     terminate,
     wait_until,
 )
+from services.principals import PRINCIPALS
 from services.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -57,6 +63,8 @@ class LocalKafka:
         self.pid_file = self.home / "broker.pid"
         self.broker_log = self.home / "broker.log"
         self.pom = settings.infra_dir / "kafka" / "pom.xml"
+        # Administration (health, topics, ACLs) is the operator's, whoever runs the command.
+        self.connection: KafkaConnection = kafka_connection(settings, OPERATOR)
 
     # -- prerequisites ---------------------------------------------------------------------
     @staticmethod
@@ -106,19 +114,24 @@ class LocalKafka:
     def _classpath(self) -> str:
         return str(self.libs / "*")
 
-    def _write_config(self) -> None:
-        s = self.settings
-        template = (s.infra_dir / "kafka" / "server.properties").read_text()
-        replacements = {
-            "log.dirs": str(self.log_dirs),
-            "listeners": f"PLAINTEXT://127.0.0.1:{s.kafka_port},CONTROLLER://127.0.0.1:{s.kafka_controller_port}",
-            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{s.kafka_port}",
-            "controller.quorum.bootstrap.servers": f"127.0.0.1:{s.kafka_controller_port}",
-        }
-        for key, value in replacements.items():
-            template = re.sub(rf"(?m)^{re.escape(key)}=.*$", f"{key}={value}", template)
+    def ensure_tls(self) -> list[str]:
+        """Make the local CA's missing certificates (none with an operator's own PKI)."""
+        if (
+            self.settings.kafka_security_protocol != "SSL"
+            or not BrokerTls.of(self.settings).local_ca
+        ):
+            return []
+        return ensure_certificates(self.settings.tls_dir, [p.name for p in PRINCIPALS])
+
+    def config_text(self) -> str:
+        """``server.properties`` as the template and the settings make it now."""
+        template = (self.settings.infra_dir / "kafka" / "server.properties").read_text()
+        return render(template, broker_properties(self.settings, self.log_dirs))
+
+    def write_config(self, text: str | None = None) -> None:
+        """Write ``server.properties`` (0600) from the template and the settings."""
         self.home.mkdir(parents=True, exist_ok=True)
-        self.config_file.write_text(template)
+        write_private(self.config_file, text if text is not None else self.config_text())
 
     def _java_cmd(self, main_class: str, *args: str, heap: str | None = None) -> list[str]:
         cmd = [self.java()]
@@ -171,10 +184,20 @@ class LocalKafka:
         """Start the broker unless it runs; True when it was started now."""
         self.java()
         self.ensure_jars()
-        self._write_config()
+        self.ensure_tls()
+        config = self.config_text()
         if self.running_pid() is not None:
+            # A broker started with other settings (the plaintext version, other certificates)
+            # would never answer this one's clients: say so now rather than time out.
+            if self.config_file.exists() and self.config_file.read_text() != config:
+                raise InfraError(
+                    "Kafka runs with an older configuration (e.g. plaintext, before TLS): "
+                    "run `backbone infra down`, then `backbone infra up` to restart it with "
+                    "the current one; its data stays."
+                )
             self.wait_ready()
             return False
+        self.write_config(config)
         for port in (self.settings.kafka_port, self.settings.kafka_controller_port):
             if port_in_use(port):
                 raise InfraError(
@@ -222,7 +245,7 @@ class LocalKafka:
     # -- health and topics -----------------------------------------------------------------
     def _admin(self) -> KafkaAdminClient:
         return KafkaAdminClient(
-            bootstrap_servers=self.settings.kafka_bootstrap,
+            **self.connection.client_kwargs(),
             request_timeout_ms=3000,
             client_id="backbone-infra",
         )
@@ -268,5 +291,15 @@ class LocalKafka:
                 except TopicAlreadyExistsError:
                     continue
             return created
+        finally:
+            admin.close()
+
+    def ensure_acls(self) -> kafka_acls.AclChanges:
+        """Grant the principals' ACLs (idempotent); nothing to grant without TLS."""
+        if not self.connection.tls:
+            return kafka_acls.AclChanges(0, 0)
+        admin = self._admin()
+        try:
+            return kafka_acls.grant(admin)
         finally:
             admin.close()

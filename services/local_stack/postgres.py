@@ -2,19 +2,23 @@
 
 Debian's ``postgresql`` package provides the binaries (``make setup`` installs it);
 this module creates the cluster once, starts and stops it on our own port, and creates
-our role and database.
+our roles and database. It serves TLS only (the local CA's server certificate, or the
+operator's), SCRAM passwords, no ``trust``: the configuration is written again before each
+start (``services.local_stack.postgres_config``), so older clusters switch over in place.
 """
 
 from __future__ import annotations
 
 import os
 import pwd
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
-from psycopg import sql
 
+from services.local_stack import postgres_config
+from services.local_stack.certificates import Authority, ensure_certificates
 from services.local_stack.errors import InfraError
 from services.local_stack.processes import port_in_use, run
 from services.settings import ServiceSettings
@@ -71,6 +75,66 @@ class LocalPostgres:
             entry = pwd.getpwnam(OWNER)
             os.chown(path, entry.pw_uid, entry.pw_gid)
 
+    def _write_owned(self, path: Path, text: str | bytes, mode: int) -> None:
+        """Write a file of the cluster, owned by the cluster's owner, with ``mode``."""
+        data = text.encode() if isinstance(text, str) else text
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        with os.fdopen(descriptor, "wb") as out:
+            out.write(data)
+        os.chmod(path, mode)
+        self._chown_to_owner(path)
+
+    def admin(self, script: str) -> str:
+        """Run psql ``script`` (on stdin, never on a command line) as the postgres OS user
+        over the local socket (peer authentication); its output, unaligned."""
+        psql = str(find_bin_dir() / "psql")
+        cmd = self._as_owner(
+            psql, "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", str(self.socket_dir),
+            "-p", str(self.port), "-U", OWNER, "-d", "postgres",
+        )  # fmt: skip
+        done = subprocess.run(cmd, input=script, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            # psql's own message only: the script may hold a password verifier.
+            errors = [
+                line for line in done.stderr.splitlines() if "ERROR" in line or "FATAL" in line
+            ]
+            raise InfraError(f"PostgreSQL administration failed: {'; '.join(errors)[:500]}")
+        return done.stdout
+
+    # -- TLS and authentication ------------------------------------------------------------
+    def server_certificate(self) -> tuple[Path, Path]:
+        """The server's certificate (chain) and key: the operator's, or the local CA's (made
+        now if missing)."""
+        s = self.settings
+        if s.postgres_server_cert_file is not None or s.postgres_server_key_file is not None:
+            if s.postgres_server_cert_file is None or s.postgres_server_key_file is None:
+                raise InfraError(
+                    "set both BACKBONE_POSTGRES_SERVER_CERT_FILE and "
+                    "BACKBONE_POSTGRES_SERVER_KEY_FILE, or neither"
+                )
+            pair = (s.postgres_server_cert_file, s.postgres_server_key_file)
+        else:
+            ensure_certificates(s.tls_dir, ())
+            server = Authority(s.tls_dir).server
+            pair = (server.cert, server.key)
+        missing = [str(p) for p in pair if not p.is_file()]
+        if missing:
+            raise InfraError(f"PostgreSQL's TLS files are missing: {', '.join(missing)}")
+        return pair
+
+    def configure(self) -> None:
+        """Write our settings, pg_hba.conf and the TLS files into the cluster (idempotent):
+        TLS only, SCRAM only, peer for the postgres OS user, no trust."""
+        cert, key = self.server_certificate()
+        # PostgreSQL refuses a key others can read: a copy owned by postgres, 0600.
+        self._write_owned(self.data_dir / postgres_config.SERVER_KEY, key.read_bytes(), 0o600)
+        self._write_owned(self.data_dir / postgres_config.SERVER_CERT, cert.read_bytes(), 0o644)
+        conf = self.data_dir / "postgresql.conf"
+        block = postgres_config.conf_block(self.port, self.socket_dir, self.data_dir)
+        text = postgres_config.with_block(conf.read_text(), block)
+        self._write_owned(conf, text, 0o600)
+        self._write_owned(self.data_dir / "pg_hba.conf", postgres_config.PG_HBA, 0o600)
+
     # -- lifecycle -------------------------------------------------------------------------
     def ensure_cluster(self) -> bool:
         """Create the cluster if there is none; True when it was created now."""
@@ -96,29 +160,13 @@ class LocalPostgres:
                 str(self.data_dir),
                 "-U",
                 OWNER,
-                "--auth-local=trust",
+                "--auth-local=peer",
                 "--auth-host=scram-sha-256",
                 "--encoding=UTF8",
                 "--locale=C.UTF-8",
             ),
             "initdb",
         )
-        settings_block = "\n".join(
-            [
-                "",
-                "# clinical-backbone local cluster",
-                f"port = {self.port}",
-                "listen_addresses = '127.0.0.1'",
-                f"unix_socket_directories = '{self.socket_dir}'",
-                "max_connections = 200",
-                "shared_buffers = 256MB",
-                "password_encryption = scram-sha-256",
-                "",
-            ]
-        )
-        conf = self.data_dir / "postgresql.conf"
-        with conf.open("a") as handle:
-            handle.write(settings_block)
         return True
 
     def _check_not_corrupt(self, bin_dir: Path) -> None:
@@ -165,6 +213,7 @@ class LocalPostgres:
                 f"Port {self.port} is taken by another process, so PostgreSQL cannot start. "
                 "Stop that process or set BACKBONE_POSTGRES_PORT (and BACKBONE_DATABASE_URL)."
             )
+        self.configure()
         bin_dir = find_bin_dir()
         try:
             run(
@@ -206,34 +255,12 @@ class LocalPostgres:
         return True
 
     def ensure_database(self) -> None:
-        """Create our role and database (idempotent) over the owner's local socket."""
+        """Create our role (its password set again, as SCRAM), the maintenance role and our
+        database (idempotent), as the postgres OS user over the local socket."""
         s = self.settings
-        with psycopg.connect(
-            host=str(self.socket_dir),
-            port=self.port,
-            user=OWNER,
-            dbname="postgres",
-            autocommit=True,
-            connect_timeout=10,
-        ) as conn:
-            role_exists = conn.execute(
-                "SELECT 1 FROM pg_roles WHERE rolname = %s", (s.postgres_user,)
-            ).fetchone()
-            if role_exists is None:
-                conn.execute(
-                    sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
-                        sql.Identifier(s.postgres_user), sql.Literal(s.postgres_password)
-                    )
-                )
-            db_exists = conn.execute(
-                "SELECT 1 FROM pg_database WHERE datname = %s", (s.postgres_db,)
-            ).fetchone()
-            if db_exists is None:
-                conn.execute(
-                    sql.SQL("CREATE DATABASE {} OWNER {}").format(
-                        sql.Identifier(s.postgres_db), sql.Identifier(s.postgres_user)
-                    )
-                )
+        self.admin(
+            postgres_config.roles_script(s.postgres_user, s.postgres_password, s.postgres_db)
+        )
 
     def health(self) -> Health:
         address = redact_url(self.settings.database_url)

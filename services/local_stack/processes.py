@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import time
 from collections.abc import Callable, Sequence
@@ -29,15 +30,23 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def api_healthy(url: str) -> bool:
-    """True when the API at ``url`` answers its liveness check."""
+def api_healthy(url: str, verify: ssl.SSLContext | bool) -> bool:
+    """True when the API at ``url`` answers its liveness check (an https URL verified with
+    ``verify``: the context of the CA file, ``services.tls.api_client_context``)."""
     try:
-        return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
+        return httpx.get(f"{url}/healthz", timeout=1, verify=verify).status_code == 200
     except httpx.HTTPError:
         return False
 
 
 def pid_alive(pid: int) -> bool:
+    try:
+        # A child of this process (a broker a test started) that exited is a zombie until
+        # reaped, and a zombie still answers kill(pid, 0): reap it, or a stop waits its grace.
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    except ChildProcessError:
+        pass  # not our child: its parent reaps it
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

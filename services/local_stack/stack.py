@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from services.local_stack.kafka import LocalKafka
+from services.local_stack.kafka_acls import AclChanges
 from services.local_stack.postgres import Health, LocalPostgres
 from services.settings import ServiceSettings
 
@@ -15,10 +16,11 @@ class UpReport:
 
     started: list[str] = field(default_factory=list)
     created_topics: list[str] = field(default_factory=list)
+    acls: AclChanges = field(default_factory=lambda: AclChanges(0, 0))
 
     @property
     def changed(self) -> bool:
-        return bool(self.started or self.created_topics)
+        return bool(self.started or self.created_topics or self.acls.changed)
 
 
 class LocalStack:
@@ -29,7 +31,8 @@ class LocalStack:
         self.kafka = LocalKafka(settings)
 
     def up(self) -> UpReport:
-        """Idempotent: start what is down, wait until both answer, create missing topics."""
+        """Idempotent: start what is down, wait until both answer, create missing topics,
+        then grant the principals' Kafka ACLs."""
         report = UpReport()
         if self.postgres.start():
             report.started.append("postgresql")
@@ -37,6 +40,7 @@ class LocalStack:
         if self.kafka.start():
             report.started.append("kafka")
         report.created_topics = self.kafka.ensure_topics()
+        report.acls = self.kafka.ensure_acls()
         return report
 
     def down(self) -> list[str]:

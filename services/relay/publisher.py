@@ -17,6 +17,8 @@ from typing import Any
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
+from projections.engine.kafka_clients import KafkaConnection
+
 log = logging.getLogger(__name__)
 
 
@@ -46,10 +48,12 @@ def message_for(topic: str, key: bytes, envelope: dict[str, Any]) -> OutgoingMes
     )
 
 
-def producer_config(bootstrap: str, client_id: str, flush_timeout_s: float) -> dict[str, Any]:
+def producer_config(
+    kafka: KafkaConnection, client_id: str, flush_timeout_s: float
+) -> dict[str, Any]:
     """The relay's producer settings (the benchmark's raw producer uses the same)."""
     return {
-        "bootstrap_servers": bootstrap,
+        **kafka.client_kwargs(),
         "client_id": client_id,
         "acks": "all",
         "enable_idempotence": True,
@@ -66,8 +70,8 @@ def producer_config(bootstrap: str, client_id: str, flush_timeout_s: float) -> d
 class KafkaPublisher:
     """A lazily built idempotent producer that publishes whole batches."""
 
-    def __init__(self, bootstrap: str, client_id: str, flush_timeout_s: float) -> None:
-        self.bootstrap = bootstrap
+    def __init__(self, kafka: KafkaConnection, client_id: str, flush_timeout_s: float) -> None:
+        self.kafka = kafka
         self.client_id = client_id
         self.flush_timeout_s = flush_timeout_s
         self._producer: KafkaProducer | None = None
@@ -76,7 +80,7 @@ class KafkaPublisher:
         if self._producer is None:
             try:
                 self._producer = KafkaProducer(
-                    **producer_config(self.bootstrap, self.client_id, self.flush_timeout_s)
+                    **producer_config(self.kafka, self.client_id, self.flush_timeout_s)
                 )
             except KafkaError as exc:
                 raise PublishFailed(f"cannot connect to Kafka: {type(exc).__name__}") from exc

@@ -3,7 +3,8 @@
 The log is the outbox: there is no second write path. The relay never skips an event: a
 batch that Kafka does not fully acknowledge is retried (with backoff) from the same
 position; an event it cannot decode at all (altered ciphertext, unknown format) stops the
-relay with an error rather than being passed over.
+relay with an error rather than being passed over. Payloads go out sealed under their
+patient's key (``events.store.kafka_payloads``); the envelope stays clear for routing.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Callable, Sequence
 
 from events.application import ClinicalStore
 from events.store.log import LoggedEvent, LogUnreadable
-from events.store.published import published_envelope
+from events.store.payload_keys import PayloadKeys
 from services.relay.checkpoint import Checkpoint
 from services.relay.publisher import KafkaPublisher, OutgoingMessage, PublishFailed, message_for
 from services.relay.wakeup import StoreWakeup
@@ -27,11 +28,11 @@ class RelayHalted(Exception):
     """An event cannot be published as it is; a person has to look at it."""
 
 
-def messages_of(events: Sequence[LoggedEvent]) -> list[OutgoingMessage]:
-    """The Kafka messages of stored events: their envelope, keyed by patient."""
+def messages_of(events: Sequence[LoggedEvent], keys: PayloadKeys) -> list[OutgoingMessage]:
+    """The Kafka messages of stored events: their envelope, payload sealed, keyed by patient."""
     return [
-        message_for(logged.topic, logged.partition_key.encode(), published_envelope(logged))
-        for logged in events
+        message_for(logged.topic, logged.partition_key.encode(), envelope)
+        for logged, envelope in zip(events, keys.published(events), strict=True)
     ]
 
 
@@ -73,7 +74,7 @@ class Relay:
         if not page.read:
             return 0
         started = time.monotonic()
-        self.publisher.publish(messages_of(page.events))
+        self.publisher.publish(messages_of(page.events, self.store.payload_keys))
         elapsed = max(time.monotonic() - started, 1e-6)
         self.position = page.last_position
         self.checkpoint.advance(self.position, page.read, page.read / elapsed)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -11,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -23,10 +25,12 @@ from events.domain.envelope import SYSTEM_ACTOR
 from events.settings import StoreSettings
 from events.store.keys import create_master_key
 from projections.engine.database import read_pool
+from projections.engine.keyclient import KeyClient
 from projections.engine.service import start_at_end
 from services.api.container import DEPARTMENT_TABLES, build_container
 from services.local_stack.processes import api_healthy, free_port, port_in_use, wait_until
-from services.settings import ServiceSettings
+from services.settings import ServiceSettings, get_settings
+from services.tls import api_client_context
 from tests.integration.projection_harness import isolated_settings
 
 ROLES = (
@@ -80,8 +84,24 @@ class Backbone:
         log = self.logs / "hl7.log" if self.logs is not None else None
         assert up, log.read_text()[-2000:] if log is not None and log.exists() else "hl7 down"
 
+    @property
+    def verify(self) -> ssl.SSLContext:
+        """Verifies the API's certificate against the CA file (as every client does)."""
+        return api_tls()
+
+    @property
+    def ca_file(self) -> Path:
+        return get_settings().ca_file
+
+    def key_client(self, principal: str = "operator") -> KeyClient:
+        """A client of this backbone's key service, to open payloads read off Kafka."""
+        tls = get_settings().tls_dir
+        cert, key = tls / "clients" / f"{principal}.pem", tls / "clients" / f"{principal}.key"
+        url = f"https://127.0.0.1:{self.env['BACKBONE_KEY_SERVICE_PORT']}"
+        return KeyClient(url, self.ca_file, cert, key)
+
     def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=30)
+        return httpx.Client(base_url=self.url, timeout=30, verify=self.verify)
 
     def username(self, role: str) -> str:
         """Usernames are unique per run: lockouts are kept by username."""
@@ -113,6 +133,12 @@ class Backbone:
             self.sessions[(role, password)] = token
         client.headers["Authorization"] = f"Bearer {token}"
         return client
+
+
+@cache
+def api_tls() -> ssl.SSLContext:
+    """The TLS context of the API's clients in the tests: the CA file of the settings."""
+    return api_client_context(get_settings())
 
 
 def current_code(secret: str) -> str:
@@ -148,8 +174,9 @@ def running_backbone(
         "BACKBONE_IDLE_TIMEOUT_S": str(idle_timeout_s),
         "BACKBONE_LOCKOUT_THRESHOLD": "5",
         "BACKBONE_HL7_PORT": str(hl7_port),
+        "BACKBONE_KEY_SERVICE_PORT": str(free_port()),  # payload keys of this store
     }
-    backbone = Backbone(f"http://127.0.0.1:{port}", env, uuid.uuid4().hex[:6], hl7_port=hl7_port)
+    backbone = Backbone(f"https://127.0.0.1:{port}", env, uuid.uuid4().hex[:6], hl7_port=hl7_port)
     container = build_container(settings, store_settings, projection_settings)
     try:
         # A second administrator, for what needs two people (privileged accounts, erasure).
@@ -170,6 +197,7 @@ def running_backbone(
     logs.mkdir()
     backbone.logs = logs
     for name, argv in (
+        ("keys", "keys serve"),
         ("relay", "relay"),
         ("projections", "project"),
         ("pharmacy", "pharmacy"),
@@ -180,14 +208,14 @@ def running_backbone(
         with (logs / f"{name}.log").open("wb") as log:
             backbone.processes.append(
                 subprocess.Popen(
-                    [sys.executable, "-m", "services.cli", argv],
+                    [sys.executable, "-m", "services.cli", *argv.split()],
                     env=env,
                     stdout=log,
                     stderr=subprocess.STDOUT,
                 )
             )
     try:
-        up = wait_until(lambda: api_healthy(backbone.url), 60, 0.2)
+        up = wait_until(lambda: api_healthy(backbone.url, backbone.verify), 60, 0.2)
         assert up, (logs / "api.log").read_text()[-2000:]
         yield backbone
     finally:

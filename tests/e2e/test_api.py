@@ -140,7 +140,9 @@ def test_concurrent_changes_to_one_medication_conflict_with_409(backbone: Backbo
     ).json()["id"]
 
     def change(i: int) -> int:
-        with httpx.Client(base_url=backbone.url, headers=physician.headers, timeout=30) as client:
+        with httpx.Client(
+            base_url=backbone.url, headers=physician.headers, timeout=30, verify=backbone.verify
+        ) as client:
             return client.post(
                 f"/v1/medications/{medication}/change",
                 json={"dose": 500 + i, "reason": f"titration step {i}"},

@@ -38,7 +38,7 @@ def running(stack: LocalStack, settings: ServiceSettings) -> Iterator[Supervisor
 def test_backbone_up_starts_the_relay_which_publishes_what_the_store_records(
     running: Supervisor, settings: ServiceSettings
 ) -> None:
-    reader = ContractReader(settings.kafka_bootstrap)
+    reader = ContractReader(settings)
     up = backbone("up")
     assert up.returncode == 0, up.stderr
     status = backbone("status", "--json")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -27,7 +28,10 @@ def doc_block(path: str, heading: str) -> str:
 
 
 def readme_walkthrough() -> str:
-    return doc_block("README.md", "## Try it")
+    block = doc_block("README.md", "## Try it")
+    # What the tests replace with their own API and CA: the walk-through names both.
+    assert "API=https://127.0.0.1:8000" in block and "CA=.data/tls/ca.pem" in block, block
+    return block
 
 
 def compliance_walkthrough() -> str:
@@ -74,7 +78,8 @@ def test_the_demo_loads_through_the_api_and_the_readme_walkthrough_works(
 
         script = (
             readme_walkthrough()
-            .replace("http://127.0.0.1:8000", backbone.url)
+            .replace("https://127.0.0.1:8000", backbone.url)
+            .replace("CA=.data/tls/ca.pem", f"CA={backbone.ca_file}")
             .replace(".venv/bin/python", sys.executable)
         )
         walk = subprocess.run(
@@ -100,7 +105,8 @@ def test_the_compliance_doc_commands_work_when_pasted_after_the_readme_walkthrou
         run_demo(env, 2)
         script = (
             (readme_walkthrough() + compliance_walkthrough())
-            .replace("http://127.0.0.1:8000", backbone.url)
+            .replace("https://127.0.0.1:8000", backbone.url)
+            .replace("CA=.data/tls/ca.pem", f"CA={backbone.ca_file}")
             .replace(".venv/bin/python", sys.executable)
             .replace(".venv/bin/backbone", f"{sys.executable} -m services.cli")
         )
@@ -118,3 +124,36 @@ def test_the_compliance_doc_commands_work_when_pasted_after_the_readme_walkthrou
     assert '"status":"pending_approval"' in walk.stdout.replace(" ", "")
     assert '"status":"erased"' in walk.stdout.replace(" ", "")
     assert walk.stdout.strip().endswith("410")
+
+
+def test_the_readme_hl7_step_admits_and_results_a_patient_over_mllp(
+    stack: LocalStack, settings: ServiceSettings, tmp_path: Path
+) -> None:
+    with running_backbone(tmp_path, settings, 900) as backbone:
+        data_dir = tmp_path / "data" / ".data"
+        env = {**backbone.env, "BACKBONE_DATA_DIR": str(data_dir)}
+        run_demo(env, 1)
+        backbone.wait_for_hl7()
+        script = (
+            (readme_walkthrough() + doc_block("README.md", "## From the hospital's systems"))
+            .replace("https://127.0.0.1:8000", backbone.url)
+            .replace("CA=.data/tls/ca.pem", f"CA={backbone.ca_file}")
+            .replace(".venv/bin/python", sys.executable)
+            .replace(".venv/bin/backbone hl7 send", f"{sys.executable} -m services.cli hl7 send")
+            .replace(" hl7 send $HL7/", f" hl7 send --port {backbone.hl7_port} $HL7/")
+        )
+        walk = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", script],
+            cwd=data_dir.parent,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
+
+    assert walk.returncode == 0, walk.stdout[-2000:] + walk.stderr
+    assert "MSA|AA|README-A01" in walk.stdout
+    assert "MSA|AA|README-ORU" in walk.stdout
+    assert "ward: CARDIO" in walk.stdout
+    assert re.search(r"^Glucose 182(\.0)? mg/dL flag: H$", walk.stdout, re.MULTILINE), walk.stdout

@@ -103,7 +103,7 @@ def test_warfarin_then_ibuprofen_alerts_and_a_verification_reaches_chart_and_kaf
         alert.startswith("interaction (major): ibuprofen with warfarin") for alert in item["alerts"]
     )
 
-    reader = ContractReader(settings.kafka_bootstrap)
+    reader = ContractReader(settings)
     verified = backbone.login("pharmacist").post(
         f"/v1/pharmacy/queue/{item['item_id']}/verify", json={}
     )
@@ -183,7 +183,7 @@ def test_a_critical_potassium_reaches_the_ordering_physicians_inbox_and_is_ackno
     assert len(items) == 1 and items[0]["flag"] == "HH"
     assert backbone.login("pharmacist").get("/v1/inbox").status_code == 403
 
-    reader = ContractReader(settings.kafka_bootstrap)
+    reader = ContractReader(settings)
     ack = physician.post(f"/v1/inbox/{items[0]['item_id']}/ack")
     assert ack.status_code == 201, ack.text
     arrived = reader.poll_until(

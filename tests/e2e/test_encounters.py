@@ -100,7 +100,7 @@ def test_admission_transfer_and_discharge_show_on_the_chart_and_the_attending_jo
     ended = written(desk.post(f"/v1/encounters/{encounter}/end", json={"disposition": "home"}))
 
     # then the chart has no open encounter and the past one, with its ward; the attending
-    # is still on the care team (ending an encounter removes nobody)
+    # is still on the care team, for the grace period after the discharge
     chart = chart_at(physician, patient, ended["position"])
     assert chart["encounter"] is None
     [past] = chart["encounters"]

@@ -103,14 +103,17 @@ def assert_security_headers(answer: httpx.Response) -> None:
     for name, value in SECURITY_HEADERS.items():
         assert answer.headers.get(name) == value, (name, answer.headers)
     assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]
-    assert "strict-transport-security" not in answer.headers  # plain HTTP here
+    assert "max-age=" in answer.headers["strict-transport-security"]  # served over HTTPS
 
 
 def test_a_200_mb_body_with_its_length_declared_is_refused_before_a_byte_is_read(
     backbone: Backbone,
 ) -> None:
     address = urlsplit(backbone.url)
-    with socket.create_connection((address.hostname, address.port), timeout=10) as conn:
+    with (
+        socket.create_connection((address.hostname, address.port), timeout=10) as raw,
+        backbone.verify.wrap_socket(raw, server_hostname=address.hostname) as conn,
+    ):
         conn.sendall(
             b"POST /v1/patients HTTP/1.1\r\nHost: api\r\nContent-Type: application/json\r\n"
             + f"Content-Length: {200 * MiB}\r\n\r\n".encode()
@@ -145,7 +148,7 @@ def test_a_200_mb_chunked_unauthenticated_body_is_cut_off_without_being_buffered
 
     started = time.monotonic()
     try:
-        with httpx.Client(base_url=backbone.url, timeout=30) as client:
+        with httpx.Client(base_url=backbone.url, timeout=30, verify=backbone.verify) as client:
             status: int | None = client.post(
                 "/v1/patients", content=body(), headers={"Content-Type": "application/json"}
             ).status_code
@@ -212,7 +215,7 @@ def test_reads_waiting_on_a_projection_that_is_behind_answer_503_in_time_and_spa
 
         def waiting_read(_: int) -> tuple[httpx.Response, float]:
             started = time.monotonic()
-            with httpx.Client(base_url=backbone.url, timeout=30) as client:
+            with httpx.Client(base_url=backbone.url, timeout=30, verify=backbone.verify) as client:
                 client.headers["Authorization"] = physician.headers["Authorization"]
                 answer = client.get(
                     f"/v1/patients/{patient}/chart", params={"min_position": behind}

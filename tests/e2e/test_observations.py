@@ -141,3 +141,35 @@ def test_orders_and_prescriptions_on_the_chart_name_the_open_encounter(
     assert [o["encounter_id"] for o in chart["pending_orders"]] == [encounter]
     assert [m["encounter_id"] for m in chart["active_medications"]] == [encounter]
     assert chart["latest_weight"] is None
+
+
+def test_the_pharmacy_queue_screens_per_kg_at_the_weight_it_has_seen(backbone: Backbone) -> None:
+    # given an overridden IV morphine order for a 50 kg patient, and one for an unweighed one
+    physician = backbone.login("physician")
+    pharmacist = backbone.login("pharmacist")
+    weighed = register_patient(physician, f"OB-{uuid.uuid4().hex[:10]}")
+    unweighed = register_patient(physician, f"OB-{uuid.uuid4().hex[:10]}")
+    for patient in (weighed, unweighed):
+        join_care_team(backbone, patient, "nurse", "physician")
+    weight = {"kind": "body_weight", "value": 50, "unit": "kg"}
+    written(backbone.login("nurse").post(f"/v1/patients/{weighed}/observations", json=weight))
+    override = {**MORPHINE_IV, "dose": 8, "override_reason": "post-operative pain, senior review"}
+    heavy = written(physician.post(f"/v1/patients/{weighed}/medications", json=override))
+    plain = written(
+        physician.post(f"/v1/patients/{unweighed}/medications", json={**MORPHINE_IV, "dose": 4})
+    )
+
+    def alerts(medication: dict[str, Any]) -> list[str] | None:
+        queue = pharmacist.get(
+            "/v1/pharmacy/queue", params={"min_position": medication["position"], "limit": 500}
+        )
+        if queue.status_code == 503:
+            return None
+        found = [i for i in queue.json() if i["medication_id"] == medication["id"]]
+        return found[0]["alerts"] if found else None
+
+    # then the pharmacist sees the per-kg excess, and the unweighed order as not screened
+    assert wait_until(lambda: alerts(heavy) is not None, 30, 0.2)
+    assert any("0.1 mg/kg" in alert for alert in alerts(heavy) or []), alerts(heavy)
+    assert wait_until(lambda: alerts(plain) is not None, 30, 0.2)
+    assert any("without a recorded body weight" in a for a in alerts(plain) or []), alerts(plain)

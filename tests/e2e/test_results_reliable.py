@@ -212,7 +212,7 @@ def test_an_unacknowledged_critical_result_escalates_to_the_rest_of_the_care_tea
     backbone: Backbone, settings: ServiceSettings
 ) -> None:
     patient, order_id = ordered(backbone, "2823-3", "Potassium")
-    reader = ContractReader(settings.kafka_bootstrap)
+    reader = ContractReader(settings, keys=backbone.key_client())  # payloads opened
     written = report(backbone, order_id, {**POTASSIUM, **RANGE, "value": 2.1})
     result_id = written["results"][0]["result_id"]
     nurse = backbone.login("nurse")

@@ -11,14 +11,18 @@ from typing import Any
 from kafka import KafkaConsumer, TopicPartition
 
 from events.domain.topics import ALL_TOPICS, DEADLETTER
+from projections.engine.kafka_clients import KafkaClientSettings, kafka_connection
+from projections.engine.keyclient import KeyClient
 
 
 class ContractReader:
     """Reads every area topic from 'now' on and keeps the envelopes of chosen patients."""
 
-    def __init__(self, bootstrap: str) -> None:
+    def __init__(self, settings: KafkaClientSettings, keys: KeyClient | None = None) -> None:
+        # Given a key client, payloads are opened (else envelopes are kept as sealed on Kafka).
+        self.key_client = keys
         self.consumer = KafkaConsumer(
-            bootstrap_servers=bootstrap,
+            **kafka_connection(settings).client_kwargs(),  # the operator: it reads every topic
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             consumer_timeout_ms=500,
@@ -49,6 +53,8 @@ class ContractReader:
             for batch in self.consumer.poll(timeout_ms=500).values():
                 for message in batch:
                     envelope = json.loads(message.value)
+                    if self.key_client is not None:
+                        envelope = self.key_client.open(message.topic, envelope)
                     if accept(envelope):
                         self.envelopes.append(envelope)
                         self.topics.append(message.topic)

@@ -15,6 +15,7 @@ from psycopg_pool import ConnectionPool
 from events.application import ClinicalStore
 from events.settings import StoreSettings
 from projections.engine.base import Projection
+from projections.engine.kafka_clients import kafka_connection
 from projections.engine.offsets import end_offsets
 from projections.engine.rebuild import build_shadow
 from projections.engine.service import run_projections
@@ -28,7 +29,8 @@ def isolated_settings(store_settings: StoreSettings) -> ProjectionSettings:
     return ProjectionSettings(
         read_schema=f"r{tag}",
         store_name=store_settings.store_name,
-        consumer_group_prefix=f"test{tag}",
+        # Under "projection.": the group prefix the consumer principals are granted.
+        consumer_group_prefix=f"projection.test{tag}",
         projection_max_poll_records=100,
     )
 
@@ -64,7 +66,7 @@ def caught_up(
         with pool.connection() as conn:
             done = all(
                 stored_offsets(conn.cursor(), p.name).items()
-                >= end_offsets(settings.kafka_bootstrap, set(p.topics)).items()
+                >= end_offsets(kafka_connection(settings), set(p.topics)).items()
                 for p in ALL
             )
         if done:

@@ -27,7 +27,6 @@ from projections.engine.database import read_pool
 from projections.engine.rebuild import build_shadow
 from projections.registry import ALL
 from services.bootstrap import build_store
-from services.local_stack.postgres import OWNER
 from services.local_stack.stack import LocalStack
 from tests.cli import backbone_on
 from tests.integration.projection_harness import isolated_settings
@@ -53,18 +52,15 @@ def empty_database(stack: LocalStack, store_settings: StoreSettings) -> Iterator
     """A new, empty database on the cluster, owned by our role; its URL."""
     name = f"restore_{uuid.uuid4().hex[:10]}"
     info = conninfo_to_dict(store_settings.database_url)
-    owner = psycopg.connect(
-        host=str(stack.postgres.socket_dir),
-        port=stack.postgres.port,
-        user=OWNER,
-        dbname="postgres",
-        autocommit=True,
+    # As the postgres OS user over the socket (peer): the cluster has no other admin path.
+    create = sql.SQL("CREATE DATABASE {} OWNER {};")
+    stack.postgres.admin(
+        create.format(sql.Identifier(name), sql.Identifier(str(info["user"]))).as_string()
     )
-    create = sql.SQL("CREATE DATABASE {} OWNER {}")
-    owner.execute(create.format(sql.Identifier(name), sql.Identifier(str(info["user"]))))
     yield make_conninfo(store_settings.database_url, dbname=name)
-    owner.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
-    owner.close()
+    stack.postgres.admin(
+        sql.SQL("DROP DATABASE {} WITH (FORCE);").format(sql.Identifier(name)).as_string()
+    )
 
 
 def rebuilt(pool: ConnectionPool, store: ClinicalStore, schema: str) -> dict[str, list[Any]]:

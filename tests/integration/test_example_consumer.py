@@ -16,9 +16,11 @@ import pytest
 from events.application import ClinicalStore
 from events.commands.patients import ErasePatient, RegisterPatient
 from events.settings import StoreSettings
+from projections.engine.kafka_clients import kafka_connection
 from services.local_stack.processes import wait_until
 from services.settings import ServiceSettings
 from services.synthetic import LISINOPRIL
+from tests.integration.key_service import serving_keys
 from tests.integration.relaying import build_relay, relay_status
 from tests.integration.test_relay import RelayThread
 from tests.unit.conftest import ctx
@@ -42,10 +44,14 @@ def register(store: ClinicalStore, mrn: str) -> tuple[UUID, int]:
     return result.id, result.position
 
 
-def run_example(settings: ServiceSettings, *args: str) -> list[dict[str, Any]]:
-    """Run the example as a department would; its stdout lines, parsed."""
+def run_example(settings: ServiceSettings, tmp: Path, *args: str) -> list[dict[str, Any]]:
+    """Run the example as a department would, as principal ``department-example`` with the
+    file ``backbone kafka client-config department-example --json`` prints; its stdout
+    lines, parsed."""
+    config = tmp / "department-example.json"
+    config.write_text(json.dumps(kafka_connection(settings, "department-example").as_json()))
     completed = subprocess.run(
-        [sys.executable, str(EXAMPLE), "--bootstrap", settings.kafka_bootstrap, *args],
+        [sys.executable, str(EXAMPLE), "--client-config", str(config), *args],
         capture_output=True,
         text=True,
         timeout=50,
@@ -59,6 +65,7 @@ def test_a_department_consumer_sees_its_patients_events_and_purges_an_erased_pat
     pg_store: ClinicalStore,
     store_settings: StoreSettings,
     settings: ServiceSettings,
+    tmp_path: Path,
 ) -> None:
     # Given two registered patients, one prescribed lisinopril and the other erased
     run = uuid.uuid4().hex[:8].upper()
@@ -76,17 +83,22 @@ def test_a_department_consumer_sees_its_patients_events_and_purges_an_erased_pat
         )
     assert published, "the relay did not publish the events in time"
 
-    # When a new department group reads its topics from the beginning, for these patients
-    lines = run_example(
-        settings,
-        "--group",
-        f"test.{uuid.uuid4()}",
-        "--from-beginning",
-        "--patients",
-        f"{kept},{erased}",
-        "--idle-timeout-s",
-        "10",
-    )
+    # When a new department group reads its topics from the beginning, for these patients,
+    # opening the payloads with keys from the store's key service
+    with serving_keys(pg_store, store_settings, settings) as keys:
+        lines = run_example(
+            settings,
+            tmp_path,
+            "--key-service",
+            f"https://127.0.0.1:{keys.port}",
+            "--group",
+            f"department.test.{uuid.uuid4()}",  # a group prefix department-example is granted
+            "--from-beginning",
+            "--patients",
+            f"{kept},{erased}",
+            "--idle-timeout-s",
+            "10",
+        )
 
     # Then it saw the kept patient's registration and prescription, at the store's positions
     seen = sorted(

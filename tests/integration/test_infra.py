@@ -10,6 +10,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 
 from events.domain.topics import ALL_TOPICS
+from projections.engine.kafka_clients import kafka_connection
 from services.local_stack.stack import LocalStack
 from services.settings import ServiceSettings
 from tests.cli import backbone
@@ -21,10 +22,11 @@ def test_a_message_goes_round_trip_through_the_real_broker_with_acks_all(
     stack: LocalStack, settings: ServiceSettings
 ) -> None:
     topic = f"test.roundtrip.{uuid.uuid4().hex[:8]}"
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    kafka = kafka_connection(settings).client_kwargs()  # the operator, a super user
+    admin = KafkaAdminClient(**kafka)
     admin.create_topics([NewTopic(topic, 1, 1)])
     admin.close()
-    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    producer = KafkaProducer(**kafka, acks="all")
     sent = [f"message-{i}".encode() for i in range(10)]
     for value in sent:
         producer.send(topic, key=b"patient-1", value=value)
@@ -33,7 +35,7 @@ def test_a_message_goes_round_trip_through_the_real_broker_with_acks_all(
 
     consumer = KafkaConsumer(
         topic,
-        bootstrap_servers=settings.kafka_bootstrap,
+        **kafka,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         consumer_timeout_ms=15000,
@@ -62,7 +64,7 @@ def test_postgresql_answers_queries_and_keeps_what_it_was_given(
 def test_every_contract_topic_exists_with_its_partitions(
     stack: LocalStack, settings: ServiceSettings
 ) -> None:
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
+    consumer = KafkaConsumer(**kafka_connection(settings).client_kwargs())
     try:
         for spec in ALL_TOPICS:
             partitions = consumer.partitions_for_topic(spec.name)

@@ -22,6 +22,7 @@ from events.domain.topics import DEADLETTER, PATIENTS
 from events.settings import StoreSettings
 from projections.chart import fetch_chart, wait_for_position
 from projections.engine.database import read_pool
+from projections.engine.kafka_clients import KafkaConnection, kafka_connection
 from projections.engine.offsets import end_offsets
 from projections.engine.rebuild import rebuild
 from projections.engine.service import projection_statuses, start_at_end
@@ -29,6 +30,7 @@ from projections.registry import ALL, named
 from projections.settings import ProjectionSettings
 from services.local_stack.processes import wait_until
 from services.settings import ServiceSettings, get_settings
+from tests.integration.key_service import serving_keys
 from tests.integration.projection_harness import (
     caught_up,
     isolated_settings,
@@ -60,11 +62,14 @@ class ReadSide:
 def read_side(
     pg_store: ClinicalStore, store_settings: StoreSettings, settings: ServiceSettings
 ) -> Iterator[ReadSide]:
-    projection_settings = isolated_settings(store_settings)
-    pool = read_pool(projection_settings)
-    start_at_end(pool, projection_settings, ALL)
-    yield ReadSide(pg_store, store_settings, projection_settings, pool, [])
-    pool.close()
+    with serving_keys(pg_store, store_settings, settings) as keys:
+        projection_settings = isolated_settings(store_settings).model_copy(
+            update={"key_service_port": keys.port}
+        )
+        pool = read_pool(projection_settings)
+        start_at_end(pool, projection_settings, ALL)
+        yield ReadSide(pg_store, store_settings, projection_settings, pool, [])
+        pool.close()
 
 
 def assert_live_equals_rebuild(side: ReadSide) -> dict[str, int]:
@@ -170,6 +175,7 @@ def _runner_process(side: ReadSide) -> subprocess.Popen[bytes]:
         "BACKBONE_READ_SCHEMA": side.settings.read_schema,
         "BACKBONE_CONSUMER_GROUP_PREFIX": side.settings.consumer_group_prefix,
         "BACKBONE_PROJECTION_MAX_POLL_RECORDS": "20",
+        "BACKBONE_KEY_SERVICE_PORT": str(side.settings.key_service_port),
     }
     return subprocess.Popen(
         [sys.executable, "-m", "services.cli", "project"],
@@ -215,7 +221,8 @@ def test_a_message_delivered_twice_applies_once_and_a_poison_message_is_dead_let
 ) -> None:
     patients = run_workload(read_side.store, 8, "P")
     patient = patients[5]
-    deadletter_start = end_offsets(settings.kafka_bootstrap, {DEADLETTER.name})
+    kafka = kafka_connection(settings)
+    deadletter_start = end_offsets(kafka, {DEADLETTER.name})
     with (
         RelayThread(build_relay(settings, read_side.store_settings)),
         running_projections(read_side.pool, read_side.settings),
@@ -224,8 +231,8 @@ def test_a_message_delivered_twice_applies_once_and_a_poison_message_is_dead_let
         applied_before = {s.name: s.applied_total for s in projection_statuses(read_side.pool, ALL)}
 
         # the same message again, as a redelivery would bring it
-        copy = _first_message_of(settings.kafka_bootstrap, patient)
-        producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+        copy = _first_message_of(kafka, patient)
+        producer = KafkaProducer(**kafka.client_kwargs(), acks="all")
         producer.send(PATIENTS.name, key=str(patient).encode(), value=copy)
         # then a poison message on the same patient's partition, then a real event after it
         producer.send(
@@ -249,9 +256,7 @@ def test_a_message_delivered_twice_applies_once_and_a_poison_message_is_dead_let
 
     letters = [
         json.loads(value)
-        for key, value in _messages_since(
-            settings.kafka_bootstrap, DEADLETTER.name, deadletter_start
-        )
+        for key, value in _messages_since(kafka, DEADLETTER.name, deadletter_start)
         if key == str(patient).encode()
     ]
     assert sorted(letter["projection"] for letter in letters) == sorted(p.name for p in ALL)
@@ -259,9 +264,9 @@ def test_a_message_delivered_twice_applies_once_and_a_poison_message_is_dead_let
     assert all(letter["source"]["topic"] == PATIENTS.name for letter in letters)
 
 
-def _first_message_of(bootstrap: str, patient: UUID) -> bytes:
+def _first_message_of(kafka: KafkaConnection, patient: UUID) -> bytes:
     consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap, consumer_timeout_ms=3000, auto_offset_reset="earliest"
+        **kafka.client_kwargs(), consumer_timeout_ms=3000, auto_offset_reset="earliest"
     )
     partitions = [
         TopicPartition(PATIENTS.name, p) for p in consumer.partitions_for_topic(PATIENTS.name) or ()
@@ -278,9 +283,9 @@ def _first_message_of(bootstrap: str, patient: UUID) -> bytes:
 
 
 def _messages_since(
-    bootstrap: str, topic: str, start: dict[tuple[str, int], int]
+    kafka: KafkaConnection, topic: str, start: dict[tuple[str, int], int]
 ) -> list[tuple[bytes, bytes]]:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, consumer_timeout_ms=3000)
+    consumer = KafkaConsumer(**kafka.client_kwargs(), consumer_timeout_ms=3000)
     partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
     consumer.assign(partitions)
     for tp in partitions:

@@ -22,7 +22,10 @@ from events.application import ClinicalStore
 from events.commands.observations import RecordVitals
 from events.commands.patients import ErasePatient, RegisterPatient
 from events.domain.contract import spec_of
+from events.domain.topics import PATIENTS
 from events.settings import StoreSettings
+from events.store.kafka_payloads import open_sealed
+from events.store.keys import OPERATIONS_KEY_ID
 from services.local_stack.processes import wait_until
 from services.local_stack.stack import LocalStack
 from services.relay.relay import Relay
@@ -73,7 +76,7 @@ def stored_positions(store: ClinicalStore) -> dict[tuple[str, str], list[int]]:
 
 @pytest.fixture
 def reader(settings: ServiceSettings, stack: LocalStack) -> Iterator[ContractReader]:
-    contract_reader = ContractReader(settings.kafka_bootstrap)
+    contract_reader = ContractReader(settings)
     yield contract_reader
     contract_reader.close()
 
@@ -249,10 +252,18 @@ def test_an_erased_patients_events_go_out_without_payload(
         "vitals.recorded",
         "patient.erased",
     ]
-    assert all(e["erased"] for e in gone)
-    assert [e["payload"] for e in gone[:2]] == [None, None]
-    assert gone[2]["payload"] == {"legal_basis": "GDPR art. 17"}
-    assert all(not e["erased"] and e["payload"] for e in by_patient[str(kept)])
+    assert all(e["erased"] and e["payload"] is None for e in gone)
+    assert [e.get("payload_encrypted") for e in gone[:2]] == [None, None]
+    # the erasure itself is sealed under the service key, which survives the patient's
+    erasure = gone[2]["payload_encrypted"]
+    assert erasure["key"] == "service"
+    service = pg_store.payload_keys.for_subscribers(PATIENTS.name, {OPERATIONS_KEY_ID})
+    opened = open_sealed(gone[2], service[OPERATIONS_KEY_ID] or b"")
+    assert opened["payload"] == {"legal_basis": "GDPR art. 17"}
+    kept_envelopes = by_patient[str(kept)]
+    assert all(
+        not e["erased"] and e["payload_encrypted"]["key"] == "patient" for e in kept_envelopes
+    )
 
 
 def test_an_idle_relay_wakes_on_the_stores_commit_notification_not_its_poll(

@@ -21,6 +21,7 @@ from events.store.published import published_envelope
 from projections.engine.base import MessageRefused, Projection
 from projections.engine.database import create_tables, read_pool
 from projections.engine.deadletter import DeadLetter
+from projections.engine.kafka_clients import kafka_connection
 from projections.engine.runner import ProjectionHalted, ProjectionRunner
 from projections.engine.service import projection_statuses, start_at_end
 from projections.engine.state import stored_offsets
@@ -93,7 +94,7 @@ def test_one_message_failing_to_apply_is_dead_lettered_and_the_rest_of_the_batch
         )
         for offset, n in enumerate(x for x in stored if x.event_type == "vitals.recorded")
     ]
-    deadletter = DeadLetter(settings.kafka_bootstrap, "test-runner-batches")
+    deadletter = DeadLetter(kafka_connection(settings), "test-runner-batches")
     runner = ProjectionRunner(PICKY, pool, settings, deadletter)
     try:
         applied, deadlettered = runner.process({TopicPartition(OBSERVATIONS.name, 0): records})
@@ -136,14 +137,14 @@ def test_a_handler_bug_halts_the_projection_instead_of_dead_lettering_clinical_d
     patient = register(pg_store, "MRN-RB2")
     for heart_rate in (60, 13, 80):
         pg_store.record_vitals(ctx(NURSE), RecordVitals(patient, heart_rate=heart_rate))
-    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    producer = KafkaProducer(**kafka_connection(settings).client_kwargs(), acks="all")
     for logged in pg_store.event_log.after(0, 10).events:
         if logged.event_type == "vitals.recorded":
             value = json.dumps(published_envelope(logged)).encode()
             producer.send(OBSERVATIONS.name, key=str(patient).encode(), value=value)
     producer.flush()
     producer.close()
-    deadletter = DeadLetter(settings.kafka_bootstrap, "test-runner-halts")
+    deadletter = DeadLetter(kafka_connection(settings), "test-runner-halts")
     runner = ProjectionRunner(CARELESS, pool, settings, deadletter)
     with pool.connection() as conn:
         offsets_before = stored_offsets(conn.cursor(), "careless")

@@ -10,6 +10,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from psycopg import sql
+from psycopg.rows import TupleRow
 
 from events.application import ClinicalStore
 from events.commands.medications import ChangeMedication
@@ -17,6 +18,7 @@ from events.commands.observations import RecordVitals
 from events.commands.patients import ErasePatient
 from events.settings import StoreSettings
 from events.store import chain
+from events.store.insert_only import MAINTENANCE_ROLE
 from events.store.verification import ChainVerifier
 from tests.integration.test_store_postgres import amoxicillin, register
 from tests.unit.conftest import NURSE, ctx
@@ -40,9 +42,16 @@ def some_history(store: ClinicalStore) -> list[int]:
     return positions
 
 
+def as_maintenance(conn: psycopg.Connection[TupleRow]) -> psycopg.Connection[TupleRow]:
+    """The events are INSERT-only: editing them takes the maintenance role, explicitly."""
+    conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(MAINTENANCE_ROLE)))
+    return conn
+
+
 def tamper(store_settings: StoreSettings, statement: str, *params: object) -> None:
     table = sql.Identifier(f"{store_settings.store_name}_events")
     with psycopg.connect(store_settings.database_url, autocommit=True) as conn:
+        as_maintenance(conn)
         conn.execute(sql.SQL(statement).format(table=table), params)  # type: ignore[arg-type]
 
 
@@ -125,6 +134,7 @@ def _recompute_chain_after(store_settings: StoreSettings, after: int) -> None:
     events = sql.Identifier(f"{store_settings.store_name}_events")
     links = sql.Identifier(f"{store_settings.store_name}_events_chain")
     with psycopg.connect(store_settings.database_url, autocommit=True) as conn:
+        as_maintenance(conn)
         rows = conn.execute(
             sql.SQL(
                 "SELECT notification_id, originator_id, originator_version, topic, state "

@@ -18,7 +18,7 @@ from events.store.verification import SigningKeyExposed, load_signing_key
 from events.store.witness import Witness, WitnessLine
 from services.bootstrap import build_store, service_pool
 from tests.cli import backbone_on
-from tests.integration.test_tamper_evidence import some_history
+from tests.integration.test_tamper_evidence import as_maintenance, some_history
 from tests.unit.conftest import account
 
 pytestmark = pytest.mark.integration
@@ -46,6 +46,7 @@ def admin_sql(store_settings: StoreSettings, statement: str, *params: object) ->
         "checkpoints": sql.Identifier(f"{name}_events_checkpoints"),
     }
     with psycopg.connect(store_settings.database_url, autocommit=True) as conn:
+        as_maintenance(conn)
         conn.execute(sql.SQL(statement).format(**tables), params)  # type: ignore[arg-type]
 
 
@@ -54,6 +55,7 @@ def relink_everything(store_settings: StoreSettings) -> None:
     name = store_settings.store_name
     events, links = sql.Identifier(f"{name}_events"), sql.Identifier(f"{name}_events_chain")
     with psycopg.connect(store_settings.database_url, autocommit=True) as conn:
+        as_maintenance(conn)
         conn.execute(sql.SQL("TRUNCATE {}").format(links))
         rows = conn.execute(
             sql.SQL(

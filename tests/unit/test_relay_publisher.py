@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from kafka.errors import KafkaTimeoutError
 
+from projections.engine.kafka_clients import KafkaConnection
 from services.relay.publisher import KafkaPublisher, PublishFailed, message_for
 
 
@@ -34,7 +35,8 @@ class _ProducerWithoutBroker:
 
 
 def test_an_unacknowledged_batch_and_a_failing_close_are_a_failed_batch_not_a_crash() -> None:
-    publisher = KafkaPublisher("127.0.0.1:1", "relay-test", flush_timeout_s=2.0)
+    nowhere = KafkaConnection("relay", "127.0.0.1:1", "PLAINTEXT", None, None, None)
+    publisher = KafkaPublisher(nowhere, "relay-test", flush_timeout_s=2.0)
     producer = _ProducerWithoutBroker()
     publisher._producer = producer
     message = message_for("clinical.patients", b"p", {"event_type": "x", "schema_version": 1})

@@ -1,0 +1,1 @@
+"""The key service: payload keys for Kafka subscribers, scoped by principal, every fetch audited."""
