@@ -229,6 +229,11 @@ def running_backbone(
 
 
 def register_patient(client: httpx.Client, mrn: str) -> UUID:
+    return registered_at(client, mrn)[0]
+
+
+def registered_at(client: httpx.Client, mrn: str) -> tuple[UUID, int]:
+    """Register a test patient: their id and the store position of the registration."""
     answer = client.post(
         "/v1/patients",
         json={
@@ -240,7 +245,7 @@ def register_patient(client: httpx.Client, mrn: str) -> UUID:
         },
     )
     assert answer.status_code == 201, answer.text
-    return UUID(answer.json()["id"])
+    return UUID(answer.json()["id"]), int(answer.json()["position"])
 
 
 def json_of(answer: httpx.Response) -> Any:
@@ -256,3 +261,33 @@ def join_care_team(backbone: Backbone, patient: UUID | str, *roles: str) -> None
             f"/v1/patients/{patient}/care-team", json={"user_id": str(backbone.users[role])}
         )
         assert answer.status_code == 201 or "already on the care team" in answer.text, answer.text
+
+
+def written(answer: httpx.Response) -> dict[str, Any]:
+    """The body of a write that must have answered 201."""
+    assert answer.status_code == 201, answer.text
+    body: dict[str, Any] = answer.json()
+    return body
+
+
+def refused(answer: httpx.Response, status: int) -> str:
+    """The detail of a problem+json answer that must have this status."""
+    assert answer.status_code == status, answer.text
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    detail: str = answer.json()["detail"]
+    return detail
+
+
+def chart_at(client: httpx.Client, patient: UUID | str, position: int) -> dict[str, Any]:
+    """The chart once the projections have applied ``position`` (bounded wait)."""
+    answers: list[httpx.Response] = []
+
+    def ready() -> bool:
+        answer = client.get(f"/v1/patients/{patient}/chart", params={"min_position": position})
+        answers.append(answer)
+        return answer.status_code != 503
+
+    assert wait_until(ready, 30, 0.2), answers[-1].text
+    assert answers[-1].status_code == 200, answers[-1].text
+    body: dict[str, Any] = answers[-1].json()
+    return body

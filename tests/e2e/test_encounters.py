@@ -6,15 +6,21 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from typing import Any
-from uuid import UUID
 
-import httpx
 import pytest
 
 from services.local_stack.processes import wait_until
 from services.local_stack.stack import LocalStack
 from services.settings import ServiceSettings
-from tests.e2e.harness import METFORMIN, Backbone, register_patient, running_backbone
+from tests.e2e.harness import (
+    METFORMIN,
+    Backbone,
+    chart_at,
+    refused,
+    register_patient,
+    running_backbone,
+    written,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -25,34 +31,6 @@ def backbone(
 ) -> Iterator[Backbone]:
     with running_backbone(tmp_path_factory.mktemp("encounters"), settings, 600) as running:
         yield running
-
-
-def written(answer: httpx.Response) -> dict[str, Any]:
-    assert answer.status_code == 201, answer.text
-    body: dict[str, Any] = answer.json()
-    return body
-
-
-def refused(answer: httpx.Response, status: int) -> str:
-    assert answer.status_code == status, answer.text
-    assert answer.headers["content-type"].startswith("application/problem+json")
-    detail: str = answer.json()["detail"]
-    return detail
-
-
-def chart_at(client: httpx.Client, patient: UUID, position: int) -> dict[str, Any]:
-    """The chart once the projections have applied ``position``."""
-    answers: list[httpx.Response] = []
-
-    def ready() -> bool:
-        answer = client.get(f"/v1/patients/{patient}/chart", params={"min_position": position})
-        answers.append(answer)
-        return answer.status_code != 503
-
-    assert wait_until(ready, 30, 0.2), answers[-1].text
-    assert answers[-1].status_code == 200, answers[-1].text
-    body: dict[str, Any] = answers[-1].json()
-    return body
 
 
 def test_admission_transfer_and_discharge_show_on_the_chart_and_the_attending_joins(

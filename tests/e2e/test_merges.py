@@ -7,20 +7,20 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
 
-import httpx
 import pytest
 
-from services.local_stack.processes import wait_until
 from services.local_stack.stack import LocalStack
 from services.settings import ServiceSettings
 from tests.e2e.harness import (
     METFORMIN,
     Backbone,
+    chart_at,
     join_care_team,
+    refused,
     register_patient,
     running_backbone,
+    written,
 )
 
 pytestmark = pytest.mark.integration
@@ -32,34 +32,6 @@ def backbone(
 ) -> Iterator[Backbone]:
     with running_backbone(tmp_path_factory.mktemp("merges"), settings, 600) as running:
         yield running
-
-
-def written(answer: httpx.Response) -> dict[str, Any]:
-    assert answer.status_code == 201, answer.text
-    body: dict[str, Any] = answer.json()
-    return body
-
-
-def refused(answer: httpx.Response, status: int) -> str:
-    assert answer.status_code == status, answer.text
-    assert answer.headers["content-type"].startswith("application/problem+json")
-    detail: str = answer.json()["detail"]
-    return detail
-
-
-def chart_at(client: httpx.Client, patient: str, position: int) -> dict[str, Any]:
-    """The chart once the projections have applied ``position`` (and agree with the store)."""
-    answers: list[httpx.Response] = []
-
-    def ready() -> bool:
-        answer = client.get(f"/v1/patients/{patient}/chart", params={"min_position": position})
-        answers.append(answer)
-        return answer.status_code != 503
-
-    assert wait_until(ready, 30, 0.2), answers[-1].text
-    assert answers[-1].status_code == 200, answers[-1].text
-    body: dict[str, Any] = answers[-1].json()
-    return body
 
 
 def test_a_merge_joins_two_records_for_reading_and_an_unmerge_splits_them_again(

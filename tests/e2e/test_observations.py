@@ -6,15 +6,20 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from typing import Any
-from uuid import UUID
 
-import httpx
 import pytest
 
 from services.local_stack.processes import wait_until
 from services.local_stack.stack import LocalStack
 from services.settings import ServiceSettings
-from tests.e2e.harness import Backbone, join_care_team, register_patient, running_backbone
+from tests.e2e.harness import (
+    Backbone,
+    chart_at,
+    join_care_team,
+    register_patient,
+    running_backbone,
+    written,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -33,27 +38,6 @@ def backbone(
 ) -> Iterator[Backbone]:
     with running_backbone(tmp_path_factory.mktemp("observations"), settings, 600) as running:
         yield running
-
-
-def written(answer: httpx.Response) -> dict[str, Any]:
-    assert answer.status_code == 201, answer.text
-    body: dict[str, Any] = answer.json()
-    return body
-
-
-def chart_at(client: httpx.Client, patient: UUID, position: int) -> dict[str, Any]:
-    """The chart once the projections have applied ``position``."""
-    answers: list[httpx.Response] = []
-
-    def ready() -> bool:
-        answer = client.get(f"/v1/patients/{patient}/chart", params={"min_position": position})
-        answers.append(answer)
-        return answer.status_code != 503
-
-    assert wait_until(ready, 30, 0.2), answers[-1].text
-    assert answers[-1].status_code == 200, answers[-1].text
-    body: dict[str, Any] = answers[-1].json()
-    return body
 
 
 def test_weight_and_height_are_recorded_normalised_and_shown_on_the_chart(
@@ -161,10 +145,11 @@ def test_the_pharmacy_queue_screens_per_kg_at_the_weight_it_has_seen(backbone: B
 
     def alerts(medication: dict[str, Any]) -> list[str] | None:
         queue = pharmacist.get(
-            "/v1/pharmacy/queue", params={"min_position": medication["position"], "limit": 500}
+            "/v1/pharmacy/queue", params={"min_position": medication["position"], "limit": 200}
         )
         if queue.status_code == 503:
             return None
+        assert queue.status_code == 200, queue.text
         found = [i for i in queue.json() if i["medication_id"] == medication["id"]]
         return found[0]["alerts"] if found else None
 

@@ -12,9 +12,10 @@ from typing import Annotated, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Path, status
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict
 
 from events.commands.wards import ChangeWardStaff
+from events.domain.text import clean_text
 from services.api.deps import ContainerDep, IdempotencyKey, require, write_context
 from services.api.schemas.common import WriteBase, Written
 from services.auth.service import Principal
@@ -22,7 +23,8 @@ from services.auth.service import Principal
 router = APIRouter(prefix="/v1/admin/wards", tags=["wards"])
 
 Admin = Annotated[Principal, Depends(require("admin"))]
-WardName = Annotated[str, Path(min_length=1, max_length=200)]
+# Ward names are text like any other: control and bidirectional characters are a 422.
+WardName = Annotated[str, AfterValidator(clean_text), Path(min_length=1, max_length=200)]
 
 
 class WardStaffChange(WriteBase):
