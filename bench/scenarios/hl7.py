@@ -36,7 +36,7 @@ def oru(mrn: str, control_id: str, orderer: str) -> bytes:
         "|P|2.5.1",
         f"PID|1||{mrn}^^^HOSP^MR||Bench^Patient||19700101|F",
         f"OBR|1|{control_id}|F{control_id}|2345-7^Glucose panel^LN|||20260301083000"
-        f"||||||||{orderer}",
+        f"|||||||||{orderer}",
         "OBX|1|NM|2345-7^Glucose^LN||5.4|mmol/L|3.9-5.5||||F",
         "OBX|2|NM|2951-2^Sodium^LN||141|mmol/L|135-145||||F",
         "OBX|3|NM|2823-3^Potassium^LN||5.9|mmol/L|3.5-5.1|H|||F",
