@@ -15,9 +15,10 @@ from fastapi import Depends, FastAPI
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from services.api import problems
+from services.api import fhir, problems
 from services.api.container import Container, build_container
 from services.api.deps import docs_reader
+from services.api.fhir import responses as fhir_responses
 from services.api.guards import Guards
 from services.api.middleware import BodyLimit, SecurityHeaders
 from services.api.observability import LatencyMiddleware
@@ -68,6 +69,7 @@ def create_app(
         openapi_url=None,
     )
     problems.install(app)
+    fhir_responses.install(app)
     # Added innermost first: the last one added sees the request first.
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(SecurityHeaders, tls=settings.api_tls)
@@ -85,6 +87,7 @@ def create_app(
         pharmacy.router,
         inbox.router,
         health.router,
+        fhir.router,
     ):
         app.include_router(router)
     _document(app)

@@ -1,0 +1,7 @@
+"""AuditEvent from the access log (compliance only)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,7 @@
+"""GET /fhir/R4/metadata: the CapabilityStatement."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()
