@@ -21,7 +21,7 @@ class ChartViewed(Payload):
 
     event_type = "chart.viewed"
 
-    section: Literal["chart", "chart_as_of", "history", "results", "medications", "search"]
+    section: Literal["chart", "chart_as_of", "history", "results", "medications", "search", "fhir"]
     purpose: NonEmpty = "treatment"
     break_glass: bool = False
 
