@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from projections import access_audit, lab_results, medications, orders, patient_chart
+from projections import (
+    access_audit,
+    lab_results,
+    medications,
+    orders,
+    patient_chart,
+    vital_signs,
+)
 from projections.engine.base import Projection
 
 ALL: tuple[Projection, ...] = (
@@ -11,6 +18,7 @@ ALL: tuple[Projection, ...] = (
     orders.PROJECTION,
     lab_results.PROJECTION,
     access_audit.PROJECTION,
+    vital_signs.PROJECTION,
 )
 BY_NAME: dict[str, Projection] = {p.name: p for p in ALL}
 

@@ -305,6 +305,7 @@ def test_readiness_and_metrics_report_the_pipeline(backbone: Backbone) -> None:
         "orders",
         "lab_results",
         "access_audit",
+        "vital_signs",
     }
     assert (
         'backbone_http_request_seconds_count{method="GET",route="/v1/me",status="200"}'

@@ -102,6 +102,7 @@ def test_a_workload_of_200_patients_projects_live_exactly_as_a_rebuild_from_the_
                 "patients",
                 "allergies",
                 "latest_vitals",
+                "vital_signs",
                 "encounters",
                 "medication_orders",
                 "medication_history",
