@@ -10,6 +10,7 @@ from services.cli import (
     certs,
     demo,
     departments,
+    fhir,
     forget,
     hl7,
     infra,
@@ -35,6 +36,7 @@ app.add_typer(audit.app, name="audit")
 app.add_typer(retention.app, name="retention")
 app.add_typer(schema.app, name="schema")
 app.add_typer(hl7.app, name="hl7")
+app.add_typer(fhir.app, name="fhir")
 app.command("relay")(relay.relay)
 app.command("serve")(serve.serve)
 app.command("demo")(demo.demo)

@@ -15,3 +15,5 @@ from services.api.fhir.responses import BASE_PATH
 router = APIRouter(prefix=BASE_PATH, tags=["fhir"])
 for part in (capability, export, transactions, audit_events, history, resources):
     router.include_router(part.router)
+# POST /fhir/R4 is the base path itself, which an included router cannot carry.
+transactions.install(router)

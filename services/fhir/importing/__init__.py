@@ -1,0 +1,1 @@
+"""FHIR R4 import: Bundles and NDJSON files turned into the backbone's typed commands."""
