@@ -118,6 +118,15 @@ class ServiceSettings(DatabaseSettings):
     read_wait_max_waiters: int = Field(default=16, ge=1)  # min_position waits at once
     health_cache_s: float = Field(default=2.0, ge=0.0)  # /readyz and /metrics reuse a check
 
+    # FHIR Bulk Data export (services/fhir/export): where the NDJSON files are written (a
+    # 0700 directory per job), how long a finished job's files are kept, how many exports
+    # run at once (past that a kick-off answers 429), and how long a job waits for the read
+    # tables to catch up with the store before it scans them (past that it fails).
+    fhir_export_dir: Path = REPO_ROOT / ".data" / "fhir-export"
+    fhir_export_keep_s: float = Field(default=3600.0, gt=0)
+    fhir_export_max_running: int = Field(default=2, ge=1)
+    fhir_export_catch_up_s: float = Field(default=30.0, gt=0)
+
     # Years to keep a patient's data after their last event in each area (JSON in the env:
     # BACKBONE_RETENTION_YEARS='{"patients": 10, ...}'); the longest area that applies wins.
     retention_years: dict[str, float] = Field(default_factory=lambda: dict(RETENTION_YEARS))

@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from services.api import fhir, problems
 from services.api.container import Container, build_container
 from services.api.deps import docs_reader
+from services.api.fhir import export as fhir_export
 from services.api.fhir import responses as fhir_responses
 from services.api.guards import Guards
 from services.api.middleware import BodyLimit, SecurityHeaders
@@ -52,9 +53,12 @@ def create_app(
         app.state.guards = Guards(settings)
         app.state.container = container_factory()
         app.state.readiness = health.readiness_cache(app.state.container)
+        # FHIR bulk exports run in this process: jobs left by the last one are failed now.
+        app.state.fhir_exports = fhir_export.build_runner(app.state.container)
         try:
             yield
         finally:
+            app.state.fhir_exports.close()
             app.state.container.close()
             app.state.guards.close()
 
