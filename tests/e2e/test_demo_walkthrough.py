@@ -157,3 +157,41 @@ def test_the_readme_hl7_step_admits_and_results_a_patient_over_mllp(
     assert "MSA|AA|README-ORU" in walk.stdout
     assert "ward: CARDIO" in walk.stdout
     assert re.search(r"^Glucose 182(\.0)? mg/dL flag: H$", walk.stdout, re.MULTILINE), walk.stdout
+
+
+def test_the_readme_fhir_step_reads_metadata_everything_and_imports_synthea(
+    stack: LocalStack, settings: ServiceSettings, tmp_path: Path
+) -> None:
+    with running_backbone(tmp_path, settings, 900) as backbone:
+        data_dir = tmp_path / "data" / ".data"
+        env = {**backbone.env, "BACKBONE_DATA_DIR": str(data_dir)}
+        run_demo(env, 1)
+        script = (
+            (readme_walkthrough() + doc_block("README.md", "## For EHRs and apps: FHIR R4"))
+            .replace("https://127.0.0.1:8000", backbone.url)
+            .replace("CA=.data/tls/ca.pem", f"CA={backbone.ca_file}")
+            .replace(".venv/bin/python", sys.executable)
+            .replace(".venv/bin/backbone", f"{sys.executable} -m services.cli")
+            .replace(" tests/data/", f" {REPO_ROOT}/tests/data/")
+        )
+        walk = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", script],
+            cwd=data_dir.parent,
+            env={**env, "COLUMNS": "200"},
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+
+    assert walk.returncode == 0, walk.stdout[-2000:] + walk.stderr[-2000:]
+    lines = walk.stdout.splitlines()
+    served = next(line for line in lines if line.startswith("Patient "))
+    assert {"Observation", "MedicationRequest", "AuditEvent"} <= set(served.split())
+    # the demo patient's record: demographics, allergies, vitals, orders, medications
+    assert any(
+        {"AllergyIntolerance", "MedicationRequest", "Observation", "Patient"} <= set(line.split())
+        for line in lines
+    ), walk.stdout
+    # the Synthea bundle: every one of its 556 resources accounted for, 400 of them imported
+    assert "556 resources: 400 imported, 0 already imported, 156 not mappable" in walk.stdout
