@@ -18,7 +18,7 @@ from rich.console import Console
 
 from bench import report
 from bench.progress import progress_bars
-from bench.scenarios import append, chart_read, e2e, hl7, rebuild, relay, scale
+from bench.scenarios import append, chart_read, e2e, fhir, hl7, rebuild, relay, scale
 from bench.sizes import FULL, QUICK
 from bench.stack import bench_stack
 from events.settings import StoreSettings
@@ -62,7 +62,9 @@ def main(argv: list[str] | None = None) -> None:
                 results["relay"] = relay.run(stack, sizes, bars)
                 stack.start("keys", "relay", "project", "serve")
                 results["e2e"] = e2e.run(stack, sizes, bars)
-                results["chart_read"] = chart_read.run(stack, sizes, bars)
+                patients = chart_read.population(stack, sizes, bars)
+                results["chart_read"] = chart_read.run(stack, sizes, patients)
+                results["fhir"] = fhir.run(stack, sizes, bars, patients)
                 results["hl7"] = hl7.run(stack, sizes, bars)
                 results["rebuild"] = rebuild.run(stack, bars)
             results["scale"] = scale.run(Path(tmp) / "scale", sizes, bars)
@@ -77,5 +79,7 @@ def main(argv: list[str] | None = None) -> None:
         f"bench {sizes.name}: done in {results['seconds']:.0f} s; append {a['ratio']:.2f}x raw, "
         f"relay {results['relay']['ratio']:.2f}x, chart {c['ratio']:.2f}x, "
         f"rebuild {results['rebuild']['ratio']:.2f}x, hl7 {results['hl7']['msg_per_s']:.0f} "
-        f"msg/s ({results['hl7']['ratio']:.2f}x); results in {args.out}"
+        f"msg/s ({results['hl7']['ratio']:.2f}x), fhir $everything "
+        f"{results['fhir']['ratio']:.2f}x, export {results['fhir']['export_ratio']:.2f}x; "
+        f"results in {args.out}"
     )

@@ -128,6 +128,24 @@ def table(results: dict[str, Any]) -> Table:
             f"ACK p50 {row['ack_p50_ms']} / p99 {row['ack_p99_ms']} ms",
             ">= 500 msg/s, p99 <= 50 ms @8" if connections == "8" else "",
         )
+    f = results.get("fhir")
+    if f is not None:
+        out.add_row(
+            f"FHIR $everything, {f['clients']} clients",
+            f"{_n(f['everything_rps'])} req/s",
+            f"{_n(f['raw_rps'])} q/s",
+            f"{f['ratio']:.2f}x",
+            f"p50 {f['p50_ms']} / p99 {f['p99_ms']} ms",
+            "",
+        )
+        out.add_row(
+            "FHIR bulk $export",
+            f"{_n(f['export_per_s'])} res/s",
+            f"{_n(f['raw_scan_per_s'])} rows/s",
+            f"{f['export_ratio']:.2f}x",
+            f"{f['export_resources']:,} resources",
+            "",
+        )
     for row in results["scale"]:
         out.add_row(
             f"scale @{row['events']:,} ev",

@@ -23,6 +23,7 @@ from pathlib import Path
 from uuid import UUID
 
 import httpx
+import pyotp
 from psycopg import sql
 from psycopg_pool import ConnectionPool
 
@@ -40,7 +41,7 @@ from services.settings import ServiceSettings
 from services.tls import api_client_context
 
 PASSWORD = secrets.token_urlsafe(18)  # bench users live as long as the run
-ROLES = ("nurse", "physician")
+ROLES = ("nurse", "physician", "compliance")  # compliance: FHIR bulk export
 ALL_CPUS = frozenset(range(os.cpu_count() or 1))
 # Commands whose ``backbone`` arguments are not their name: "keys" is the key service.
 ARGV = {"keys": ("keys", "serve")}
@@ -48,7 +49,7 @@ ARGV = {"keys": ("keys", "serve")}
 
 @dataclass
 class BenchStack:
-    """One isolated store and read schema, the processes serving them, and two users."""
+    """One isolated store and read schema, the processes serving them, and its users."""
 
     tmp: Path
     settings: ServiceSettings
@@ -59,6 +60,7 @@ class BenchStack:
     hl7_port: int = field(default_factory=free_port)
     key_port: int = field(default_factory=free_port)  # the key service of this store
     users: dict[str, UUID] = field(default_factory=dict)
+    totp_secrets: dict[str, str] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     @property
@@ -133,12 +135,16 @@ class BenchStack:
     def token(self, role: str) -> str:
         answer = httpx.post(
             f"{self.url}/v1/auth/token",
-            data={"username": self.username(role), "password": PASSWORD},
+            data={"username": self.username(role), "password": PASSWORD, "otp": self._otp(role)},
             timeout=30,
             verify=self.tls,
         )
         answer.raise_for_status()
         return str(answer.json()["access_token"])
+
+    def _otp(self, role: str) -> str:
+        secret = self.totp_secrets.get(role)
+        return pyotp.TOTP(secret).now() if secret else ""
 
     def head(self) -> int:
         return self.store.event_log.head()
@@ -211,6 +217,8 @@ def bench_stack(tmp: Path) -> Iterator[BenchStack]:
                 PASSWORD,
             )
             stack.users[role] = created.id
+            if created.totp_secret is not None:  # compliance always needs a one-time code
+                stack.totp_secrets[role] = created.totp_secret
         yield stack
     finally:
         stack.close()

@@ -61,8 +61,12 @@ def raw_reads(stack: BenchStack, patients: list[Any], clients: int, seconds: flo
             conn.close()
 
 
-def run(stack: BenchStack, sizes: Sizes, progress: Progress) -> dict[str, Any]:
-    patients = populate(stack, sizes.chart_patients, "chart", progress)
+def population(stack: BenchStack, sizes: Sizes, progress: Progress) -> list[Any]:
+    """The patients the read scenarios (chart, FHIR) pick from."""
+    return populate(stack, sizes.chart_patients, "chart", progress)
+
+
+def run(stack: BenchStack, sizes: Sizes, patients: list[Any]) -> dict[str, Any]:
     api = api_reads(stack, patients, sizes.chart_clients, sizes.chart_s)
     raw = raw_reads(stack, patients, sizes.chart_clients, sizes.chart_s)
     return {

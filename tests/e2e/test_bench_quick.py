@@ -24,6 +24,7 @@ REPORTED = {
     "chart_read": ("rps", "raw_rps", "ratio", "p50_ms", "p99_ms", "clients"),
     "rebuild": ("events_per_s", "raw_per_s", "ratio"),
     "hl7": ("msg_per_s", "ratio", "ack_p99_ms"),
+    "fhir": ("everything_rps", "raw_rps", "ratio", "p99_ms", "export_per_s", "export_ratio"),
 }
 
 
@@ -64,6 +65,9 @@ def test_the_quick_bench_runs_every_scenario_and_writes_its_results(tmp_path: Pa
     assert [r["offered_per_s"] for r in results["e2e"]["by_rate"]] == list(QUICK.e2e_rates)
     assert results["chart_read"]["errors"] == 0
     assert results["chart_read"]["patients"] == QUICK.chart_patients
+    assert results["fhir"]["errors"] == 0 and results["fhir"]["patients"] == QUICK.chart_patients
+    # every patient has at least its Patient resource, vitals and allergy in the export
+    assert results["fhir"]["export_resources"] >= 3 * QUICK.chart_patients
     for connections, row in results["hl7"]["connections"].items():
         assert row["errors"] == 0 and row["msg_per_s"] > 0 and row["raw_msg_per_s"] > 0, connections
     assert sorted(results["hl7"]["connections"]) == ["1", "8"]
