@@ -23,6 +23,7 @@ from tests.e2e.harness import (
     register_patient,
     running_backbone,
 )
+from tests.e2e.matrix_fhir import FHIR_NOT_ROLE_BOUND, FHIR_ROUTES, is_forbidden
 
 pytestmark = pytest.mark.integration
 
@@ -315,7 +316,8 @@ NOT_ROLE_BOUND = {
     "GET /healthz",
     "GET /readyz",
     "GET /metrics",
-}
+} | FHIR_NOT_ROLE_BOUND
+ROUTES.update(FHIR_ROUTES)
 
 CELLS = [(route, role) for route in ROUTES for role in ROLES]
 
@@ -329,7 +331,7 @@ def test_role_route_cell(world: World, route: str, role: str) -> None:
         assert answer.status_code < 500, answer.text
     else:
         assert answer.status_code == 403, f"{role} was not refused: {answer.status_code}"
-        assert answer.json()["type"].endswith("/forbidden")
+        assert is_forbidden(route, answer), answer.text
 
 
 def test_without_a_token_every_route_answers_401(world: World) -> None:

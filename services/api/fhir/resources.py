@@ -16,7 +16,7 @@ from fastapi import APIRouter, Header, Request
 from events.commands.access import RecordChartView
 from services.api.container import Container
 from services.api.deps import ContainerDep, CurrentUser, GuardsDep, command_context
-from services.api.fhir.access import DEFAULT_PURPOSE, open_patient
+from services.api.fhir.access import DEFAULT_PURPOSE, open_patient, require_clinician
 from services.api.fhir.responses import BASE_PATH, FhirJSONResponse
 from services.auth.service import Principal
 from services.fhir import bundles, search
@@ -64,8 +64,6 @@ def _open(
 def _search_patients(
     container: Container, guards: Any, user: Principal, request: search.SearchRequest, purpose: str
 ) -> tuple[list[dict[str, Any]], UUID | None]:
-    if user.role not in PATIENT_SEARCHERS:
-        raise FhirError(403, f"the {user.role} role may not search patients")
     if request.patients is not None:
         return _search_within(container, user, request, purpose)
     if not request.conditions:
@@ -106,6 +104,11 @@ def search_type(
 ) -> FhirJSONResponse:
     """Search one resource type (a searchset Bundle, paged with ``_count`` and ``next``)."""
     kind = kind_named(resource_type)
+    # The role is checked before the parameters: a refused role learns nothing of them.
+    if kind.patient_scoped:
+        require_clinician(user)
+    elif user.role not in PATIENT_SEARCHERS:
+        raise FhirError(403, f"the {user.role} role may not search patients")
     items = request.query_params.multi_items()
     parsed = search.parse(kind, items)
     if kind.patient_scoped:
