@@ -10,20 +10,18 @@ replayed too, in store order: the merges in force at T then decide whose chart i
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
-from psycopg import Connection, sql
+from psycopg import Connection
 
 from events.application import ClinicalStore
 from events.domain.payloads.merges import PatientMerged, PatientUnmerged
 from events.store.log import LoggedEvent
 from projections.chart import CHART_PROJECTIONS, Chart, fetch_chart
-from projections.engine.applying import apply_once, from_log
-from projections.engine.marks import Marks
-from projections.engine.state import STATE_DDL
+from projections.engine.applying import Decoded
+from projections.engine.scratch import replay
 from projections.registry import named
 
 TimeBasis = Literal["recorded", "clinical"]
@@ -49,10 +47,6 @@ def related_events(store: ClinicalStore, patient_id: UUID) -> list[LoggedEvent]:
     return sorted(events, key=lambda logged: logged.position)
 
 
-class ReplayRolledBack(Exception):
-    """Raised to roll back the scratch schema; never escapes."""
-
-
 def chart_as_of(
     conn: Connection[Any],
     store: ClinicalStore,
@@ -60,38 +54,18 @@ def chart_as_of(
     at: datetime,
     basis: TimeBasis = "recorded",
 ) -> Chart | None:
-    projections = [named(name) for name in CHART_PROJECTIONS]
-    scratch = f"as_of_{uuid.uuid4().hex[:12]}"
-    chart: Chart | None = None
-    try:
-        with conn.transaction():
-            conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(scratch)))
-            conn.execute(sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(scratch)))
-            conn.execute(STATE_DDL)
-            for projection in projections:
-                conn.execute(projection.ddl)
-            cur = conn.cursor()
-            marks = {p.name: Marks(p.name, empty=True) for p in projections}
-            for logged in related_events(store, patient_id):
-                event = from_log(logged)
-                envelope = event.envelope
-                moment = envelope.occurred_at if basis == "clinical" else envelope.recorded_at
-                if moment is not None and moment > at:
-                    continue
-                for projection in projections:
-                    if event.topic in projection.topics:
-                        apply_once(
-                            cur,
-                            projection,
-                            marks[projection.name],
-                            event.topic,
-                            envelope,
-                            event.payload,
-                        )
-            for projection_marks in marks.values():
-                projection_marks.flush(cur)
-            chart = fetch_chart(conn, patient_id)
-            raise ReplayRolledBack
-    except ReplayRolledBack:
-        pass
-    return chart
+    charts: list[Chart | None] = []
+
+    def until_at(event: Decoded) -> bool:
+        envelope = event.envelope
+        moment = envelope.occurred_at if basis == "clinical" else envelope.recorded_at
+        return moment is None or moment <= at
+
+    replay(
+        conn,
+        [named(name) for name in CHART_PROJECTIONS],
+        related_events(store, patient_id),
+        wanted=until_at,
+        at_end=lambda: charts.append(fetch_chart(conn, patient_id)),
+    )
+    return charts[0]

@@ -32,12 +32,27 @@ def route_template(request: Request) -> str:
     route = request.scope.get("route")
     path = getattr(route, "path", None)
     if isinstance(path, str):
-        return path
+        return _with_prefix(request, path)
     for candidate in request.app.router.routes:
         match, _ = candidate.matches(request.scope)
         if match is Match.FULL:
             return str(getattr(candidate, "path", request.url.path))
     return "(unmatched)"
+
+
+def _with_prefix(request: Request, template: str) -> str:
+    """The template from the root: a route of a router included in a prefixed router knows
+    only its own part (``/{resource_type}/{resource_id}``), the path the whole. The prefix is
+    what the path holds before the template filled with the path's parameters (prefixes are
+    fixed text, never ids)."""
+    try:
+        filled = template.format(**request.path_params)
+    except (KeyError, IndexError, ValueError):
+        return template
+    path = request.url.path
+    if path.endswith(filled) and path != filled:
+        return path[: len(path) - len(filled)] + template
+    return template
 
 
 def _patient_of(request: Request) -> UUID | None:
@@ -48,8 +63,11 @@ def _patient_of(request: Request) -> UUID | None:
         return None
 
 
-async def record_denial(request: Request, status: int, kind: str, detail: str) -> None:
-    """Append the denial; a failure to record is logged, never turned into a 500."""
+async def record_denial(
+    request: Request, status: int, kind: str, detail: str, patient_id: UUID | None = None
+) -> None:
+    """Append the denial (its patient from the path unless named); a failure to record is
+    logged, never turned into a 500."""
     if request.url.path.startswith(NOT_RECORDED):
         return
     container: Container = request.app.state.container
@@ -66,7 +84,7 @@ async def record_denial(request: Request, status: int, kind: str, detail: str) -
         status=status,
         kind=kind,
         detail=detail,
-        patient_id=_patient_of(request),
+        patient_id=patient_id or _patient_of(request),
         client=None if client == "unknown" else client,
     )
     actor = principal.actor if principal is not None else None

@@ -1,8 +1,8 @@
 """The CapabilityStatement: built from the kinds themselves, so it lists what is served.
 
 Each kind's search parameters come from ``services.fhir.search.params_of`` (the same table
-the search checks against); the few resources served outside the kinds (AuditEvent) and the
-operations are listed here beside the code that serves them."""
+the search checks against); AuditEvent (a kind kept out of ``$everything`` and export) and
+the operations are listed here beside the code that serves them."""
 
 from __future__ import annotations
 
@@ -11,16 +11,11 @@ from datetime import date
 from typing import Any
 
 from services.fhir.kinds import Kind, Param
+from services.fhir.resources.audit_event import AUDIT_EVENT
 from services.fhir.search import params_of
 
 FHIR_VERSION = "4.0.1"
 SOFTWARE = "clinical-backbone"
-# Served outside the kinds: the access log as AuditEvent (compliance only).
-AUDIT_EVENT_PARAMS: Mapping[str, Param] = {
-    "patient": Param("reference", ("patient_id",), "the patient whose record was accessed"),
-    "agent": Param("reference", ("user_id",), "who accessed it"),
-    "date": Param("date", ("recorded_at",), "when"),
-}
 EXPORT = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export"
 PATIENT_EXPORT = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export"
 EVERYTHING = "http://hl7.org/fhir/OperationDefinition/Patient-everything"
@@ -61,7 +56,7 @@ def capability_statement(kinds: Iterable[Kind], version: str) -> dict[str, Any]:
     audit_event = {
         "type": "AuditEvent",
         "interaction": [{"code": "read"}, {"code": "search-type"}],
-        "searchParam": _search_params(AUDIT_EVENT_PARAMS),
+        "searchParam": _search_params(params_of(AUDIT_EVENT)),
         "documentation": "the access log; compliance role only",
     }
     return {

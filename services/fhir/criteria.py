@@ -140,7 +140,7 @@ def string(name: str, param: Param, raw: str) -> Condition:
 
 
 def reference_ids(name: str, raw: str, target: str = "Patient") -> list[UUID]:
-    """The ids of ``Patient/<id>`` or bare ``<id>`` references."""
+    """The ids of ``<target>/<id>`` or bare ``<id>`` references."""
     ids = []
     for value in _values(name, raw):
         kind, slash, rest = value.rpartition("/")
@@ -156,4 +156,10 @@ def reference_ids(name: str, raw: str, target: str = "Patient") -> list[UUID]:
     return ids
 
 
-BUILDERS = {"token": token, "date": date_condition, "string": string}
+def reference(name: str, param: Param, raw: str) -> Condition:
+    """Any of the referenced ids, in the parameter's column."""
+    ids = reference_ids(name, raw, param.target)
+    return Condition(sql.SQL("{} = ANY(%s)").format(_column(param.columns[0])), (ids,))
+
+
+BUILDERS = {"token": token, "date": date_condition, "string": string, "reference": reference}

@@ -32,6 +32,13 @@ class Param:
     type: ParamType
     columns: tuple[str, ...]
     description: str = ""
+    # reference: the resource type it points at (a ``patient_id`` Patient reference also
+    # scopes the search to the records the caller may open).
+    target: str = "Patient"
+
+    @property
+    def scopes_patients(self) -> bool:
+        return self.type == "reference" and self.columns == ("patient_id",)
 
 
 # Every kind filters by its patient (reference) and _lastUpdated: declared once here.

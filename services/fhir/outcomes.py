@@ -6,6 +6,7 @@ path) into an OperationOutcome with the same status code."""
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
 FHIR_JSON = "application/fhir+json"
 
@@ -39,8 +40,11 @@ class FhirError(Exception):
         code: str | None = None,
         expression: list[str] | None = None,
         headers: dict[str, str] | None = None,
+        patient_id: UUID | None = None,
     ) -> None:
         super().__init__(diagnostics)
+        # A refusal's patient, when the path does not name them: the denial records it.
+        self.patient_id = patient_id
         self.status = status
         self.diagnostics = diagnostics
         self.code = code or ISSUE_CODES.get(status, "processing")

@@ -94,7 +94,7 @@ def parse(kind: Kind, items: Iterable[tuple[str, str]]) -> SearchRequest:
                 code="not-supported",
                 expression=[name],
             )
-        elif known[name].type == "reference":
+        elif known[name].scopes_patients:
             ids = frozenset(reference_ids(name, raw))
             patients = ids if patients is None else patients & ids
         else:

@@ -11,6 +11,7 @@ from uuid import UUID
 from events.commands.access import RecordChartView
 from services.api.container import Container
 from services.api.deps import CLINICIANS, command_context, patient_access
+from services.api.problems import Forbidden
 from services.auth.service import Principal
 from services.fhir.outcomes import FhirError
 
@@ -20,6 +21,15 @@ DEFAULT_PURPOSE = "treatment"
 def require_clinician(user: Principal) -> None:
     if user.role not in CLINICIANS:
         raise FhirError(403, f"the {user.role} role may not read clinical resources")
+
+
+def chart_access(container: Container, user: Principal, survivor: UUID) -> bool:
+    """``patient_access`` as FHIR answers it: True through break-glass; a refusal is a 403
+    OperationOutcome whose recorded denial names the patient."""
+    try:
+        return patient_access(container, user, survivor)
+    except Forbidden as exc:
+        raise FhirError(403, str(exc), patient_id=survivor) from exc
 
 
 def open_patient(
@@ -32,7 +42,7 @@ def open_patient(
     break-glass."""
     require_clinician(user)
     survivor, merged = container.store.merge_group(patient_id)
-    break_glass = patient_access(container, user, survivor)
+    break_glass = chart_access(container, user, survivor)
     container.store.record_chart_view(
         command_context(user), RecordChartView(survivor, "fhir", purpose, break_glass)
     )

@@ -43,7 +43,7 @@ def kind_named(name: str) -> Kind:
     return kind
 
 
-def _id(raw: str) -> UUID:
+def resource_uuid(raw: str) -> UUID:
     try:
         return UUID(raw)
     except ValueError:
@@ -133,7 +133,7 @@ def read(
 ) -> FhirJSONResponse:
     """Read one resource by id (care team or break-glass; the read is audited)."""
     kind = kind_named(resource_type)
-    wanted = _id(resource_id)
+    wanted = resource_uuid(resource_id)
     id_is = search.parse(kind, [("_id", str(wanted))]).conditions
     with container.reads.connection() as conn:
         found = search.owner(conn, kind, wanted)
@@ -166,7 +166,7 @@ def everything(
     if query.get("_type"):
         kinds = [kind_named(t.strip()) for t in query["_type"].split(",") if t.strip()]
     since = search.since_of(query.get("_since"))
-    allowed = _open(container, user, frozenset({_id(patient_id)}), purpose)
+    allowed = _open(container, user, frozenset({resource_uuid(patient_id)}), purpose)
     with container.reads.connection() as conn:
         found = [
             r for kind in kinds for r in search.scan(conn, kind, since=since, patients=allowed)

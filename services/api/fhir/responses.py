@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.responses import Response
 
+from services.api.denials import record_denial
 from services.fhir.outcomes import (
     FHIR_JSON,
     ISSUE_CODES,
@@ -70,7 +71,10 @@ def install(app: FastAPI) -> None:
     answer one too when the request was on a FHIR path (call after the problem handlers)."""
 
     @app.exception_handler(FhirError)
-    async def _fhir(_: Request, exc: FhirError) -> JSONResponse:
+    async def _fhir(request: Request, exc: FhirError) -> JSONResponse:
+        if exc.status in (401, 403):
+            kind = "forbidden" if exc.status == 403 else "unauthenticated"
+            await record_denial(request, exc.status, kind, str(exc), exc.patient_id)
         return FhirJSONResponse(outcome_of(exc), status_code=exc.status, headers=exc.headers)
 
     for kind, handler in list(app.exception_handlers.items()):

@@ -55,7 +55,7 @@ def audited(container: Container, user: Principal, read: RecordAuditRead) -> Non
     container.store.record_audit_read(command_context(user), read)
 
 
-def _catch_up(container: Container) -> None:
+def catch_up(container: Container) -> None:
     """Wait (bounded) until the access log holds every access recorded before this request:
     the relay has published up to the store's head and the projection has consumed it all."""
     head = container.store.event_log.head()
@@ -90,7 +90,7 @@ def access_log(
     """Who read which patient's data, when and why (newest first); a full page names the
     next in ``Link`` (rel="next") and ``X-Next-Cursor``."""
     at, position = cursors.decode(cursor, datetime, int) if cursor else (None, None)
-    _catch_up(container)
+    catch_up(container)
     with container.reads.connection() as conn:
         rows = conn.execute(
             "SELECT event_id, patient_id, user_id, role, event_type, section, purpose, "
@@ -180,7 +180,7 @@ def alerts(
     (per user and per address) and critical results not acknowledged in time, newest first;
     never capped: a full page names the next in ``Link`` and ``X-Next-Cursor``."""
     at, tie = cursors.decode(cursor, datetime, str) if cursor else (None, None)
-    _catch_up(container)
+    catch_up(container)
     s = container.settings
     params: dict[str, Any] = {
         "since": container.store.clock() - timedelta(hours=hours),
@@ -237,7 +237,7 @@ def denials(
     """Refused requests (401 and 403), newest first: who tried what, when, from where; a
     full page names the next in ``Link`` and ``X-Next-Cursor``."""
     at, position = cursors.decode(cursor, datetime, int) if cursor else (None, None)
-    _catch_up(container)
+    catch_up(container)
     with container.reads.connection() as conn:
         rows = conn.execute(
             "SELECT event_id, user_id, role, method, route, status, kind, detail, patient_id, "
