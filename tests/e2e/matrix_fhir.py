@@ -57,6 +57,20 @@ FHIR_ROUTES: dict[str, tuple[Call, set[str]]] = {
     "GET /fhir/R4/{resource_type}/{id}": (_get("/Patient/{p}"), CLINICIANS),
     "GET /fhir/R4/Patient/{id}/$everything": (_get("/Patient/{p}/$everything"), CLINICIANS),
     "POST /fhir/R4": (_allergy_transaction, {"nurse", "physician"}),
+    "GET /fhir/R4/{resource_type}/{id}/_history": (
+        _get("/Patient/{p}/_history"),
+        {"physician", "compliance"},
+    ),
+    "GET /fhir/R4/{resource_type}/{id}/_history/{id}": (
+        _get("/Patient/{p}/_history/1"),
+        {"physician", "compliance"},
+    ),
+    "GET /fhir/R4/AuditEvent": (_get("/AuditEvent", {"patient": "{p}"}), {"compliance"}),
+    # (an unknown id: 404 for compliance)
+    "GET /fhir/R4/AuditEvent/{id}": (
+        lambda c, _: c.get(f"{FHIR}/AuditEvent/{uuid.uuid4()}"),
+        {"compliance"},
+    ),
     "GET /fhir/R4/$export": (
         lambda c, _: c.get(f"{FHIR}/$export", params=SMALL_EXPORT, headers=ASYNC),
         {"compliance"},
