@@ -121,3 +121,21 @@ def test_since_needs_an_instant_with_its_zone() -> None:
     assert search.since_of("2026-12-01T00:00:00Z") == datetime(2026, 12, 1, tzinfo=UTC)
     with pytest.raises(FhirError):
         search.since_of("2026-12-01T00:00:00")
+
+
+def test_a_reference_to_other_than_the_patient_filters_its_column_and_scopes_nothing() -> None:
+    audit = Kind(
+        name="AuditEvent",
+        source="SELECT 1",
+        to_resource=dict,
+        params={"agent": Param("reference", ("user_id",), target="Practitioner")},
+    )
+    a, b = uuid4(), uuid4()
+
+    parsed = search.parse(audit, [("agent", f"Practitioner/{a},{b}")])
+
+    assert parsed.patients is None
+    (condition,) = parsed.conditions
+    assert rendered(condition) == "r.user_id = ANY(%s)" and condition.values == ([a, b],)
+    with pytest.raises(FhirError, match="Patient references are not served"):
+        search.parse(audit, [("agent", f"Patient/{a}")])
