@@ -77,6 +77,9 @@ class ServiceSettings(DatabaseSettings):
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    # On SIGTERM, how long requests in flight may finish. Past it the API stops anyway: an
+    # idle TLS keep-alive connection would otherwise hold shutdown until the client goes.
+    api_shutdown_grace_s: int = Field(default=10, ge=1)
     token_ttl_s: int = 3600
     idle_timeout_s: int = 15 * 60
     lockout_threshold: int = 5

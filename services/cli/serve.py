@@ -30,5 +30,6 @@ def serve() -> None:
         port=settings.api_port,
         log_config=None,
         access_log=False,
+        timeout_graceful_shutdown=settings.api_shutdown_grace_s,
         **tls_options(settings),
     )

@@ -173,6 +173,7 @@ def running_backbone(
         "BACKBONE_API_PORT": str(port),
         "BACKBONE_IDLE_TIMEOUT_S": str(idle_timeout_s),
         "BACKBONE_LOCKOUT_THRESHOLD": "5",
+        "BACKBONE_API_SHUTDOWN_GRACE_S": "2",
         "BACKBONE_HL7_PORT": str(hl7_port),
         "BACKBONE_KEY_SERVICE_PORT": str(free_port()),  # payload keys of this store
     }
