@@ -317,12 +317,13 @@ class Keyring:
 
     def read_fresh(self, key_ids: Iterable[UUID]) -> dict[UUID, bytes | None]:
         """Data keys straight from the key store, never the cache (the key service's answer
-        must follow an erasure at once); None for a destroyed or unknown key."""
+        must follow an erasure at once); None for a destroyed key. A key the store never
+        had is absent: that is not an erasure, and must not be taken for one."""
         wanted = set(key_ids)
         found = self.store.load(wanted) if wanted else {}
         return {
-            k: self._unwrap(k, wrapped) if (wrapped := found.get(k)) is not None else None
-            for k in wanted
+            k: self._unwrap(k, wrapped) if wrapped is not None else None
+            for k, wrapped in found.items()
         }
 
     def prefetch(self, key_ids: Iterable[UUID]) -> None:

@@ -22,8 +22,8 @@ class PayloadKeys:
 
     def for_subscribers(self, topic: str, key_ids: Collection[UUID]) -> dict[UUID, bytes | None]:
         """Each key's subkey for the topic, read fresh from the key store (an erasure made a
-        moment ago is honoured); None for a destroyed or unknown key. ``OPERATIONS_KEY_ID``
-        stands for the ``"service"`` key."""
+        moment ago is honoured); None for a destroyed key; an unknown key is absent.
+        ``OPERATIONS_KEY_ID`` stands for the ``"service"`` key."""
         found = self.keyring.read_fresh(key_ids)
         return {k: topic_key(key, topic) if key is not None else None for k, key in found.items()}
 

@@ -46,6 +46,12 @@ class KeysRefused(Exception):
     """The key service refused this principal the topic's keys: a grant is missing."""
 
 
+class KeyUnknown(Exception):
+    """The key service has no data key for a patient of a message, and none was destroyed:
+    not an erasure (a message from another store, or a key store that lost rows). The
+    consumer halts with this instead of purging what it holds of the patient."""
+
+
 class KeyClient:
     """Fetches, caches and applies payload keys for one principal."""
 
@@ -180,10 +186,19 @@ class KeyClient:
         if status != 200:
             raise KeyServiceUnavailable(f"the key service answered {status}")
         try:
-            keys = json.loads(raw)["keys"]
-            answers = {ref: keys[ref] for ref in refs}
-        except (ValueError, KeyError, TypeError):
+            body = json.loads(raw)
+            unknown = set(body.get("unknown") or ()) & set(refs)
+            keys = body["keys"]
+            answers = {ref: keys[ref] for ref in refs if ref not in unknown}
+        except (ValueError, KeyError, TypeError, AttributeError):
             raise KeyServiceUnavailable("the key service answered something unexpected") from None
+        if unknown:
+            # Counted, never named: the ids are patients'.
+            raise KeyUnknown(
+                f"the key service has no data key for {len(unknown)} patient(s) of {topic} "
+                "and none was destroyed: not an erasure; a person has to look (a message "
+                "from another store, or lost keys)"
+            )
         values = {ref: _ERASED if v is None else _decoded(v) for ref, v in answers.items()}
         expires = self.clock() + self.ttl_s
         with self._lock:

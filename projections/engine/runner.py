@@ -28,7 +28,7 @@ from projections.engine.applying import Undecodable, apply_once, decode_batch, m
 from projections.engine.base import MessageRefused, Projection
 from projections.engine.deadletter import DeadLetter
 from projections.engine.kafka_clients import kafka_connection
-from projections.engine.keyclient import KeyClient, KeyServiceUnavailable
+from projections.engine.keyclient import KeyClient, KeyServiceUnavailable, KeyUnknown
 from projections.engine.marks import Marks
 from projections.engine.state import (
     advance_position,
@@ -221,9 +221,10 @@ class ProjectionRunner:
                     continue
                 except Exception as exc:
                     self._halt(batch, exc)
-                    raise ProjectionHalted(
-                        f"{self.projection.name} halted: {type(exc).__name__} in a handler"
-                    ) from exc
+                    # A message's own key missing is named as such; else it is our bug.
+                    known = isinstance(exc, KeyUnknown)
+                    detail = str(exc) if known else f"{type(exc).__name__} in a handler"
+                    raise ProjectionHalted(f"{self.projection.name} halted: {detail}") from exc
                 backoff = 0.5
                 if deadlettered:
                     log.warning(

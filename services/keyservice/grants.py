@@ -41,10 +41,12 @@ class BadRequest(Exception):
 
 @dataclass(frozen=True)
 class Answer:
-    """The keys of one request: base64 subkey by the name asked for, None when erased."""
+    """The keys of one request: base64 subkey by the name asked for, None when erased;
+    the names whose key this store never had (not an erasure) in ``unknown``."""
 
     topic: str
     keys: dict[str, str | None]
+    unknown: tuple[str, ...] = ()
 
 
 def parse_refs(refs: object) -> dict[str, UUID]:
@@ -108,7 +110,8 @@ class KeyGrants:
             raise Refused(f"{principal} may not read {topic}")
         found = self.keys.for_subscribers(topic, set(ids.values()))
         self._audit(principal, topic, ids, found, None)
-        erased = sum(found.get(k) is None for k in ids.values())
+        unknown = tuple(sorted(ref for ref, key_id in ids.items() if key_id not in found))
+        erased = sum(k in found and found[k] is None for k in ids.values())
         log.info(
             "keys fetched",
             extra={
@@ -117,10 +120,12 @@ class KeyGrants:
                     "topic": topic,
                     "keys": len(ids),
                     "erased": erased,
+                    "unknown": len(unknown),
                 }
             },
         )
-        return Answer(topic, {ref: _b64(found.get(key_id)) for ref, key_id in ids.items()})
+        keys = {ref: _b64(found[key_id]) for ref, key_id in ids.items() if key_id in found}
+        return Answer(topic, keys, unknown)
 
     def _audit(
         self,
@@ -137,12 +142,19 @@ class KeyGrants:
                 None if key_id == OPERATIONS_KEY_ID else key_id,
                 key_id == OPERATIONS_KEY_ID,
                 refused is None and found.get(key_id) is not None,
-                refused or (None if found.get(key_id) is not None else "erased"),
+                refused or withheld_because(found, key_id),
             )
             for key_id in ids.values()
         ]
         with self.pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
             cur.executemany(self._insert, rows)
+
+
+def withheld_because(found: dict[UUID, bytes | None], key_id: UUID) -> str | None:
+    """Why a key asked for was not given: erased, or never known to this store."""
+    if key_id not in found:
+        return "unknown key"
+    return None if found[key_id] is not None else "erased"
 
 
 def _b64(key: bytes | None) -> str | None:

@@ -1,7 +1,8 @@
 """``backbone keys serve``: the key service over HTTPS with required client certificates.
 
 ``POST /v1/keys`` with ``{"topic": …, "patient_ids": [...]}`` answers
-``{"topic": …, "keys": {"<patient id>": "<base64 subkey>" | null, …}}`` (null: erased);
+``{"topic": …, "keys": {"<patient id>": "<base64 subkey>" | null, …}, "unknown": [...]}``
+(null: erased; ``unknown``: ids whose key this store never had, which is not an erasure);
 ``403`` when the principal (the client certificate's common name) may not read the topic,
 ``400`` for a request it does not understand. ``GET /healthz`` answers ``{"status": "ok"}``.
 Errors are ``application/problem+json``. A connection without a certificate signed by the
@@ -120,7 +121,9 @@ class _Handler(BaseHTTPRequestHandler):
         except Refused as exc:
             self._problem(403, "Forbidden", str(exc))
             return
-        self._send(200, {"topic": answer.topic, "keys": answer.keys})
+        self._send(
+            200, {"topic": answer.topic, "keys": answer.keys, "unknown": list(answer.unknown)}
+        )
 
 
 class KeyServer(ThreadingHTTPServer):

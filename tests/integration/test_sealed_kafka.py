@@ -18,7 +18,7 @@ from events.domain.topics import ACCESS, PATIENTS
 from events.settings import StoreSettings
 from projections.chart import fetch_chart
 from projections.engine.database import read_pool
-from projections.engine.keyclient import KeyClient, KeysRefused
+from projections.engine.keyclient import KeyClient, KeysRefused, KeyUnknown
 from projections.engine.service import start_at_end
 from projections.registry import ALL
 from services.bootstrap import service_pool
@@ -175,3 +175,43 @@ def test_a_principal_gets_no_keys_for_a_topic_it_may_not_read(
     finally:
         pool.close()
     assert refused == (1,)
+
+
+def test_a_message_whose_key_this_store_never_had_is_not_taken_for_an_erasure(
+    pg_store: ClinicalStore,
+    store_settings: StoreSettings,
+    settings: ServiceSettings,
+    keys: KeyServer,
+) -> None:
+    # Given a registration as the relay seals it, and a copy naming a patient this store
+    # never knew (a message from another store's deployment on the same cluster)
+    mrn = f"SEAL-{uuid.uuid4().hex[:8]}"
+    patient = pg_store.register_patient(
+        ctx(),
+        RegisterPatient(mrn, "Quellbrook", ("Ida",), date(1961, 3, 4), "female"),
+    ).id
+    (sealed,) = pg_store.payload_keys.published(pg_store.event_log.of_patient(patient))
+    stranger = uuid.uuid4()
+    foreign = {**sealed, "patient_id": str(stranger)}
+    projections = client(keys, settings, "projections")
+
+    # When a consumer opens the foreign copy, then it stops with why, instead of getting the
+    # erased form that would make it purge the patient
+    with pytest.raises(KeyUnknown, match="not an erasure"):
+        projections.open(PATIENTS.name, foreign)
+    assert pg_store.payload_keys.for_subscribers(PATIENTS.name, {stranger}) == {}
+
+    # and the store's own message still opens, and the fetch is on record as an unknown key
+    assert projections.open(PATIENTS.name, sealed)["payload"]["mrn"] == mrn
+    pool = service_pool(store_settings, max_size=2)
+    try:
+        with pool.connection() as conn:
+            reasons = conn.execute(
+                sql.SQL("SELECT reason FROM {} WHERE patient_id = %s").format(
+                    sql.Identifier(f"{store_settings.store_name}_key_fetches")
+                ),
+                (stranger,),
+            ).fetchall()
+    finally:
+        pool.close()
+    assert reasons == [("unknown key",)]

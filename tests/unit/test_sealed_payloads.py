@@ -26,8 +26,8 @@ from events.store.kafka_payloads import (
 from events.store.keys import OPERATIONS_KEY_ID
 from events.store.published import published_envelope
 from projections.engine.applying import Decoded, Undecodable, decode_batch
-from projections.engine.keyclient import KeyClient, KeysRefused
-from services.keyservice.grants import KeyGrants
+from projections.engine.keyclient import KeyClient, KeysRefused, KeyUnknown
+from services.keyservice.grants import KeyGrants, withheld_because
 from services.keyservice.server import KeyServer, serve_in_thread, server_context
 from services.local_stack.certificates import Authority, ensure_certificates
 from tests.unit.conftest import NURSE, account, ctx
@@ -51,7 +51,7 @@ class AuditedGrants(KeyGrants):
 
     def _audit(self, principal: str, topic: str, ids: Any, found: Any, refused: Any) -> None:
         for key_id in ids.values():
-            outcome = refused or ("ok" if found.get(key_id) else "erased")
+            outcome = refused or withheld_because(found, key_id) or "ok"
             self.rows.append((principal, topic, key_id, outcome))
 
 
@@ -69,7 +69,8 @@ class InProcessClient(KeyClient):
         request = json.loads(body)
         self.requests.append((request["topic"], request["patient_ids"]))
         answer = self.grants.answer(self.principal, request["topic"], request["patient_ids"])
-        return 200, json.dumps({"topic": answer.topic, "keys": answer.keys}).encode()
+        body = {"topic": answer.topic, "keys": answer.keys, "unknown": list(answer.unknown)}
+        return 200, json.dumps(body).encode()
 
 
 def sealed_log(store: ClinicalStore) -> list[tuple[str, dict[str, Any]]]:
@@ -205,6 +206,22 @@ def test_the_client_caches_keys_for_its_ttl_and_never_an_erased_answer_as_usable
     assert client.open(topic, envelope)["erased"] is True
     assert client.open(topic, envelope)["payload"] is None
     assert len(client.requests) == 2
+
+
+def test_a_key_the_store_never_had_halts_the_batch_instead_of_reading_as_erased(
+    store: ClinicalStore,
+) -> None:
+    patient = registered(store, "MRN-U1")
+    topic, envelope = sealed_log(store)[-1]
+    stranger = UUID(int=patient.int ^ 1)
+    foreign = {**envelope, "patient_id": str(stranger)}  # another store's patient
+    grants = AuditedGrants(store)
+
+    assert store.payload_keys.for_subscribers(topic, {stranger, patient}).keys() == {patient}
+    with pytest.raises(KeyUnknown, match=r"1 patient\(s\) of clinical\.patients"):
+        decode_batch([Record(topic, envelope), Record(topic, foreign)], InProcessClient(grants))
+    assert (stranger, "unknown key") in [(row[2], row[3]) for row in grants.rows]
+    assert (patient, "ok") in [(row[2], row[3]) for row in grants.rows]
 
 
 def test_a_tampered_message_or_clear_version_2_is_undecodable_for_the_dead_letter_topic(
