@@ -21,10 +21,14 @@ Ends = dict[tuple[str, int], int]
 
 
 class TopicEnds:
-    """The next offset of every partition of the topics asked for."""
+    """The next offset of every partition of the topics asked for (``earliest``: the first
+    offset Kafka still holds, which retention moves up)."""
 
-    def __init__(self, kafka: KafkaConnection, request_timeout_ms: int = 5000) -> None:
+    def __init__(
+        self, kafka: KafkaConnection, request_timeout_ms: int = 5000, earliest: bool = False
+    ) -> None:
         self.kafka = kafka
+        self.spec = OffsetSpec.EARLIEST if earliest else OffsetSpec.LATEST
         self.request_timeout_ms = request_timeout_ms
         self._admin: KafkaAdminClient | None = None
         self._partitions: dict[str, int] = {}
@@ -55,7 +59,7 @@ class TopicEnds:
                 if described["error_code"] == 0 and described["partitions"]:
                     self._partitions[described["name"]] = len(described["partitions"])
         specs = {
-            TopicPartition(topic, n): OffsetSpec.LATEST
+            TopicPartition(topic, n): self.spec
             for topic in topics
             for n in range(self._partitions.get(topic, 0))
         }
@@ -83,3 +87,12 @@ def end_offsets(kafka: KafkaConnection, topics: set[str]) -> Ends:
         return ends(topics)
     finally:
         ends.close()
+
+
+def start_offsets(kafka: KafkaConnection, topics: Iterable[str]) -> Ends:
+    """The first offset Kafka still holds of each partition (what retention left)."""
+    starts = TopicEnds(kafka, earliest=True)
+    try:
+        return starts(topics)
+    finally:
+        starts.close()

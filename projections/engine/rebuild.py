@@ -8,7 +8,10 @@ shadow tables in and replaces the projection's marks and position with the rebui
 
 The live runner keeps its Kafka offsets: every message it has not consumed yet is either
 at or below the rebuilt marks of its (topic, key) — already in the rebuilt tables, so it
-is skipped — or newer, so it is applied. No gap, no double apply.
+is skipped — or newer, so it is applied. No gap, no double apply. Given where Kafka's
+partitions now start (``starts``), an offset below that start (messages retention deleted
+before the runner applied them, which halts it) is moved up to it in the same transaction:
+what was deleted is in the rebuilt tables, having come from the store.
 """
 
 from __future__ import annotations
@@ -26,8 +29,9 @@ from events.domain.contract import event_types_on
 from projections.engine.applying import apply_once, from_log, mark_key
 from projections.engine.base import Projection
 from projections.engine.marks import Marks
+from projections.engine.offsets import Ends
 from projections.engine.runner import projection_lock_id
-from projections.engine.state import STATE_DDL, advance_position
+from projections.engine.state import STATE_DDL, advance_position, store_offset, stored_offsets
 
 BATCH = 1000
 Progress = Callable[[int, int], None]
@@ -133,6 +137,7 @@ def swap_in(
     schema: str,
     shadow: str,
     after: int,
+    starts: Ends | None = None,
 ) -> tuple[int, int, int]:
     """Catch up under the projection's lock and swap the shadow tables in, atomically."""
     name = projection.name
@@ -162,6 +167,12 @@ def swap_in(
                 (name,),
             )
         conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(new))
+        _set_path(conn, schema)
+        cur = conn.cursor()
+        stored = stored_offsets(cur, name)
+        for (topic, partition), start in (starts or {}).items():
+            if topic in projection.topics and stored.get((topic, partition), 0) < start:
+                store_offset(cur, name, topic, partition, start)
     return position, read, applied
 
 
@@ -171,11 +182,15 @@ def rebuild(
     projection: Projection,
     schema: str,
     progress: Progress | None = None,
+    starts: Callable[[], Ends] | None = None,
 ) -> RebuildReport:
-    """Rebuild one projection from the store and swap it in; its report."""
+    """Rebuild one projection from the store and swap it in; its report. ``starts`` answers
+    where Kafka's partitions start now (asked just before the swap)."""
     started = time.monotonic()
     shadow, position, read, applied = build_shadow(pool, store, projection, schema, progress)
-    final, more, more_applied = swap_in(pool, store, projection, schema, shadow, position)
+    final, more, more_applied = swap_in(
+        pool, store, projection, schema, shadow, position, starts() if starts else None
+    )
     return RebuildReport(
         projection.name,
         read + more,

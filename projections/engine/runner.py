@@ -19,7 +19,7 @@ from typing import Any
 
 import psycopg
 from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
-from kafka.errors import KafkaError
+from kafka.errors import KafkaError, NoOffsetForPartitionError, OffsetOutOfRangeError
 from psycopg_pool import ConnectionPool
 
 from events.domain.payloads.base import Payload
@@ -51,6 +51,11 @@ MESSAGE_ERRORS = (MessageRefused,)
 
 class ProjectionHalted(Exception):
     """A handler failed for a reason that is not the message's: a person has to look."""
+
+
+class RetentionGap(Exception):
+    """Kafka no longer holds messages this projection has not applied (retention deleted
+    them): consuming on would skip them. The remedy is a rebuild from the store."""
 
 
 def projection_lock_id(projection: str) -> int:
@@ -88,6 +93,7 @@ class ProjectionRunner:
         self.keys = keys or KeyClient.from_settings(settings)
         self.group_id = f"{settings.consumer_group_prefix}.{settings.read_schema}.{projection.name}"
         self.consumer: KafkaConsumer | None = None
+        self.gap: RetentionGap | None = None
 
     def _new_consumer(self) -> KafkaConsumer:
         return KafkaConsumer(
@@ -95,7 +101,8 @@ class ProjectionRunner:
             group_id=self.group_id,
             client_id=self.group_id,
             enable_auto_commit=False,
-            auto_offset_reset="earliest",
+            # Never reset silently: every position is sought from the stored offsets.
+            auto_offset_reset="none",
             max_poll_records=self.settings.projection_max_poll_records,
         )
 
@@ -105,9 +112,19 @@ class ProjectionRunner:
             return
         with self.pool.connection() as conn:
             offsets = stored_offsets(conn.cursor(), self.projection.name)
+        starts = self.consumer.beginning_offsets(partitions) if partitions else {}
         for tp in partitions:
             stored = offsets.get((tp.topic, tp.partition))
-            if stored is not None:
+            start = int(starts.get(tp) or 0)
+            if (stored or 0) < start:
+                # Raised from the run loop: kafka-python swallows a listener's exceptions.
+                self.gap = RetentionGap(
+                    f"Kafka holds {tp.topic}:{tp.partition} from offset {start} on; this "
+                    f"projection has applied up to {stored or 0}: retention deleted what it "
+                    f"did not apply. Rebuild it from the store: backbone rebuild "
+                    f"{self.projection.name}"
+                )
+            elif stored is not None:
                 self.consumer.seek(tp, stored)
             else:
                 self.consumer.seek_to_beginning(tp)
@@ -189,6 +206,17 @@ class ProjectionRunner:
             extra={"fields": {"projection": self.projection.name, "error": error}},
         )
 
+    def _halt_on_gap(self) -> None:
+        if self.gap is None:
+            return
+        with self.pool.connection() as conn:
+            record_halt(conn.cursor(), self.projection.name, str(self.gap))
+        log.error(
+            "projection halted",
+            extra={"fields": {"projection": self.projection.name, "error": str(self.gap)}},
+        )
+        raise ProjectionHalted(f"{self.projection.name} halted: {self.gap}") from self.gap
+
     def run(self, stop: threading.Event) -> None:
         """Consume until ``stop`` is set; a failed batch is rewound and retried, never skipped."""
         with self.pool.connection() as conn:
@@ -198,7 +226,13 @@ class ProjectionRunner:
         backoff = 0.5
         try:
             while not stop.is_set():
-                batch = self.consumer.poll(timeout_ms=500)
+                try:
+                    batch = self.consumer.poll(timeout_ms=500)
+                except (OffsetOutOfRangeError, NoOffsetForPartitionError):
+                    # Retention deleted the next messages while this runner was behind.
+                    self.seek_to_stored(list(self.consumer.assignment()))
+                    batch = {}
+                self._halt_on_gap()
                 if not batch:
                     continue
                 try:

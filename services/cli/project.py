@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 
 import typer
 from rich.console import Console
@@ -10,6 +11,8 @@ from rich.progress import TaskID
 
 from projections.engine.base import Projection
 from projections.engine.database import create_tables
+from projections.engine.kafka_clients import kafka_connection
+from projections.engine.offsets import start_offsets
 from projections.engine.rebuild import rebuild as rebuild_projection
 from projections.engine.service import run_projections
 from projections.registry import ALL, named
@@ -76,7 +79,10 @@ def rebuild(name: str = typer.Argument(..., help="A projection name, or 'all'.")
             def advance(_: int, position: int, task_id: TaskID = task) -> None:
                 progress.update(task_id, completed=min(position, head))
 
-            report = rebuild_projection(pool, store, projection, schema, advance)
+            starts = partial(
+                start_offsets, kafka_connection(backbone.projection_settings), projection.topics
+            )
+            report = rebuild_projection(pool, store, projection, schema, advance, starts)
             progress.update(task, completed=head)
         console.print(
             f"rebuilt {report.projection}: {report.events} events read, "
