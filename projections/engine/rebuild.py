@@ -171,7 +171,7 @@ def swap_in(
         cur = conn.cursor()
         stored = stored_offsets(cur, name)
         for (topic, partition), start in (starts or {}).items():
-            if topic in projection.topics and stored.get((topic, partition), 0) < start:
+            if stored.get((topic, partition), 0) < start:
                 store_offset(cur, name, topic, partition, start)
     return position, read, applied
 
