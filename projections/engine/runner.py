@@ -93,7 +93,7 @@ class ProjectionRunner:
         self.keys = keys or KeyClient.from_settings(settings)
         self.group_id = f"{settings.consumer_group_prefix}.{settings.read_schema}.{projection.name}"
         self.consumer: KafkaConsumer | None = None
-        self.gap: RetentionGap | None = None
+        self.unchecked: set[TopicPartition] = set()
 
     def _new_consumer(self) -> KafkaConsumer:
         return KafkaConsumer(
@@ -112,22 +112,37 @@ class ProjectionRunner:
             return
         with self.pool.connection() as conn:
             offsets = stored_offsets(conn.cursor(), self.projection.name)
-        starts = self.consumer.beginning_offsets(partitions) if partitions else {}
         for tp in partitions:
             stored = offsets.get((tp.topic, tp.partition))
-            start = int(starts.get(tp) or 0)
-            if (stored or 0) < start:
-                # Raised from the run loop: kafka-python swallows a listener's exceptions.
-                self.gap = RetentionGap(
-                    f"Kafka holds {tp.topic}:{tp.partition} from offset {start} on; this "
-                    f"projection has applied up to {stored or 0}: retention deleted what it "
-                    f"did not apply. Rebuild it from the store: backbone rebuild "
-                    f"{self.projection.name}"
-                )
-            elif stored is not None:
+            if stored is not None:
                 self.consumer.seek(tp, stored)
             else:
                 self.consumer.seek_to_beginning(tp)
+        # Checked against retention by the run loop before anything polled is applied (the
+        # rebalance callback cannot ask Kafka: kafka-python runs it inside its own I/O).
+        self.unchecked.update(partitions)
+
+    def check_retention(self) -> None:
+        """Halt if Kafka no longer holds, for a newly assigned partition, messages from the
+        stored offset on: applying what it has would skip what retention deleted."""
+        if not self.unchecked or self.consumer is None:
+            return
+        partitions = sorted(self.unchecked)
+        starts = self.consumer.beginning_offsets(partitions)
+        with self.pool.connection() as conn:
+            offsets = stored_offsets(conn.cursor(), self.projection.name)
+        for tp in partitions:
+            applied, start = offsets.get((tp.topic, tp.partition), 0), int(starts.get(tp) or 0)
+            if applied < start:
+                self._halt_on(
+                    RetentionGap(
+                        f"Kafka holds {tp.topic}:{tp.partition} from offset {start} on; this "
+                        f"projection has applied up to {applied}: retention deleted what it "
+                        f"did not apply. Rebuild it from the store: backbone rebuild "
+                        f"{self.projection.name}"
+                    )
+                )
+        self.unchecked.clear()
 
     def process(self, batch: dict[TopicPartition, list[Any]]) -> tuple[int, int]:
         """Apply one polled batch atomically; (applied, dead-lettered).
@@ -206,16 +221,14 @@ class ProjectionRunner:
             extra={"fields": {"projection": self.projection.name, "error": error}},
         )
 
-    def _halt_on_gap(self) -> None:
-        if self.gap is None:
-            return
+    def _halt_on(self, gap: RetentionGap) -> None:
         with self.pool.connection() as conn:
-            record_halt(conn.cursor(), self.projection.name, str(self.gap))
+            record_halt(conn.cursor(), self.projection.name, str(gap))
         log.error(
             "projection halted",
-            extra={"fields": {"projection": self.projection.name, "error": str(self.gap)}},
+            extra={"fields": {"projection": self.projection.name, "error": str(gap)}},
         )
-        raise ProjectionHalted(f"{self.projection.name} halted: {self.gap}") from self.gap
+        raise ProjectionHalted(f"{self.projection.name} halted: {gap}") from gap
 
     def run(self, stop: threading.Event) -> None:
         """Consume until ``stop`` is set; a failed batch is rewound and retried, never skipped."""
@@ -232,7 +245,7 @@ class ProjectionRunner:
                     # Retention deleted the next messages while this runner was behind.
                     self.seek_to_stored(list(self.consumer.assignment()))
                     batch = {}
-                self._halt_on_gap()
+                self.check_retention()
                 if not batch:
                     continue
                 try:

@@ -29,7 +29,7 @@ from events.store.published import published_envelope
 from projections import patient_chart
 from projections.chart import fetch_chart
 from projections.engine.base import Projection
-from projections.engine.database import read_pool
+from projections.engine.database import create_tables, read_pool
 from projections.engine.kafka_clients import kafka_connection
 from projections.engine.offsets import end_offsets, start_offsets
 from projections.engine.rebuild import rebuild
@@ -100,6 +100,8 @@ def test_a_projection_behind_retention_halts_naming_the_rebuild_which_then_lets_
     try:
         # Given a chart projection that has applied everything of its topic (nothing yet)
         start_at_end(pool, reads_settings, (private,))
+        with pool.connection() as conn:
+            create_tables(conn, reads_settings.read_schema)  # the chart reads them all
         # and a registration published since, which retention then deletes unapplied
         missed = register(pg_store, "Missedbyretention")
         publish(missed)
