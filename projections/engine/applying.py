@@ -24,7 +24,7 @@ from events.store.kafka_payloads import ENVELOPE_VERSION, PayloadUnreadable
 from events.store.log import LoggedEvent
 from events.store.published import PublishedEnvelope, published_model
 from projections.engine.base import Projection
-from projections.engine.keyclient import KeyClient
+from projections.engine.keyclient import KeyClient, KeyUnknown
 from projections.engine.marks import MarkKey, Marks
 
 
@@ -90,7 +90,7 @@ def opened(topic: str, data: dict[str, Any], keys: KeyClient) -> dict[str, Any]:
         raise Undecodable(f"envelope version {ENVELOPE_VERSION} with a payload in clear")
     try:
         return keys.open(topic, data)
-    except PayloadUnreadable as exc:
+    except (PayloadUnreadable, KeyUnknown) as exc:
         raise Undecodable(str(exc)) from None
 
 

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 MAX_PER_REQUEST = 2000
 _ERASED = object()  # a key the service answered null for: gone for good
+_UNKNOWN = object()  # a key the service never had: not an erasure
 
 
 class KeyServiceUnavailable(Exception):
@@ -48,8 +49,9 @@ class KeysRefused(Exception):
 
 class KeyUnknown(Exception):
     """The key service has no data key for a patient of a message, and none was destroyed:
-    not an erasure (a message from another store, or a key store that lost rows). The
-    consumer halts with this instead of purging what it holds of the patient."""
+    not an erasure (a message from another store's deployment on the same cluster, or a key
+    store that lost rows). The message is refused (the projections dead-letter it with this
+    reason), never read as an erasure that would purge the patient."""
 
 
 class KeyClient:
@@ -129,6 +131,11 @@ class KeyClient:
             key = self._fetch(topic, [ref])[ref]
         if key is _ERASED:
             return shredded(envelope)
+        if key is _UNKNOWN:
+            raise KeyUnknown(
+                f"the key service has no data key for this patient of {topic} and none was "
+                "destroyed: not an erasure (a message from another store, or lost keys)"
+            )
         if not isinstance(key, bytes):
             raise KeyServiceUnavailable("the key service did not answer for a requested key")
         return open_sealed(envelope, key)
@@ -192,14 +199,8 @@ class KeyClient:
             answers = {ref: keys[ref] for ref in refs if ref not in unknown}
         except (ValueError, KeyError, TypeError, AttributeError):
             raise KeyServiceUnavailable("the key service answered something unexpected") from None
-        if unknown:
-            # Counted, never named: the ids are patients'.
-            raise KeyUnknown(
-                f"the key service has no data key for {len(unknown)} patient(s) of {topic} "
-                "and none was destroyed: not an erasure; a person has to look (a message "
-                "from another store, or lost keys)"
-            )
         values = {ref: _ERASED if v is None else _decoded(v) for ref, v in answers.items()}
+        values.update(dict.fromkeys(unknown, _UNKNOWN))
         expires = self.clock() + self.ttl_s
         with self._lock:
             if len(self._cache) > 200_000:

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 from psycopg import sql
@@ -50,6 +51,21 @@ def client(server: KeyServer, settings: ServiceSettings, principal: str) -> KeyC
         tls / "clients" / f"{principal}.pem",
         tls / "clients" / f"{principal}.key",
     )
+
+
+def key_fetches(store_settings: StoreSettings, patient: uuid.UUID, columns: str) -> list[Any]:
+    """The key service's audit rows of one patient (``columns`` of ``<store>_key_fetches``)."""
+    pool = service_pool(store_settings, max_size=2)
+    try:
+        with pool.connection() as conn:
+            return conn.execute(
+                sql.SQL("SELECT {} FROM {} WHERE patient_id = %s").format(
+                    sql.SQL(columns), sql.Identifier(f"{store_settings.store_name}_key_fetches")
+                ),
+                (patient,),
+            ).fetchall()
+    finally:
+        pool.close()
 
 
 def test_kafka_carries_no_phi_the_projections_still_chart_and_erasure_shreds_every_copy(
@@ -115,17 +131,7 @@ def test_kafka_carries_no_phi_the_projections_still_chart_and_erasure_shreds_eve
     assert projections.open(*registration)["payload"]["mrn"] == mrn
 
     # and every key handed out was recorded: who, which topic, which patient, granted
-    pool = service_pool(store_settings, max_size=2)
-    try:
-        with pool.connection() as conn:
-            rows = conn.execute(
-                sql.SQL("SELECT principal, topic, granted FROM {} WHERE patient_id = %s").format(
-                    sql.Identifier(f"{store_settings.store_name}_key_fetches")
-                ),
-                (patient,),
-            ).fetchall()
-    finally:
-        pool.close()
+    rows = key_fetches(store_settings, patient, "principal, topic, granted")
     assert ("projections", PATIENTS.name, True) in rows
     assert any(principal == "operator" and granted for principal, _, granted in rows)
 
@@ -203,15 +209,4 @@ def test_a_message_whose_key_this_store_never_had_is_not_taken_for_an_erasure(
 
     # and the store's own message still opens, and the fetch is on record as an unknown key
     assert projections.open(PATIENTS.name, sealed)["payload"]["mrn"] == mrn
-    pool = service_pool(store_settings, max_size=2)
-    try:
-        with pool.connection() as conn:
-            reasons = conn.execute(
-                sql.SQL("SELECT reason FROM {} WHERE patient_id = %s").format(
-                    sql.Identifier(f"{store_settings.store_name}_key_fetches")
-                ),
-                (stranger,),
-            ).fetchall()
-    finally:
-        pool.close()
-    assert reasons == [("unknown key",)]
+    assert key_fetches(store_settings, stranger, "reason") == [("unknown key",)]

@@ -208,7 +208,7 @@ def test_the_client_caches_keys_for_its_ttl_and_never_an_erased_answer_as_usable
     assert len(client.requests) == 2
 
 
-def test_a_key_the_store_never_had_halts_the_batch_instead_of_reading_as_erased(
+def test_a_key_the_store_never_had_is_refused_for_the_dead_letter_topic_not_read_as_erased(
     store: ClinicalStore,
 ) -> None:
     patient = registered(store, "MRN-U1")
@@ -218,8 +218,14 @@ def test_a_key_the_store_never_had_halts_the_batch_instead_of_reading_as_erased(
     grants = AuditedGrants(store)
 
     assert store.payload_keys.for_subscribers(topic, {stranger, patient}).keys() == {patient}
-    with pytest.raises(KeyUnknown, match=r"1 patient\(s\) of clinical\.patients"):
-        decode_batch([Record(topic, envelope), Record(topic, foreign)], InProcessClient(grants))
+    mine, theirs = decode_batch(
+        [Record(topic, envelope), Record(topic, foreign)], InProcessClient(grants)
+    )
+
+    assert isinstance(mine, Decoded) and mine.payload is not None
+    assert isinstance(theirs, Undecodable) and "not an erasure" in str(theirs)
+    with pytest.raises(KeyUnknown):
+        InProcessClient(grants).open(topic, foreign)
     assert (stranger, "unknown key") in [(row[2], row[3]) for row in grants.rows]
     assert (patient, "ok") in [(row[2], row[3]) for row in grants.rows]
 
