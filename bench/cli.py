@@ -31,13 +31,26 @@ DEFAULT_OUT = Path(__file__).resolve().parent / "results.json"
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smoke-test sizes (CI)")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results JSON path")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="results JSON path (default bench/results.json; with --only, under .data/bench/)",
+    )
     parser.add_argument(
         "--scale",
         type=lambda text: tuple(int(n) for n in text.split(",")),
         help="stored-event levels for the scale scenario, e.g. 10000,100000",
     )
+    parser.add_argument(
+        "--only",
+        type=lambda text: tuple(text.split(",")),
+        default=SCENARIOS,
+        help=f"scenarios to run, comma-separated, of: {','.join(SCENARIOS)}",
+    )
     args = parser.parse_args(argv)
+    unknown = sorted(set(args.only) - set(SCENARIOS))
+    if unknown:
+        parser.error(f"unknown scenario {', '.join(unknown)}; choose from {','.join(SCENARIOS)}")
     console = Console(stderr=True, width=120)
     running = [p.name for p in PROCESSES if Supervisor(get_settings()).pid(p) is not None]
     if running:
@@ -47,6 +60,11 @@ def main(argv: list[str] | None = None) -> None:
             "`make down` (its projections would consume the bench's events)[/red]"
         )
         sys.exit(2)
+    out: Path = args.out or (
+        DEFAULT_OUT
+        if args.only == SCENARIOS
+        else get_settings().data_dir / "bench" / f"{'-'.join(args.only)}.json"
+    )
     sizes = QUICK if args.quick else FULL
     if args.scale:
         sizes = replace(sizes, scale_levels=args.scale)
@@ -58,28 +76,61 @@ def main(argv: list[str] | None = None) -> None:
     try:
         with tempfile.TemporaryDirectory(prefix="bench-") as tmp, progress_bars(console) as bars:
             with bench_stack(Path(tmp) / "main") as stack:
-                results["append"] = append.run(stack, sizes, bars)
-                results["relay"] = relay.run(stack, sizes, bars)
-                stack.start("keys", "relay", "project", "serve")
-                results["e2e"] = e2e.run(stack, sizes, bars)
-                patients = chart_read.population(stack, sizes, bars)
-                results["chart_read"] = chart_read.run(stack, sizes, patients)
-                results["fhir"] = fhir.run(stack, sizes, bars, patients)
-                results["hl7"] = hl7.run(stack, sizes, bars)
-                results["rebuild"] = rebuild.run(stack, bars)
-            results["scale"] = scale.run(Path(tmp) / "scale", sizes, bars)
+                _run_on_stack(stack, sizes, bars, args.only, results)
+            if "scale" in args.only:
+                results["scale"] = scale.run(Path(tmp) / "scale", sizes, bars)
     except Exception as exc:
         console.print(f"[red]bench failed:[/red] {type(exc).__name__}: {exc}")
         sys.exit(1)
     results["seconds"] = round(time.monotonic() - began, 1)
-    report.write(results, args.out)
+    report.write(results, out)
     report.show(console, results)
-    a, c = results["append"], results["chart_read"]
     console.print(
-        f"bench {sizes.name}: done in {results['seconds']:.0f} s; append {a['ratio']:.2f}x raw, "
-        f"relay {results['relay']['ratio']:.2f}x, chart {c['ratio']:.2f}x, "
-        f"rebuild {results['rebuild']['ratio']:.2f}x, hl7 {results['hl7']['msg_per_s']:.0f} "
-        f"msg/s ({results['hl7']['ratio']:.2f}x), fhir $everything "
-        f"{results['fhir']['ratio']:.2f}x, export {results['fhir']['export_ratio']:.2f}x; "
-        f"results in {args.out}"
+        f"bench {sizes.name}: done in {results['seconds']:.0f} s; {summary(results)}; "
+        f"results in {out}"
     )
+
+
+SCENARIOS = ("append", "relay", "e2e", "chart_read", "fhir", "hl7", "rebuild", "scale")
+
+
+def _run_on_stack(
+    stack: Any, sizes: Any, bars: Any, only: tuple[str, ...], results: dict[str, Any]
+) -> None:
+    """The scenarios that share one stack, in order (the reads need the processes up)."""
+    if "append" in only:
+        results["append"] = append.run(stack, sizes, bars)
+    if "relay" in only:
+        results["relay"] = relay.run(stack, sizes, bars)
+    if not set(only) & {"e2e", "chart_read", "fhir", "hl7", "rebuild"}:
+        return
+    stack.start("keys", "relay", "project", "serve")
+    if "e2e" in only:
+        results["e2e"] = e2e.run(stack, sizes, bars)
+    if set(only) & {"chart_read", "fhir"}:
+        patients = chart_read.population(stack, sizes, bars)
+        if "chart_read" in only:
+            results["chart_read"] = chart_read.run(stack, sizes, patients)
+        if "fhir" in only:
+            results["fhir"] = fhir.run(stack, sizes, bars, patients)
+    if "hl7" in only:
+        results["hl7"] = hl7.run(stack, sizes, bars)
+    if "rebuild" in only:
+        results["rebuild"] = rebuild.run(stack, bars)
+
+
+def summary(results: dict[str, Any]) -> str:
+    """One line: each scenario's ratio against its raw baseline."""
+    parts = [
+        f"{name} {results[name]['ratio']:.2f}x"
+        for name in ("append", "relay", "chart_read", "rebuild")
+        if name in results
+    ]
+    if "e2e" in results:
+        parts.append(f"end-to-end p99 {results['e2e']['p99_ms']} ms")
+    if "hl7" in results:
+        parts.append(f"hl7 {results['hl7']['msg_per_s']:.0f} msg/s")
+    if "fhir" in results:
+        f = results["fhir"]
+        parts.append(f"fhir $everything {f['ratio']:.2f}x, export {f['export_ratio']:.2f}x")
+    return ", ".join(parts)
