@@ -7,6 +7,7 @@ from typing import Any
 from psycopg import Connection, sql
 from psycopg_pool import ConnectionPool
 
+from events.store.migrating import act_as_owner, schema_owner
 from projections.engine.base import Projection
 from projections.engine.state import HALTS_DDL, OFFSETS_DDL, STATE_DDL
 from projections.registry import ALL
@@ -31,10 +32,15 @@ def read_pool(settings: ProjectionSettings, max_size: int = 8) -> ConnectionPool
 def create_tables(
     conn: Connection[Any], schema: str, projections: tuple[Projection, ...] = ALL
 ) -> None:
-    """Create the schema, the shared state tables and the projections' tables (idempotent)."""
+    """Create the schema, the shared state tables and the projections' tables (idempotent),
+    owned by the schema's owner. A role that may not create in the schema (the API's, the
+    departments': their tables are made by ``backbone migrate``) changes nothing."""
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (DDL_LOCK,))
-        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+        if schema_owner(conn, schema) is None:
+            conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+        if not act_as_owner(conn, schema):
+            return
         conn.execute(sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(schema)))
         if not _exist(conn, schema, ("projection_offsets", "projection_marks")):
             conn.execute(OFFSETS_DDL)

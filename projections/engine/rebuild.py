@@ -26,6 +26,7 @@ from psycopg_pool import ConnectionPool
 
 from events.application import ClinicalStore
 from events.domain.contract import event_types_on
+from events.store.migrating import act_as_owner
 from projections.engine.applying import apply_once, from_log, mark_key
 from projections.engine.base import Projection
 from projections.engine.marks import Marks
@@ -110,6 +111,7 @@ def build_shadow(
     """Fill a fresh shadow schema up to the store head; (shadow, position, read, applied)."""
     shadow = shadow_schema(schema, projection)
     with pool.connection() as conn, conn.transaction():
+        act_as_owner(conn, schema)  # the shadow tables become the live schema's owner's
         conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(shadow)))
         conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(shadow)))
         _set_path(conn, shadow)

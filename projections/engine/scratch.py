@@ -1,17 +1,17 @@
-"""Replaying stored events into a scratch schema that is thrown away.
+"""Replaying stored events into scratch tables that are thrown away.
 
-The projections' own DDL and handlers build their tables in a fresh schema inside a
-transaction that is always rolled back, so what is read from it is exactly what the live
-tables held (or would have held) after those events, and nothing of it stays. Past charts
-(``as_of``) and FHIR resource history use it."""
+The projections' own DDL and handlers build their tables as temporary tables (the
+session's ``pg_temp`` schema, which every role may use: the API's role may not create
+schemas) inside a transaction that is always rolled back, so what is read from them is
+exactly what the live tables held (or would have held) after those events, and nothing of
+them stays. Past charts (``as_of``) and FHIR resource history use it."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from psycopg import Connection, sql
+from psycopg import Connection
 
 from events.store.log import LoggedEvent
 from projections.engine.applying import Decoded, apply_once, from_log
@@ -24,7 +24,7 @@ AfterEach = Callable[[LoggedEvent, Decoded], None]
 
 
 class _RolledBack(Exception):
-    """Raised to roll back the scratch schema; never escapes."""
+    """Raised to roll back the scratch tables; never escapes."""
 
 
 def replay(
@@ -36,13 +36,12 @@ def replay(
     at_end: Callable[[], None] | None = None,
 ) -> None:
     """Apply each ``wanted`` event of ``events`` (store order) to ``projections`` in a
-    scratch schema; ``after_each`` runs after each applied event and ``at_end`` after the
+    scratch tables; ``after_each`` runs after each applied event and ``at_end`` after the
     last, with the scratch tables first on the search path. Then everything is rolled back."""
-    scratch = f"scratch_{uuid.uuid4().hex[:12]}"
     try:
         with conn.transaction():
-            conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(scratch)))
-            conn.execute(sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(scratch)))
+            # Only the temporary schema: nothing live can be read or written by mistake.
+            conn.execute("SET LOCAL search_path TO pg_temp")
             conn.execute(STATE_DDL)
             for projection in projections:
                 conn.execute(projection.ddl)
