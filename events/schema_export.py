@@ -32,6 +32,18 @@ with the project's key client (`docs/subscribing.md`); a key the key service ans
 for is an erased patient's: handle the envelope as erased. Envelopes without
 `envelope_version` (version 1) carry the payload in clear: messages from before sealing.
 
+Envelope version 3 (`"envelope_version": 3`, what the relay publishes now): as version 2,
+and `store` names the store that published it (its deployment's `BACKBONE_STORE_NAME`).
+A consumer refuses an envelope of another store: it goes to the dead-letter topic with the
+reason (`from store X, this deployment is store Y`), never applied. An envelope without
+`store` is taken as the consumer's own store's only when its `envelope_version` is below 3
+(published before envelopes named their store); a version 3 without `store` is refused.
+
+Topics are named here as the contract names them. A deployment with a topic prefix
+(`BACKBONE_TOPIC_PREFIX`, empty by default) publishes on the same names behind it
+(`site-b.clinical.patients`); payload subkeys are derived from the contract's name, so a
+prefix changes no key.
+
 | event type | topic | versions | fields (current version) | typically consumed by |
 |---|---|---|---|---|
 """

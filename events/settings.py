@@ -2,7 +2,8 @@
 
 ``DatabaseSettings`` is the database part every package's settings share (events is the
 lowest package, so services and projections import it from here): each URL verifies the
-server's certificate unless the operator chose an ``sslmode`` of their own.
+server's certificate unless the operator chose an ``sslmode`` of their own. ``TopicSettings``
+is the Kafka topic prefix the services' and projections' settings share.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from typing import Self
 from urllib.parse import quote, urlencode
 
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from pydantic import model_validator
+from pydantic import field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from events.domain.topics import TopicNames
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = "postgresql://backbone:backbone@127.0.0.1:55432/backbone"
@@ -57,6 +60,25 @@ class DatabaseSettings(BaseSettings):
     def _verify_the_server(self) -> Self:
         self.database_url = verified_database_url(self.database_url, self.database_ca_path)
         return self
+
+
+class TopicSettings(BaseSettings):
+    """This deployment's Kafka topic prefix (``BACKBONE_TOPIC_PREFIX``, empty by default:
+    the documented ``clinical.*`` names). Deployments sharing a cluster (a test session, a
+    bench run, another site) each take their own, e.g. ``site-b.``."""
+
+    topic_prefix: str = ""
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _legal_prefix(cls, value: str) -> str:
+        TopicNames(value)  # raises ValueError naming what Kafka would refuse
+        return value
+
+    @property
+    def topic_names(self) -> TopicNames:
+        """The Kafka topic names of this deployment."""
+        return TopicNames(self.topic_prefix)
 
 
 class StoreSettings(DatabaseSettings):

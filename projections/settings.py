@@ -7,13 +7,13 @@ from pathlib import Path
 
 from pydantic_settings import SettingsConfigDict
 
-from events.settings import DatabaseSettings
+from events.settings import DatabaseSettings, TopicSettings
 from projections.engine.kafka_clients import SecurityProtocol
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-class ProjectionSettings(DatabaseSettings):
+class ProjectionSettings(DatabaseSettings, TopicSettings):
     """Where the read tables live and how the runners consume Kafka."""
 
     model_config = SettingsConfigDict(env_prefix="BACKBONE_", extra="ignore")

@@ -12,6 +12,8 @@ are ``<prefix>.<schema>.<projection>``, ``BACKBONE_CONSUMER_GROUP_PREFIX`` being
 ``services/local_stack/kafka_acls.py`` turns the table into ACLs: producers get Write and
 Describe on their topics, consumers Read and Describe on theirs and on their group prefixes,
 describers Describe only; the operator and the broker are super users and need none.
+Topics here are the contract's names; the ACLs are granted on each deployment's topics
+(``BACKBONE_TOPIC_PREFIX`` before them) and the key service checks the contract name.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from pathlib import Path
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from events.settings import DatabaseSettings
+from events.settings import DatabaseSettings, TopicSettings
 from projections.engine.kafka_clients import SecurityProtocol
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -29,7 +29,7 @@ DEVELOPMENT_DB_PASSWORD = "backbone"  # noqa: S105 - refused outside development
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
-class ServiceSettings(DatabaseSettings):
+class ServiceSettings(DatabaseSettings, TopicSettings):
     """Where the local infrastructure lives and how the processes reach it."""
 
     model_config = SettingsConfigDict(env_prefix="BACKBONE_", extra="ignore")

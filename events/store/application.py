@@ -379,7 +379,7 @@ class StoreCore(Application[UUID], CommandCore):
     @property
     def payload_keys(self) -> PayloadKeys:
         """The keys of payloads on Kafka: the relay seals with them, the key service serves them."""
-        return PayloadKeys(self.keyring)
+        return PayloadKeys(self.keyring, self.name)
 
     def patient_key(self, patient_id: UUID, purpose: bytes, *, writing: bool = False) -> bytes:
         """A subkey of one patient's data key for a service's copies of that patient's data

@@ -7,8 +7,10 @@ AES-256-GCM under a per-topic subkey of the data key the store encrypts the even
 clinical events (``"key": "patient"``) and the store's operations key (``"key": "service"``)
 for events about no patient and for those that stay readable after an erasure (the erasure
 itself, chart views), exactly as in the store. The associated data is the envelope without
-``payload`` and ``payload_encrypted`` as canonical JSON: a moved or altered envelope fails
-to open. Destroying a patient's key (erasure) makes every copy unreadable, wherever it is.
+``payload`` and ``payload_encrypted`` as canonical JSON (its ``store`` included): a moved or
+altered envelope fails to open. Consumers refuse an envelope of another store before
+asking for any key (``store_refusal``). Destroying a patient's key (erasure) makes every
+copy unreadable, wherever it is.
 
 This module is pure (no I/O): the relay seals with it and ``projections.engine.keyclient``
 opens with it, in the projections, the department consumers and the documented example.
@@ -29,8 +31,10 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from events.store.keys import KEY_BYTES, NONCE_BYTES, derive_key
 
-# 1 (or absent): payload and reason in clear, as published before payloads were sealed.
-ENVELOPE_VERSION = 2
+# 1 (or absent): payload and reason in clear, as published before payloads were sealed;
+# 2: sealed; 3: sealed and naming the store that published it (``store``).
+ENVELOPE_VERSION = 3
+STORE_NAMED_SINCE = 3
 ALG = "A256GCM"
 PATIENT_KEY = "patient"
 SERVICE_KEY = "service"
@@ -44,8 +48,28 @@ class PayloadUnreadable(Exception):
 
 
 def topic_key(data_key: bytes, topic: str) -> bytes:
-    """The subkey that seals payloads of one topic under one data key."""
+    """The subkey that seals payloads of one topic under one data key. ``topic`` is the
+    contract's name (``clinical.patients``), never a deployment's prefixed Kafka name: a
+    topic prefix changes where messages travel, not the keys they are sealed with."""
     return derive_key(data_key, b"kafka:" + topic.encode())
+
+
+def store_refusal(envelope: Mapping[str, Any], store: str) -> str | None:
+    """Why a consumer of store ``store`` must not apply this envelope, or None when it may.
+
+    From envelope version 3 on, every envelope names the store that published it; one from
+    another store (another deployment on the same cluster) is refused, as is a version 3 or
+    later that names none. An envelope without ``store`` and of an older version (published
+    before envelopes named their store) is taken as this store's."""
+    origin = envelope.get("store")
+    version = envelope.get("envelope_version", 1)
+    if origin is None:
+        if isinstance(version, int) and version < STORE_NAMED_SINCE:
+            return None
+        return f"envelope version {str(version)[:8]} names no store"
+    if origin != store:
+        return f"from store {str(origin)[:64]}, this deployment is store {store}"
+    return None
 
 
 def associated_data(envelope: Mapping[str, Any]) -> bytes:

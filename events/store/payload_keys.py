@@ -15,10 +15,13 @@ from events.store.published import erased_envelope, published_envelope
 
 
 class PayloadKeys:
-    """Per-topic subkeys of the store's data keys, for publishing and for subscribers."""
+    """Per-topic subkeys of the store's data keys, for publishing and for subscribers.
+    Topics are the contract's names (never a deployment's prefixed Kafka names); the
+    envelopes published name the store (``store``)."""
 
-    def __init__(self, keyring: Keyring) -> None:
+    def __init__(self, keyring: Keyring, store: str) -> None:
         self.keyring = keyring
+        self.store = store
 
     def for_subscribers(self, topic: str, key_ids: Collection[UUID]) -> dict[UUID, bytes | None]:
         """Each key's subkey for the topic, read fresh from the key store (an erasure made a
@@ -33,9 +36,10 @@ class PayloadKeys:
         erased form when the key is gone (also when it went since the page was read)."""
         subkeys: dict[tuple[UUID, str], bytes | None] = {}
         envelopes = []
+        named = {"envelope_version": ENVELOPE_VERSION, "store": self.store}
         for logged in events:
             if logged.event is None:
-                envelopes.append({**erased_envelope(logged), "envelope_version": ENVELOPE_VERSION})
+                envelopes.append({**erased_envelope(logged), **named})
                 continue
             key_id, topic = logged.header.key_id, logged.topic
             if (key_id, topic) not in subkeys:
@@ -45,8 +49,9 @@ class PayloadKeys:
                     subkeys[key_id, topic] = None
             subkey = subkeys[key_id, topic]
             if subkey is None:
-                envelopes.append({**erased_envelope(logged), "envelope_version": ENVELOPE_VERSION})
+                envelopes.append({**erased_envelope(logged), **named})
                 continue
             name = SERVICE_KEY if key_id == OPERATIONS_KEY_ID else PATIENT_KEY
-            envelopes.append(seal(published_envelope(logged), subkey, name))
+            clear = {**published_envelope(logged), "store": self.store}
+            envelopes.append(seal(clear, subkey, name))
         return envelopes

@@ -3,20 +3,21 @@
 The relay publishes it on Kafka and projection rebuilds read it straight from the store,
 so both see identical envelopes. An erased patient's events keep their clear header and
 go out with ``payload: null`` and ``erased: true`` so that consumers purge them. On Kafka
-the relay seals payload and reason (envelope version 2, ``events.store.payload_keys``);
-rebuilds read the clear form.
+the relay seals payload and reason and names the store (envelope version 3,
+``events.store.payload_keys``); rebuilds read the clear form of their own store.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, Self
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from events.domain.envelope import Actor
 from events.domain.payloads.base import Payload
+from events.store.kafka_payloads import STORE_NAMED_SINCE
 from events.store.log import LoggedEvent
 
 
@@ -59,14 +60,27 @@ class PublishedEnvelope(BaseModel):
     envelope_version: int = Field(
         default=1,
         ge=1,
-        le=2,
-        description="2: payload and reason travel sealed in payload_encrypted (reason is then "
-        "null in clear); 1 or absent: in clear (messages published before sealing).",
+        le=3,
+        description="3: as 2, and store names the store that published it; 2: payload and "
+        "reason travel sealed in payload_encrypted (reason is then null in clear); 1 or "
+        "absent: in clear (messages published before sealing).",
+    )
+    store: str | None = Field(
+        default=None,
+        description="The store that published it (envelope version 3 on; its deployment's "
+        "BACKBONE_STORE_NAME). Consumers refuse (dead-letter) an envelope of another store; "
+        "one without store is taken as their own only if its envelope_version is below 3.",
     )
     payload_encrypted: EncryptedPayload | None = Field(
         default=None,
         description="The sealed payload and reason; null when erased or once opened.",
     )
+
+    @model_validator(mode="after")
+    def _names_its_store(self) -> Self:
+        if self.envelope_version >= STORE_NAMED_SINCE and self.store is None:
+            raise ValueError(f"envelope version {self.envelope_version} names its store")
+        return self
 
 
 def published_envelope(logged: LoggedEvent) -> dict[str, Any]:

@@ -5,7 +5,11 @@ one whose key is gone comes back as an erased envelope (purged, never dead-lette
 message that cannot be decoded (not JSON, not an envelope, a sealed payload that fails
 authentication, unknown event type or version, payload invalid for its schema) is
 ``Undecodable`` with a reason that names fields and error kinds but never the values, so
-it can go to the dead-letter topic and into logs without leaking clinical data.
+it can go to the dead-letter topic and into logs without leaking clinical data. So is an
+envelope of another store (``store_refusal``): refused before any key is asked for.
+
+Kafka records carry this deployment's topic names (prefixed); a decoded message carries
+the contract's name (``TopicNames.logical``), which marks are kept under.
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ from pydantic import ValidationError
 
 from events.domain.contract import UnknownEventType, read_payload
 from events.domain.payloads.base import Payload
-from events.store.kafka_payloads import ENVELOPE_VERSION, PayloadUnreadable
+from events.domain.topics import TopicNames
+from events.store.kafka_payloads import PayloadUnreadable, store_refusal
 from events.store.log import LoggedEvent
 from events.store.published import PublishedEnvelope, published_model
 from projections.engine.base import Projection
@@ -30,7 +35,8 @@ from projections.engine.marks import MarkKey, Marks
 
 @dataclass(frozen=True)
 class Decoded:
-    """An envelope, its typed payload (None once erased) and the topic it travels on."""
+    """An envelope, its typed payload (None once erased) and the contract topic it travels
+    on (``clinical.patients``, whatever this deployment's prefix)."""
 
     topic: str
     envelope: PublishedEnvelope
@@ -86,8 +92,9 @@ def decode_clear(data: dict[str, Any]) -> tuple[PublishedEnvelope, Payload | Non
 def opened(topic: str, data: dict[str, Any], keys: KeyClient) -> dict[str, Any]:
     """The envelope with its payload opened (or in its erased form when the key is gone)."""
     sealed = data.get("payload_encrypted") is not None
-    if not sealed and data.get("payload") is not None and data.get("envelope_version", 1) != 1:
-        raise Undecodable(f"envelope version {ENVELOPE_VERSION} with a payload in clear")
+    version = data.get("envelope_version", 1)
+    if not sealed and data.get("payload") is not None and version != 1:
+        raise Undecodable(f"envelope version {str(version)[:8]} with a payload in clear")
     try:
         return keys.open(topic, data)
     except (PayloadUnreadable, KeyUnknown) as exc:
@@ -101,21 +108,40 @@ def decode(
     return decode_clear(opened(topic, parse(raw), keys))
 
 
-def decode_batch(records: Sequence[Any], keys: KeyClient) -> list[Decoded | Undecodable]:
-    """Decode the messages of one poll, fetching their keys in one request per topic."""
-    parsed: list[dict[str, Any] | Undecodable] = []
+def ours(record: Any, topics: TopicNames, store: str) -> tuple[str, dict[str, Any]]:
+    """The contract topic and JSON object of a message of this deployment's store, or
+    ``Undecodable`` (not JSON, not one of our topics, another store's envelope)."""
+    data = parse(record.value)
+    topic = topics.logical(record.topic)
+    if topic is None:
+        raise Undecodable(f"not a topic of this deployment (prefix {topics.prefix!r})")
+    refused = store_refusal(data, store)
+    if refused is not None:
+        raise Undecodable(refused)
+    return topic, data
+
+
+def decode_batch(
+    records: Sequence[Any], keys: KeyClient, topics: TopicNames, store: str
+) -> list[Decoded | Undecodable]:
+    """Decode the messages of one poll for store ``store``, fetching their keys in one
+    request per topic (the Kafka topic asked for: the key service knows its prefix)."""
+    parsed: list[tuple[str, dict[str, Any]] | Undecodable] = []
     for record in records:
         try:
-            parsed.append(parse(record.value))
+            parsed.append(ours(record, topics, store))
         except Undecodable as exc:
             parsed.append(exc)
-    keys.prefetch((r.topic, p) for r, p in zip(records, parsed, strict=True) if isinstance(p, dict))
+    keys.prefetch(
+        (r.topic, p[1]) for r, p in zip(records, parsed, strict=True) if isinstance(p, tuple)
+    )
     decoded: list[Decoded | Undecodable] = []
-    for record, data in zip(records, parsed, strict=True):
+    for record, found in zip(records, parsed, strict=True):
         try:
-            if isinstance(data, Undecodable):
-                raise data
-            decoded.append(Decoded(record.topic, *decode_clear(opened(record.topic, data, keys))))
+            if isinstance(found, Undecodable):
+                raise found
+            topic, data = found
+            decoded.append(Decoded(topic, *decode_clear(opened(record.topic, data, keys))))
         except Undecodable as exc:
             decoded.append(exc)
     return decoded

@@ -17,9 +17,11 @@ from projections.engine.kafka_clients import KafkaConnection
 
 
 class DeadLetter:
-    """Sends rejected messages to ``clinical.deadletter`` and confirms their delivery."""
+    """Sends rejected messages to this deployment's ``clinical.deadletter`` and confirms
+    their delivery."""
 
     def __init__(self, kafka: KafkaConnection, client_id: str) -> None:
+        self.topic = kafka.topics.of(DEADLETTER.name)
         self._producer = KafkaProducer(
             **kafka.client_kwargs(), client_id=client_id, acks="all", linger_ms=0
         )
@@ -38,7 +40,7 @@ class DeadLetter:
         }
         self._pending.append(
             self._producer.send(
-                DEADLETTER.name,
+                self.topic,
                 key=record.key,
                 value=json.dumps(body).encode(),
                 headers=[

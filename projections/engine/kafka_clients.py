@@ -5,7 +5,8 @@ common name is the client's principal (``services/principals.py`` lists them and
 ACLs). Each process says which principal it is (``BACKBONE_KAFKA_PRINCIPAL``, or its own
 default: the relay is ``relay``, ``backbone project`` is ``projections``, tools and tests
 are ``operator``) and builds its producers, consumers and admin clients from
-``kafka_connection(settings).client_kwargs()``.
+``kafka_connection(settings).client_kwargs()``, and addresses this deployment's topics
+through its ``topics`` (``BACKBONE_TOPIC_PREFIX``, ``events.domain.topics.TopicNames``).
 
 Files follow the local CA's layout (``backbone certs init``) under ``BACKBONE_TLS_DIR``:
 ``ca.pem`` and ``clients/<principal>.pem`` / ``.key``. An operator with their own PKI sets
@@ -17,9 +18,11 @@ points ``BACKBONE_TLS_DIR`` at files in that layout).
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
+
+from events.domain.topics import TopicNames
 
 OPERATOR = "operator"
 SecurityProtocol = Literal["SSL", "PLAINTEXT"]
@@ -46,6 +49,8 @@ class KafkaClientSettings(Protocol):
     def kafka_key_file(self) -> Path | None: ...
     @property
     def kafka_check_hostname(self) -> bool: ...
+    @property
+    def topic_names(self) -> TopicNames: ...
 
 
 def ca_file(tls_dir: Path) -> Path:
@@ -60,7 +65,8 @@ def client_files(tls_dir: Path, principal: str) -> tuple[Path, Path]:
 
 @dataclass(frozen=True)
 class KafkaConnection:
-    """Where the brokers are and the TLS material one principal connects with."""
+    """Where the brokers are, the TLS material one principal connects with, and the names
+    of this deployment's topics there (``topics.of(PATIENTS.name)``)."""
 
     principal: str
     bootstrap: str
@@ -69,6 +75,7 @@ class KafkaConnection:
     cert_file: Path | None
     key_file: Path | None
     check_hostname: bool = True
+    topics: TopicNames = field(default_factory=TopicNames)
 
     @property
     def tls(self) -> bool:
@@ -140,4 +147,5 @@ def kafka_connection(
         cert_file=cert,
         key_file=key,
         check_hostname=settings.kafka_check_hostname,
+        topics=settings.topic_names,
     )

@@ -22,7 +22,8 @@ Ends = dict[tuple[str, int], int]
 
 class TopicEnds:
     """The next offset of every partition of the topics asked for (``earliest``: the first
-    offset Kafka still holds, which retention moves up)."""
+    offset Kafka still holds, which retention moves up). Topics are Kafka's names: a caller
+    asking about contract topics maps them with ``kafka.topics`` first."""
 
     def __init__(
         self, kafka: KafkaConnection, request_timeout_ms: int = 5000, earliest: bool = False

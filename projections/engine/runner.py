@@ -3,10 +3,12 @@
 For each polled batch, in one PostgreSQL transaction: every message is decoded (its sealed
 payload opened with keys fetched for the whole batch, ``projections.engine.keyclient``) and
 applied once (duplicates by ``event_id`` / position are no-ops), undecodable or unappliable ones
-are sent to the dead-letter topic with the reason, and the next offset of each partition
-is stored with the read-table writes. Dead letters are confirmed by Kafka before that
-transaction commits. On assignment the consumer seeks to the stored offsets; Kafka's own
-committed offsets are never used.
+(another store's envelopes among them) are sent to the dead-letter topic with the reason,
+and the next offset of each partition is stored with the read-table writes. Dead letters
+are confirmed by Kafka before that transaction commits. On assignment the consumer seeks
+to the stored offsets; Kafka's own committed offsets are never used. The runner subscribes
+to this deployment's topics (``BACKBONE_TOPIC_PREFIX``); offsets are stored under those
+Kafka names, marks under the contract's.
 """
 
 from __future__ import annotations
@@ -22,9 +24,7 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError, NoOffsetForPartitionError, OffsetOutOfRangeError
 from psycopg_pool import ConnectionPool
 
-from events.domain.payloads.base import Payload
-from events.store.published import PublishedEnvelope
-from projections.engine.applying import Undecodable, apply_once, decode_batch, mark_key
+from projections.engine.applying import Decoded, Undecodable, apply_once, decode_batch, mark_key
 from projections.engine.base import MessageRefused, Projection
 from projections.engine.deadletter import DeadLetter
 from projections.engine.kafka_clients import kafka_connection
@@ -41,8 +41,8 @@ from projections.settings import ProjectionSettings
 
 log = logging.getLogger(__name__)
 
-# A polled message: the Kafka record, its envelope and its typed payload (None once erased).
-Decoded = tuple[Any, PublishedEnvelope, Payload | None]
+# A polled message: the Kafka record and what it decoded to.
+Polled = tuple[Any, Decoded]
 # Outages are waited out and the batch retried; a message the read model refuses is
 # dead-lettered; anything else a handler raises is our bug: the projection halts.
 OUTAGES = (psycopg.OperationalError, KafkaError, KeyServiceUnavailable)
@@ -91,13 +91,14 @@ class ProjectionRunner:
         self.deadletter = deadletter
         # Opens the sealed payloads (it connects on the first sealed message only).
         self.keys = keys or KeyClient.from_settings(settings)
+        self.kafka = kafka_connection(settings)
         self.group_id = f"{settings.consumer_group_prefix}.{settings.read_schema}.{projection.name}"
         self.consumer: KafkaConsumer | None = None
         self.unchecked: set[TopicPartition] = set()
 
     def _new_consumer(self) -> KafkaConsumer:
         return KafkaConsumer(
-            **kafka_connection(self.settings).client_kwargs(),
+            **self.kafka.client_kwargs(),
             group_id=self.group_id,
             client_id=self.group_id,
             enable_auto_commit=False,
@@ -150,20 +151,22 @@ class ProjectionRunner:
         The batch is first applied in one pipelined go; only if a message fails to apply is
         it rolled back and applied again with a savepoint per message, so that the failing
         one goes to the dead-letter topic and the rest still apply."""
-        decoded: list[Decoded] = []
+        decoded: list[Polled] = []
         undecodable = 0
         records = [record for records in batch.values() for record in records]
-        for record, result in zip(records, decode_batch(records, self.keys), strict=True):
+        results = decode_batch(records, self.keys, self.kafka.topics, self.settings.store_name)
+        for record, result in zip(records, results, strict=True):
             if isinstance(result, Undecodable):
                 self.deadletter.send(record, self.projection.name, str(result))
                 undecodable += 1
             else:
-                decoded.append((record, result.envelope, result.payload))
+                decoded.append((record, result))
         try:
             applied, failed = self._apply(batch, decoded, isolate=False, undecodable=undecodable)
         except MESSAGE_ERRORS:
             applied, failed = self._apply(batch, decoded, isolate=True, undecodable=undecodable)
-        for _, envelope, _ in decoded:
+        for _, result in decoded:
+            envelope = result.envelope
             if envelope.erased and envelope.patient_id is not None:
                 self.keys.forget(str(envelope.patient_id))  # purged: keep no key of theirs
         return applied, undecodable + failed
@@ -171,7 +174,7 @@ class ProjectionRunner:
     def _apply(
         self,
         batch: dict[TopicPartition, list[Any]],
-        decoded: list[Decoded],
+        decoded: list[Polled],
         *,
         isolate: bool,
         undecodable: int,
@@ -184,18 +187,18 @@ class ProjectionRunner:
             marks = Marks(name)
             marks.load(
                 cur,
-                [mark_key(r.topic, e) for r, e, _ in decoded],
-                [e.patient_id for _, e, _ in decoded if e.patient_id is not None],
+                [mark_key(d.topic, d.envelope) for _, d in decoded],
+                [d.envelope.patient_id for _, d in decoded if d.envelope.patient_id is not None],
             )
             with nullcontext() if isolate else conn.pipeline():
-                for record, envelope, payload in decoded:
+                for record, d in decoded:
                     try:
                         with conn.transaction() if isolate else nullcontext():
                             if apply_once(
-                                cur, self.projection, marks, record.topic, envelope, payload
+                                cur, self.projection, marks, d.topic, d.envelope, d.payload
                             ):
                                 applied += 1
-                        top = max(top, envelope.position)
+                        top = max(top, d.envelope.position)
                     except MESSAGE_ERRORS as exc:
                         if not isolate:
                             raise
@@ -235,7 +238,8 @@ class ProjectionRunner:
         with self.pool.connection() as conn:
             clear_halt(conn.cursor(), self.projection.name)
         self.consumer = self._new_consumer()
-        self.consumer.subscribe(list(self.projection.topics), listener=_SeekToStored(self))
+        topics = self.kafka.topics.names(self.projection.topics)
+        self.consumer.subscribe(list(topics), listener=_SeekToStored(self))
         backoff = 0.5
         try:
             while not stop.is_set():

@@ -111,7 +111,7 @@ def start_at_end(
         with pool.connection() as conn:
             create_tables(conn, settings.read_schema, projections)
             for projection in projections:
-                found = source(projection.topics)
+                found = source(settings.topic_names.names(projection.topics))
                 for (topic, partition), offset in found.items():
                     store_offset(conn.cursor(), projection.name, topic, partition, offset)
     finally:
@@ -122,15 +122,18 @@ def start_at_end(
 def consumer_lag(
     pool: ConnectionPool, ends: TopicEnds, projections: tuple[Projection, ...]
 ) -> dict[str, int]:
-    """Messages each projection has still to consume: Kafka end offsets minus stored offsets."""
-    found = ends({t for p in projections for t in p.topics})
+    """Messages each projection has still to consume: Kafka end offsets minus stored offsets
+    (both under this deployment's topic names, those of ``ends``' connection)."""
+    names = ends.kafka.topics
+    found = ends({names.of(t) for p in projections for t in p.topics})
     lag: dict[str, int] = {}
     with pool.connection() as conn:
         for projection in projections:
             stored = stored_offsets(conn.cursor(), projection.name)
+            consumed = names.names(projection.topics)
             lag[projection.name] = sum(
                 max(end - stored.get(partition, 0), 0)
                 for partition, end in found.items()
-                if partition[0] in projection.topics
+                if partition[0] in consumed
             )
     return lag

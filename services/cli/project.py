@@ -79,9 +79,8 @@ def rebuild(name: str = typer.Argument(..., help="A projection name, or 'all'.")
             def advance(_: int, position: int, task_id: TaskID = task) -> None:
                 progress.update(task_id, completed=min(position, head))
 
-            starts = partial(
-                start_offsets, kafka_connection(backbone.projection_settings), projection.topics
-            )
+            kafka = kafka_connection(backbone.projection_settings)
+            starts = partial(start_offsets, kafka, kafka.topics.names(projection.topics))
             report = rebuild_projection(pool, store, projection, schema, advance, starts)
             progress.update(task, completed=head)
         console.print(

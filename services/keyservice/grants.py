@@ -4,6 +4,9 @@ A principal (the common name of its client certificate) asks for the payload key
 topic and some patients (``"service"`` names the store's operations key, which seals the
 events about no patient). It gets them only for a topic it may read
 (``services.principals.may_read``); a patient whose data key was destroyed gets ``null``.
+The topic asked for is the Kafka topic the message came from: one of this deployment's
+(``BACKBONE_TOPIC_PREFIX``), whose contract name the grant is checked on and the subkey is
+derived from, so a prefix changes no key; another deployment's topic is refused.
 Every key asked for is one audit row (who, which topic, which patient, when, granted or
 why not), in the store's database but not as events: those would travel to Kafka and be
 fetched for again.
@@ -20,7 +23,7 @@ from uuid import UUID
 from psycopg import sql
 from psycopg_pool import ConnectionPool
 
-from events.domain.topics import ALL_TOPICS, DEADLETTER
+from events.domain.topics import ALL_TOPICS, DEADLETTER, TopicNames
 from events.store.kafka_payloads import SERVICE_KEY
 from events.store.keys import OPERATIONS_KEY_ID
 from events.store.payload_keys import PayloadKeys
@@ -74,10 +77,12 @@ class KeyGrants:
         pool: ConnectionPool,
         store_name: str,
         allowed: Callable[[str, str], bool] = may_read,
+        topics: TopicNames | None = None,
     ) -> None:
         self.keys = keys
         self.pool = pool
         self.allowed = allowed
+        self.topics = topics or TopicNames()
         self.table = sql.Identifier(f"{store_name}_key_fetches")
         self._insert = sql.SQL(
             "INSERT INTO {} (principal, topic, patient_id, service_key, granted, reason) "
@@ -101,14 +106,15 @@ class KeyGrants:
         if not isinstance(topic, str):
             raise BadRequest("topic must be a string")
         ids = parse_refs(refs)
-        if topic not in SEALED_TOPICS or not self.allowed(principal, topic):
+        logical = self.topics.logical(topic)
+        if logical not in SEALED_TOPICS or not self.allowed(principal, logical):
             self._audit(principal, topic, ids, {}, "topic not granted")
             log.warning(
                 "key fetch refused",
                 extra={"fields": {"principal": principal, "topic": topic, "keys": len(ids)}},
             )
             raise Refused(f"{principal} may not read {topic}")
-        found = self.keys.for_subscribers(topic, set(ids.values()))
+        found = self.keys.for_subscribers(logical, set(ids.values()))
         self._audit(principal, topic, ids, found, None)
         unknown = tuple(sorted(ref for ref, key_id in ids.items() if key_id not in found))
         erased = sum(k in found and found[k] is None for k in ids.values())

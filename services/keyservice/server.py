@@ -158,7 +158,7 @@ def key_server(
 ) -> KeyServer:
     """The key service of ``store`` on ``settings.key_service_host`` (and its port, or
     ``port``; 0 picks a free one), with the servers' certificate and the CA of the clients."""
-    grants = KeyGrants(store.payload_keys, pool, store.name)
+    grants = KeyGrants(store.payload_keys, pool, store.name, topics=settings.topic_names)
     grants.create_table()
     context = server_context(
         settings.tls_ca_file or settings.tls_dir / "ca.pem",

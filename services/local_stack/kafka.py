@@ -20,7 +20,7 @@ from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
-from events.domain.topics import ALL_TOPICS, TopicSpec
+from events.domain.topics import TopicSpec
 from projections.engine.kafka_clients import OPERATOR, KafkaConnection, kafka_connection
 from services.local_stack import kafka_acls
 from services.local_stack.certificates import ensure_certificates
@@ -275,8 +275,10 @@ class LocalKafka:
             "answers metadata requests" if up else "no answer",
         )
 
-    def ensure_topics(self, topics: tuple[TopicSpec, ...] = ALL_TOPICS) -> list[str]:
-        """Create the missing topics of the contract; the names created now."""
+    def ensure_topics(self, topics: tuple[TopicSpec, ...] | None = None) -> list[str]:
+        """Create the missing topics (by default the contract's, under this deployment's
+        prefix, ``BACKBONE_TOPIC_PREFIX``); the names created now."""
+        topics = self.connection.topics.all() if topics is None else topics
         admin = self._admin()
         try:
             existing = set(admin.list_topics())
@@ -295,11 +297,30 @@ class LocalKafka:
             admin.close()
 
     def ensure_acls(self) -> kafka_acls.AclChanges:
-        """Grant the principals' ACLs (idempotent); nothing to grant without TLS."""
+        """Grant the principals' ACLs on this deployment's topics (idempotent); nothing to
+        grant without TLS."""
         if not self.connection.tls:
             return kafka_acls.AclChanges(0, 0)
         admin = self._admin()
         try:
-            return kafka_acls.grant(admin)
+            return kafka_acls.grant(admin, topics=self.connection.topics)
+        finally:
+            admin.close()
+
+    def remove_deployment(self) -> list[str]:
+        """Delete this (prefixed) deployment's topics and their ACLs: what a test session or
+        a bench run created; the topics deleted. The unprefixed deployment is never removed."""
+        names = self.connection.topics
+        if not names.prefix:
+            raise InfraError("only a prefixed deployment's topics are removed, never the default's")
+        admin = self._admin()
+        try:
+            if self.connection.tls:
+                kafka_acls.revoke(admin, names)
+            ours = {t.name for t in names.all()}
+            existing = sorted(ours & set(admin.list_topics()))
+            if existing:
+                admin.delete_topics(existing, timeout_ms=30_000)
+            return existing
         finally:
             admin.close()

@@ -6,6 +6,11 @@ a super user. Granting is idempotent: what the table wants and the cluster lacks
 what the cluster holds for one of the table's principals and the table no longer wants is
 deleted (so narrowing a grant in the table narrows it in the cluster). ACLs of principals the
 table does not know (an operator's own departments) are left alone.
+
+Topic ACLs are literal, on one deployment's topic names (``BACKBONE_TOPIC_PREFIX`` before
+the table's contract names): granting for one prefix neither widens nor removes another
+deployment's, and ``revoke`` takes one deployment's topic ACLs away (a test session's, a
+bench run's). Consumer group ACLs are by group prefix and shared by every deployment.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from kafka.admin import (
     ResourceType,
 )
 
+from events.domain.topics import TopicNames
 from services.local_stack.errors import InfraError
 from services.local_stack.processes import wait_until
 from services.principals import PRINCIPALS, Principal
@@ -62,8 +68,11 @@ def _allow(
     )
 
 
-def wanted_acls(principals: Iterable[Principal] = PRINCIPALS) -> set[ACL]:
-    """Every ACL the table asks for (super users need none)."""
+def wanted_acls(
+    principals: Iterable[Principal] = PRINCIPALS, topics: TopicNames | None = None
+) -> set[ACL]:
+    """Every ACL the table asks for on one deployment's topics (super users need none)."""
+    names = topics or TopicNames()
     wanted: set[ACL] = set()
     for p in principals:
         if p.operator:
@@ -72,7 +81,7 @@ def wanted_acls(principals: Iterable[Principal] = PRINCIPALS) -> set[ACL]:
         grants += [(t, TOPIC_READ) for t in p.reads]
         grants += [(t, (ACLOperation.DESCRIBE,)) for t in p.describes]
         for topic, operations in grants:
-            wanted |= {_allow(p, op, ResourceType.TOPIC, topic) for op in operations}
+            wanted |= {_allow(p, op, ResourceType.TOPIC, names.of(topic)) for op in operations}
         group_ops = TOPIC_READ if p.may_join_groups() else (ACLOperation.DESCRIBE,)
         for prefix in p.groups:
             wanted |= {
@@ -98,18 +107,31 @@ def current_acls(admin: KafkaAdminClient) -> set[ACL]:
     return set(found)
 
 
+def _of_deployment(acl: ACL, principals: set[str], topics: TopicNames) -> bool:
+    """An ACL of one of the table's principals on this deployment's topics or on groups."""
+    pattern = acl.resource_pattern
+    if acl.principal not in principals:
+        return False
+    if pattern.resource_type == ResourceType.GROUP:
+        return True
+    contract = {t.name for t in topics.all()}
+    return pattern.resource_type == ResourceType.TOPIC and pattern.resource_name in contract
+
+
 def grant(
     admin: KafkaAdminClient,
     principals: Iterable[Principal] = PRINCIPALS,
     timeout_s: float = 15.0,
+    topics: TopicNames | None = None,
 ) -> AclChanges:
-    """Make the cluster's ACLs for the table's principals what the table says."""
-    table = tuple(principals)
-    wanted = wanted_acls(table)
+    """Make the cluster's ACLs for the table's principals on this deployment's topics (and
+    on their groups) what the table says."""
+    table, names = tuple(principals), topics or TopicNames()
+    wanted = wanted_acls(table, names)
     current = current_acls(admin)
     ours = {f"User:{p.name}" for p in table}
     missing = sorted(wanted - current, key=repr)
-    stale = sorted((a for a in current - wanted if a.principal in ours), key=repr)
+    stale = sorted((a for a in current - wanted if _of_deployment(a, ours, names)), key=repr)
     if missing:
         result = admin.create_acls(missing)
         if result["failed"]:
@@ -121,6 +143,33 @@ def grant(
     if (missing or stale) and not _settled(admin, wanted, set(stale), timeout_s):
         raise InfraError(f"Kafka did not apply the ACLs within {timeout_s:.0f}s")
     return AclChanges(created=len(missing), deleted=len(stale))
+
+
+def revoke(
+    admin: KafkaAdminClient,
+    topics: TopicNames,
+    principals: Iterable[Principal] = PRINCIPALS,
+    timeout_s: float = 15.0,
+) -> int:
+    """Delete the table's principals' ACLs on this deployment's topics (group ACLs, shared
+    by every deployment, stay); how many went. Never for the unprefixed deployment."""
+    if not topics.prefix:
+        raise ValueError("revoke takes a prefixed deployment's ACLs, never the default's")
+    ours = {f"User:{p.name}" for p in principals}
+    gone = [
+        a
+        for a in current_acls(admin)
+        if a.resource_pattern.resource_type == ResourceType.TOPIC
+        and _of_deployment(a, ours, topics)
+    ]
+    if not gone:
+        return 0
+    for _, _, error in admin.delete_acls(gone):
+        if error.errno != 0:
+            raise InfraError(f"Kafka refused to delete ACLs: {error!r}")
+    if not _settled(admin, set(), set(gone), timeout_s):
+        raise InfraError(f"Kafka did not remove the ACLs within {timeout_s:.0f}s")
+    return len(gone)
 
 
 def _settled(admin: KafkaAdminClient, wanted: set[ACL], gone: set[ACL], timeout_s: float) -> bool:

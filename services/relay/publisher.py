@@ -28,7 +28,8 @@ class PublishFailed(Exception):
 
 @dataclass(frozen=True)
 class OutgoingMessage:
-    """One envelope addressed to a topic and partition key."""
+    """One envelope addressed to a contract topic (``clinical.patients``; the publisher
+    sends it to this deployment's Kafka topic of that name) and a partition key."""
 
     topic: str
     key: bytes
@@ -68,7 +69,8 @@ def producer_config(
 
 
 class KafkaPublisher:
-    """A lazily built idempotent producer that publishes whole batches."""
+    """A lazily built idempotent producer that publishes whole batches to this deployment's
+    topics (``kafka.topics``: the prefix before each contract topic)."""
 
     def __init__(self, kafka: KafkaConnection, client_id: str, flush_timeout_s: float) -> None:
         self.kafka = kafka
@@ -87,13 +89,13 @@ class KafkaPublisher:
         return self._producer
 
     def publish(self, messages: list[OutgoingMessage]) -> None:
-        producer = self._ensure()
+        producer, topics = self._ensure(), self.kafka.topics
         # One deadline for the whole batch: kafka-python's flush(timeout) waits that long
         # per partition batch, which turns an outage into minutes of silence.
         deadline = time.monotonic() + self.flush_timeout_s
         try:
             futures = [
-                producer.send(m.topic, key=m.key, value=m.value, headers=m.headers)
+                producer.send(topics.of(m.topic), key=m.key, value=m.value, headers=m.headers)
                 for m in messages
             ]
             for future in futures:

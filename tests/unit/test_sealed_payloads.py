@@ -15,7 +15,7 @@ import pytest
 from events.application import ClinicalStore
 from events.commands.observations import RecordVitals
 from events.commands.patients import ErasePatient
-from events.domain.topics import ACCESS, OBSERVATIONS, PATIENTS
+from events.domain.topics import ACCESS, OBSERVATIONS, PATIENTS, TopicNames
 from events.store.kafka_payloads import (
     PayloadUnreadable,
     key_ref,
@@ -47,7 +47,7 @@ class AuditedGrants(KeyGrants):
 
     def __init__(self, store: ClinicalStore) -> None:
         super().__init__(store.payload_keys, None, store.name)  # type: ignore[arg-type]
-        self.rows: list[tuple[str, str, int, str | None]] = []
+        self.rows: list[tuple[str, str, UUID, str]] = []
 
     def _audit(self, principal: str, topic: str, ids: Any, found: Any, refused: Any) -> None:
         for key_id in ids.values():
@@ -89,7 +89,8 @@ def test_the_relay_seals_payload_and_reason_and_keeps_the_envelope_readable(
     assert "Okonkwo" not in wire and "MRN-S1" not in wire and "after the fall" not in wire
     assert registration["event_type"] == "patient.registered"
     assert registration["patient_id"] == str(patient) and registration["position"] >= 1
-    assert registration["envelope_version"] == 2 and registration["payload"] is None
+    assert registration["envelope_version"] == 3 and registration["payload"] is None
+    assert registration["store"] == store.name
     assert registration["payload_encrypted"]["key"] == "patient"
     assert key_ref(registration) == str(patient)
 
@@ -100,7 +101,9 @@ def test_the_relay_seals_payload_and_reason_and_keeps_the_envelope_readable(
     assert opened["payload"]["family_name"] == "Okonkwo"
     clear = published_envelope(store.event_log.of_patient(patient)[0])
     assert {
-        k: v for k, v in opened.items() if k not in ("envelope_version", "payload_encrypted")
+        k: v
+        for k, v in opened.items()
+        if k not in ("envelope_version", "payload_encrypted", "store")
     } == clear
     vitals_key = store.payload_keys.for_subscribers(OBSERVATIONS.name, {patient})[patient]
     assert vitals_key is not None and vitals_key != key  # one subkey per topic
@@ -181,7 +184,7 @@ def test_after_erasure_the_key_is_gone_and_the_batch_decodes_as_erased(
     grants = AuditedGrants(store)
     client = InProcessClient(grants)
     records = [Record(t, e) for t, e in before if e["patient_id"] in (str(gone), str(kept))]
-    decoded = decode_batch(records, client)
+    decoded = decode_batch(records, client, TopicNames(), store.name)
     assert all(isinstance(d, Decoded) for d in decoded)
     by_patient = {str(d.envelope.patient_id): d for d in decoded if isinstance(d, Decoded)}
     assert by_patient[str(gone)].envelope.erased and by_patient[str(gone)].payload is None
@@ -219,7 +222,10 @@ def test_a_key_the_store_never_had_is_refused_for_the_dead_letter_topic_not_read
 
     assert store.payload_keys.for_subscribers(topic, {stranger, patient}).keys() == {patient}
     mine, theirs = decode_batch(
-        [Record(topic, envelope), Record(topic, foreign)], InProcessClient(grants)
+        [Record(topic, envelope), Record(topic, foreign)],
+        InProcessClient(grants),
+        TopicNames(),
+        store.name,
     )
 
     assert isinstance(mine, Decoded) and mine.payload is not None
@@ -236,20 +242,26 @@ def test_a_tampered_message_or_clear_version_2_is_undecodable_for_the_dead_lette
     registered(store, "MRN-T1")
     topic, envelope = sealed_log(store)[-1]
     moved = {**envelope, "position": envelope["position"] + 100}
-    clear_v2 = {**envelope, "payload": {"mrn": "x"}, "payload_encrypted": None}
+    clear = {"payload": {"mrn": "x"}, "payload_encrypted": None}
+    clear_v2 = {**envelope, **clear, "envelope_version": 2}
+    clear_v3 = {**envelope, **clear}
     no_patient = {**envelope, "patient_id": "not-a-uuid"}
     decoded = decode_batch(
         [
             Record(topic, moved),
             Record(topic, clear_v2),
+            Record(topic, clear_v3),
             Record(topic, b"not json"),
             Record(topic, no_patient),
         ],
         InProcessClient(AuditedGrants(store)),
+        TopicNames(),
+        store.name,
     )
     assert [str(d) for d in decoded] == [
         "payload fails authentication (altered or moved)",
         "envelope version 2 with a payload in clear",
+        "envelope version 3 with a payload in clear",
         "invalid envelope: not JSON",
         "sealed under a patient's key but patient_id is no UUID",
     ]
