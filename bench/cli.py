@@ -54,10 +54,11 @@ def main(argv: list[str] | None = None) -> None:
     console = Console(stderr=True, width=120)
     running = [p.name for p in PROCESSES if Supervisor(get_settings()).pid(p) is not None]
     if running:
-        # They consume every local topic: the bench's events would land in their read tables.
+        # The bench has topics of its own, but the running processes would share the cores
+        # it measures.
         console.print(
             f"[red]the local backbone is running ({', '.join(running)}); stop it first with "
-            "`make down` (its projections would consume the bench's events)[/red]"
+            "`make down` (its processes would share the cores the bench measures)[/red]"
         )
         sys.exit(2)
     out: Path = args.out or (

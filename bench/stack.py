@@ -1,8 +1,8 @@
-"""An isolated backbone for one benchmark run: its own store, read schema, consumer groups
-and API port, with the real relay, projections and API as subprocesses. Dropped at the end.
-
-The topics are the shared local ones: run the bench on a development machine, never beside
-a deployment whose projections would consume the bench's events.
+"""An isolated backbone for one benchmark run: its own store, read schema, consumer groups,
+API port and Kafka topics (``bench<tag>.clinical.*``, a topic prefix of its own, with their
+ACLs), with the real relay, projections and API as subprocesses. Dropped at the end, the
+topics and their ACLs included: a deployment on the same cluster never sees the bench's
+events (and would refuse them anyway: they name the bench's store).
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from projections.engine.service import start_at_end
 from projections.registry import ALL
 from projections.settings import ProjectionSettings
 from services.bootstrap import Backbone
+from services.local_stack.kafka import LocalKafka
 from services.local_stack.processes import api_healthy, free_port, port_in_use, wait_until
 from services.settings import ServiceSettings
 from services.tls import api_client_context
@@ -89,6 +90,7 @@ class BenchStack:
         return {
             **os.environ,
             "BACKBONE_STORE_NAME": self.store_settings.store_name,
+            "BACKBONE_TOPIC_PREFIX": self.settings.topic_prefix,
             "BACKBONE_MASTER_KEY_FILE": str(self.store_settings.master_key_file),
             "BACKBONE_READ_SCHEMA": self.projection_settings.read_schema,
             "BACKBONE_CONSUMER_GROUP_PREFIX": self.projection_settings.consumer_group_prefix,
@@ -167,6 +169,7 @@ class BenchStack:
 
     def close(self) -> None:
         self.stop()
+        LocalKafka(self.settings).remove_deployment()  # the bench's topics and their ACLs
         self.store.close()
         del self.backbone.store  # closed: the drop below must not wait on its connections
         # The store's tables (<store>_events, _chain, _data_keys, ...) and the read schema
@@ -197,15 +200,24 @@ def bench_stack(tmp: Path) -> Iterator[BenchStack]:
     key_file = tmp / "master.key"
     create_master_key(key_file)
     store_settings = StoreSettings(master_key_file=key_file, store_name=f"bench{tag}")
+    topics = f"bench{tag}."  # the bench's own topics, created here and deleted at the end
     projection_settings = ProjectionSettings(
         read_schema=f"bench{tag}",
         store_name=store_settings.store_name,
         # Under "projection.": the group prefix the consumer principals are granted.
         consumer_group_prefix=f"projection.bench{tag}",
+        topic_prefix=topics,
     )
-    settings = ServiceSettings()
-    backbone = Backbone(settings, store_settings, projection_settings, reads_size=40)
-    start_at_end(backbone.reads, projection_settings, ALL, backbone.topic_ends)
+    settings = ServiceSettings(topic_prefix=topics)
+    kafka = LocalKafka(settings)
+    try:
+        kafka.ensure_topics()
+        kafka.ensure_acls()
+        backbone = Backbone(settings, store_settings, projection_settings, reads_size=40)
+        start_at_end(backbone.reads, projection_settings, ALL, backbone.topic_ends)
+    except BaseException:
+        kafka.remove_deployment()
+        raise
     stack = BenchStack(tmp, settings, store_settings, projection_settings, backbone, free_port())
     try:
         for role in ROLES:

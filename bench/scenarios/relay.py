@@ -34,11 +34,13 @@ def _raw_publish(stack: BenchStack, messages: list[OutgoingMessage]) -> float:
     producer = KafkaProducer(
         **producer_config(stack.backbone.kafka, "bench-raw", settings.relay_flush_timeout_s)
     )
+    topics = stack.backbone.kafka.topics  # the bench's own topics, as the relay's
     try:
-        producer.send(messages[0].topic, key=b"warm-up", value=b"{}").get(timeout=30)
+        producer.send(topics.of(messages[0].topic), key=b"warm-up", value=b"{}").get(timeout=30)
         began = time.perf_counter()
         futures = [
-            producer.send(m.topic, key=m.key, value=m.value, headers=m.headers) for m in messages
+            producer.send(topics.of(m.topic), key=m.key, value=m.value, headers=m.headers)
+            for m in messages
         ]
         for future in futures:
             future.get(timeout=60)
