@@ -19,6 +19,8 @@ Pools per process (each opened only when first used):
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -40,6 +42,7 @@ from projections.settings import ProjectionSettings, get_projection_settings
 from services.auth.service import AuthService
 from services.key_audit import record_id_key_separated
 from services.relay.checkpoint import Checkpoint
+from services.relay.leadership import Leadership
 from services.relay.publisher import KafkaPublisher
 from services.relay.relay import Relay
 from services.relay.wakeup import StoreWakeup
@@ -174,20 +177,25 @@ class Backbone:
         return RetentionPolicy(self.store, self.pool, self.settings.retention_years)
 
     def relay(self) -> Relay:
-        """The relay of this store to Kafka, with its checkpoint, wake-up and signer."""
+        """The relay of this store to Kafka, with its checkpoint, wake-up and signer, and the
+        lock that lets only one relay of the store publish at a time."""
         settings = self.settings
         store = self.store
+        name = relay_name(settings, self.store_settings)
         with schema_lock(self.pool):
-            checkpoint = Checkpoint(self.pool, relay_name(settings, self.store_settings))
+            checkpoint = Checkpoint(self.pool, name)
         publisher = KafkaPublisher(
             self.kafka,
             f"backbone-{settings.relay_name}",
             settings.relay_flush_timeout_s,
         )
-        sign_head, wakeup = None, None
+        sign_head, wakeup, leadership = None, None, None
         if store.on_postgres:
             sign_head = self.verifier().sign_head
-            wakeup = StoreWakeup(self.store_settings.database_url, store.commit_channel)
+            url = self.store_settings.database_url
+            wakeup = StoreWakeup(url, store.commit_channel)
+            instance = f"{socket.gethostname()}:{os.getpid()}"
+            leadership = Leadership(url, name, instance, settings.relay_takeover_grace)
         return Relay(
             store,
             checkpoint,
@@ -198,6 +206,8 @@ class Backbone:
             sign_head=sign_head,
             checkpoint_interval_s=settings.chain_checkpoint_interval_s,
             wakeup=wakeup,
+            leadership=leadership,
+            standby_poll_s=settings.relay_standby_poll_s,
         )
 
     def close(self) -> None:

@@ -149,6 +149,11 @@ class ServiceSettings(DatabaseSettings, TopicSettings):
     relay_poll_interval_s: float = 0.1
     relay_flush_timeout_s: float = Field(default=8.0, ge=2.0)
     relay_max_backoff_s: float = 10.0
+    # Two relays on one store: the standby tries for the relay lock this often; a new leader
+    # waits until the last one's heartbeat is this old (None: the flush timeout and 1 s),
+    # so a batch it sent just before it lost the lock is through (services/relay/leadership).
+    relay_standby_poll_s: float = Field(default=1.0, gt=0)
+    relay_takeover_grace_s: float | None = Field(default=None, ge=0)
     chain_checkpoint_interval_s: float = 300.0
 
     # The key service (``backbone keys serve``): payload keys over TLS with required client
@@ -208,6 +213,13 @@ class ServiceSettings(DatabaseSettings, TopicSettings):
     def ca_file(self) -> Path:
         """The CA file clients verify the servers against."""
         return self.tls_ca_file or self.tls_dir / "ca.pem"
+
+    @property
+    def relay_takeover_grace(self) -> float:
+        """How long a new leader waits out a previous relay's last batch."""
+        if self.relay_takeover_grace_s is not None:
+            return self.relay_takeover_grace_s
+        return self.relay_flush_timeout_s + 1.0
 
     @property
     def api_certificate(self) -> tuple[Path, Path]:

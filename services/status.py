@@ -1,4 +1,4 @@
-"""One place for how far everything is: the store's head, the relay, projections and lag.
+"""One place for how far everything is: the store's head, the relays, projections and lag.
 
 ``/readyz``, ``/metrics``, the audit routes' wait, ``backbone status``, ``backbone relay
 --status``, ``backbone project --status`` and the bench read their figures here, through the
@@ -20,6 +20,7 @@ from projections.engine.service import ProjectionStatus, consumer_lag, projectio
 from services.hl7.settings import HL7Settings, get_hl7_settings
 from services.local_stack.processes import api_healthy
 from services.relay.checkpoint import RelayStatus, read_status
+from services.relay.leadership import RelayInstance, relay_instances
 from services.settings import ServiceSettings
 from services.tls import CertificatesMissing, api_client_context
 
@@ -85,6 +86,10 @@ class StatusService:
     def relay_state(self) -> RelayStatus:
         """The relay's recorded status alone (for waits that already know the head)."""
         return read_status(self.pool, relay_name(self.settings, self.store_settings))
+
+    def relay_instances(self) -> list[RelayInstance]:
+        """Each relay process of this store as its row says (active, standby, …)."""
+        return relay_instances(self.pool, relay_name(self.settings, self.store_settings))
 
     def relay(self) -> tuple[RelayStatus, int]:
         """The relay's recorded status and the store's head (their difference is the lag)."""

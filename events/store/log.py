@@ -13,6 +13,8 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from uuid import UUID
 
+import psycopg
+from eventsourcing import persistence
 from eventsourcing.persistence import ApplicationRecorder, Notification
 from psycopg import sql
 from psycopg_pool import ConnectionPool
@@ -24,6 +26,13 @@ from events.store.recorders import ClinicalMemoryRecorder, ClinicalPostgresRecor
 
 PAGE = 1000
 HeaderFilter = Callable[[EventHeader], bool]
+# The database out of reach while keys load: nothing was read, so nothing is unreadable.
+UNREACHABLE = (
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    persistence.OperationalError,
+    persistence.InterfaceError,
+)
 
 
 class LogUnreadable(Exception):
@@ -241,6 +250,8 @@ class EventLog:
             if fresh_keys:
                 keyring.refresh()
             keyring.prefetch(key_ids)
+        except UNREACHABLE:
+            raise
         except Exception as exc:
             raise LogUnreadable(notifications[0].id, exc) from exc
         return [self._logged(n) for n in notifications]
@@ -251,6 +262,8 @@ class EventLog:
             event = self._mapper.to_domain_event(notification)
         except ErasedEventError as erased:
             header, event = erased.header, None
+        except UNREACHABLE:
+            raise
         except Exception as exc:
             raise LogUnreadable(notification.id, exc) from exc
         else:

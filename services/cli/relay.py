@@ -1,4 +1,7 @@
-"""``backbone relay``: publish every stored event to Kafka; ``--status`` shows lag and health."""
+"""``backbone relay``: publish every stored event to Kafka; ``--status`` shows lag and health.
+
+Two may run on one store: one publishes, the other stands by (``services.relay.leadership``).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +15,8 @@ from services.cli.stopping import stop_on_signals
 from services.relay.relay import RelayHalted
 
 console = Console()
+# States of the store's relay that mean events are not going out.
+NOT_RELAYING = ("halted", "kafka_unreachable", "database_unreachable")
 
 
 def relay(
@@ -22,6 +27,7 @@ def relay(
     if status:
         try:
             state, head = backbone.status.relay()
+            instances = backbone.status.relay_instances()
         finally:
             backbone.close()
         report = {
@@ -35,9 +41,13 @@ def relay(
             "events_per_s": round(state.events_per_s, 1),
             "last_error": state.last_error,
             "updated_at": state.updated_at.isoformat() if state.updated_at else None,
+            "instances": [
+                {"instance": i.instance, "state": i.state, "seen_s_ago": round(i.age_s, 1)}
+                for i in instances
+            ],
         }
         console.print_json(json.dumps(report))
-        if state.state in ("halted", "kafka_unreachable"):
+        if state.state in NOT_RELAYING:
             raise typer.Exit(1)
         return
     stop = stop_on_signals()

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from projections.registry import ALL
 from services.bootstrap import Backbone
+from services.cli.relay import NOT_RELAYING
 from services.local_stack.errors import InfraError
 from services.local_stack.processes import port_in_use, wait_until
 from services.local_stack.stack import LocalStack
@@ -105,8 +106,10 @@ def _add_processes(
         if process.name == "relay" and database_up:
             state, head = backbone.status.relay()
             entry["lag"] = max(head - state.position, 0)
-            entry["detail"] = state.state
-            entry["up"] = entry["up"] and state.state not in ("halted", "kafka_unreachable")
+            instances = backbone.status.relay_instances()
+            standby = [i for i in instances if i.state == "standby" and i.age_s < 30]
+            entry["detail"] = state.state + (f"; {len(standby)} standby" if standby else "")
+            entry["up"] = entry["up"] and state.state not in NOT_RELAYING
         components.append(entry)
 
 
