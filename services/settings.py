@@ -156,6 +156,15 @@ class ServiceSettings(DatabaseSettings, TopicSettings):
     relay_takeover_grace_s: float | None = Field(default=None, ge=0)
     chain_checkpoint_interval_s: float = 300.0
 
+    # The watchdog of `backbone up` (services/watchdog.py): a crashed process is started again
+    # after supervisor_backoff_s, doubled per restart in the window (at most the max), at most
+    # supervisor_max_restarts times in supervisor_restart_window_s; then it is left down.
+    supervisor_max_restarts: int = Field(default=5, ge=0)
+    supervisor_restart_window_s: float = Field(default=600.0, gt=0)
+    supervisor_backoff_s: float = Field(default=1.0, ge=0)
+    supervisor_max_backoff_s: float = Field(default=30.0, ge=0)
+    supervisor_check_interval_s: float = Field(default=1.0, gt=0)
+
     # The key service (``backbone keys serve``): payload keys over TLS with required client
     # certificates from the CA (tls_dir), with the servers' certificate.
     key_service_host: str = "127.0.0.1"

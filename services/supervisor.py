@@ -1,7 +1,9 @@
-"""Background processes of ``make run`` (the relay, later the API and consumers).
+"""Background processes of ``make run``: the key service, relay, consumers, HL7 and the API.
 
 Each runs detached as ``backbone <command>``, with a pid file under ``.data/run`` and JSON
-log lines in ``.data/logs/<name>.log``; starting one that runs is a no-op.
+log lines in ``.data/logs/<name>.log``; starting one that runs is a no-op. The last one,
+``backbone supervise`` (``services.watchdog``), restarts the others when they crash: a pid
+file whose process is gone. Stopping one removes its pid file first, so it is not restarted.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ class ManagedProcess:
     argv: tuple[str, ...]
 
 
+# Started last, stopped first: it never restarts what ``backbone down`` is stopping.
+SUPERVISOR = ManagedProcess("supervisor", ("supervise",))
 PROCESSES: tuple[ManagedProcess, ...] = (
     # Payload keys for the consumers below (they wait for it if it starts after them).
     ManagedProcess("keys", ("keys", "serve")),
@@ -32,6 +36,7 @@ PROCESSES: tuple[ManagedProcess, ...] = (
     ManagedProcess("lab-routing", ("lab-routing",)),
     ManagedProcess("hl7", ("hl7",)),
     ManagedProcess("api", ("serve",)),
+    SUPERVISOR,
 )
 
 
@@ -39,6 +44,7 @@ class Supervisor:
     """Starts, stops and checks the managed processes."""
 
     def __init__(self, settings: ServiceSettings) -> None:
+        self.settings = settings
         self.run_dir = settings.data_dir / "run"
         self.log_dir = settings.data_dir / "logs"
 
@@ -48,6 +54,11 @@ class Supervisor:
     def pid(self, process: ManagedProcess) -> int | None:
         pid = read_pid(self._pid_file(process))
         return pid if pid is not None and pid_alive(pid) else None
+
+    def crashed(self, process: ManagedProcess) -> bool:
+        """Started and not stopped (its pid file is there), yet its process is gone."""
+        pid = read_pid(self._pid_file(process))
+        return pid is not None and not pid_alive(pid)
 
     def start(self, process: ManagedProcess) -> bool:
         if self.pid(process) is not None:
@@ -67,10 +78,10 @@ class Supervisor:
 
     def stop(self, process: ManagedProcess) -> bool:
         pid = self.pid(process)
+        self._pid_file(process).unlink(missing_ok=True)  # first: the watchdog leaves it be
         if pid is None:
             return False
         terminate(pid, grace_s=20)
-        self._pid_file(process).unlink(missing_ok=True)
         return True
 
     def start_all(self) -> list[str]:

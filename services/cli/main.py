@@ -22,6 +22,7 @@ from services.cli import (
     schema,
     serve,
     stack,
+    supervise,
     verify,
 )
 from services.observability.logs import configure_logging
@@ -51,6 +52,7 @@ app.command("rebuild")(project.rebuild)
 app.command("up")(stack.up)
 app.command("down")(stack.down)
 app.command("status")(stack.status)
+app.command("supervise")(supervise.supervise)
 
 
 @app.callback()

@@ -17,14 +17,16 @@ from services.local_stack.processes import port_in_use, wait_until
 from services.local_stack.stack import LocalStack
 from services.settings import get_settings
 from services.status import api_status
-from services.supervisor import PROCESSES, Supervisor
+from services.supervisor import PROCESSES, SUPERVISOR, Supervisor
+from services.watchdog import read_state
 
 console = Console()
 err = Console(stderr=True)
 
 
 def up() -> None:
-    """Start PostgreSQL and Kafka, then the relay in the background."""
+    """Start PostgreSQL and Kafka, then the backbone's processes in the background, and the
+    supervisor that restarts them when they crash."""
     settings = get_settings()
     try:
         LocalStack(settings).up()
@@ -48,7 +50,7 @@ def up() -> None:
 
 
 def down() -> None:
-    """Stop the background processes, then Kafka and PostgreSQL."""
+    """Stop the supervisor, then the background processes, then Kafka and PostgreSQL."""
     settings = get_settings()
     stopped = Supervisor(settings).stop_all()
     try:
@@ -103,6 +105,8 @@ def _add_processes(
             if halted:
                 entry["up"] = False
                 entry["detail"] = "halted: " + "; ".join(halted)
+        if process.name == SUPERVISOR.name:
+            entry["detail"] = _supervision(read_state(supervisor.settings))
         if process.name == "relay" and database_up:
             state, head = backbone.status.relay()
             entry["lag"] = max(head - state.position, 0)
@@ -111,6 +115,18 @@ def _add_processes(
             entry["detail"] = state.state + (f"; {len(standby)} standby" if standby else "")
             entry["up"] = entry["up"] and state.state not in NOT_RELAYING
         components.append(entry)
+
+
+def _supervision(state: dict[str, dict[str, Any]]) -> str:
+    """What the supervisor did: restarts per process in its window, what it gave up on."""
+    restarted = [
+        f"{name} x{s['restarts_total']}" for name, s in state.items() if s.get("restarts_total")
+    ]
+    gave_up = [name for name, s in state.items() if s.get("gave_up")]
+    parts = [f"restarted: {', '.join(restarted)}" if restarted else "no restarts"]
+    if gave_up:
+        parts.append(f"gave up on: {', '.join(gave_up)}")
+    return "; ".join(parts)
 
 
 def status(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
