@@ -38,6 +38,7 @@ from projections.settings import ProjectionSettings
 from services.bootstrap import Backbone
 from services.local_stack.kafka import LocalKafka
 from services.local_stack.processes import api_healthy, free_port, port_in_use, wait_until
+from services.migration import migrate
 from services.settings import ServiceSettings
 from services.tls import api_client_context
 
@@ -218,6 +219,7 @@ def bench_stack(tmp: Path) -> Iterator[BenchStack]:
     except BaseException:
         kafka.remove_deployment()
         raise
+    migrate(backbone)  # the processes started later connect as their own database roles
     stack = BenchStack(tmp, settings, store_settings, projection_settings, backbone, free_port())
     try:
         for role in ROLES:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from functools import cached_property
@@ -33,6 +33,7 @@ from events.application import ClinicalStore
 from events.settings import StoreSettings, get_store_settings
 from events.store.connect import CONNECT_ARGS, connect_args
 from events.store.keys import Keyring, PostgresKeyStore, ensure_id_key, load_master_key
+from events.store.migrating import may_create
 from events.store.verification import ChainVerifier, load_signing_key
 from events.store.witness import Witness
 from projections.engine.database import read_pool
@@ -40,6 +41,7 @@ from projections.engine.kafka_clients import OPERATOR, kafka_connection
 from projections.engine.offsets import TopicEnds
 from projections.settings import ProjectionSettings, get_projection_settings
 from services.auth.service import AuthService
+from services.database_roles import RolesNotProvisioned, as_role, read_passwords, service_role
 from services.key_audit import record_id_key_separated
 from services.relay.checkpoint import Checkpoint
 from services.relay.leadership import Leadership
@@ -53,8 +55,9 @@ from services.status import StatusService, relay_name
 SCHEMA_LOCK = 7_346_202
 
 
-def store_env(settings: StoreSettings) -> dict[str, str]:
-    """The ``eventsourcing`` environment for the PostgreSQL store."""
+def store_env(settings: StoreSettings, create_tables: bool = True) -> dict[str, str]:
+    """The ``eventsourcing`` environment for the PostgreSQL store; ``create_tables`` False
+    for a service's own role, which finds the tables made by ``backbone migrate``."""
     info = conninfo_to_dict(settings.database_url)
     return {
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
@@ -67,7 +70,7 @@ def store_env(settings: StoreSettings) -> dict[str, str]:
         "POSTGRES_MAX_OVERFLOW": str(settings.store_pool_overflow),
         "POSTGRES_LOCK_TIMEOUT": str(settings.store_lock_timeout_s),
         "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
-        "CREATE_TABLE": "y",
+        "CREATE_TABLE": "y" if create_tables else "n",
         # The rest of the URL (sslmode=verify-full, sslrootcert, …): the library has no keys.
         CONNECT_ARGS: make_conninfo("", **connect_args(info)),
     }
@@ -84,6 +87,18 @@ def service_pool(settings: StoreSettings, max_size: int = 8) -> ConnectionPool:
     )
     pool.wait(timeout=30)
     return pool
+
+
+def role_url(settings: ServiceSettings, service: str) -> Callable[[str], str]:
+    """Rewrites a database URL to connect as ``service``'s role (its password from the
+    roles file); ``RolesNotProvisioned`` says how to make them when they are missing."""
+    role = service_role(service)
+    password = read_passwords(settings.roles_file).get(role.role)
+    if password is None:
+        raise RolesNotProvisioned(
+            f"{settings.roles_file} has no password for {role.role}: run `backbone infra up`"
+        )
+    return lambda url: as_role(url, role, password)
 
 
 @contextmanager
@@ -110,6 +125,7 @@ class Backbone:
         pool_size: int = 8,
         reads_size: int = 8,
         kafka_principal: str = OPERATOR,
+        database_role: str | None = None,
     ) -> None:
         self.settings = settings or get_settings()
         self.store_settings = store_settings or get_store_settings()
@@ -119,6 +135,16 @@ class Backbone:
         if reads.kafka_principal is None:
             reads = reads.model_copy(update={"kafka_principal": self.kafka.principal})
         self.projection_settings = reads
+        if database_role is not None and self.settings.database_service_roles:
+            # A service connects as its own role (services/database_roles.py); tools and
+            # migrations as the database's owner, given in database_url.
+            url = role_url(self.settings, database_role)
+            self.store_settings = self.store_settings.model_copy(
+                update={"database_url": url(self.store_settings.database_url)}
+            )
+            self.projection_settings = reads.model_copy(
+                update={"database_url": url(reads.database_url)}
+            )
         self._pool_size = pool_size
         self._reads_size = reads_size
 
@@ -141,7 +167,10 @@ class Backbone:
                 master_key, keys, settings.key_cache_ttl_s, master_file=settings.master_key_file
             )
             id_key, separated = ensure_id_key(settings.id_key_path, master_key, keys.has_keys)
-            store = ClinicalStore(store_env(settings), keyring, id_key, name=settings.store_name)
+            with self.pool.connection() as conn:
+                migrating = may_create(conn)
+            env = store_env(settings, create_tables=migrating)
+            store = ClinicalStore(env, keyring, id_key, name=settings.store_name)
             store.care_team_grace = timedelta(hours=settings.care_team_grace_hours)
             store.prepare()
         if separated:

@@ -21,6 +21,7 @@ from events.commands.base import CommandContext
 from events.commands.patients import ErasePatient
 from events.domain.contract import spec_of
 from events.domain.envelope import SYSTEM_ACTOR, Actor
+from events.store.migrating import create_if_allowed
 
 # One table per store (``<store>_legal_holds``), so holds travel with the store's backup and
 # never apply to another store in the same database; holds of the former shared table are
@@ -63,7 +64,7 @@ class RetentionPolicy:
         self.years = years
         self._table = sql.Identifier(f"{store.name}_legal_holds")
         with self.pool.connection() as conn:
-            conn.execute(sql.SQL(HOLDS_DDL).format(table=self._table))
+            create_if_allowed(conn, sql.SQL(HOLDS_DDL).format(table=self._table))
 
     def hold(self, patient_id: UUID, reason: str, operator: Actor = SYSTEM_ACTOR) -> None:
         with self.pool.connection() as conn:

@@ -48,6 +48,11 @@ class ServiceSettings(DatabaseSettings, TopicSettings):
     postgres_db: str = "backbone"
     postgres_user: str = "backbone"
     postgres_password: str = "backbone"  # noqa: S105 - development default, refused elsewhere
+    # A PostgreSQL role per service (services/database_roles.py): the long-running services
+    # connect as theirs, with its password from this 0600 file (None: .data/keys/), made by
+    # `backbone infra up`. False: every process uses database_url as given.
+    database_service_roles: bool = True
+    database_roles_file: Path | None = None
     # The local cluster's certificate (its chain) and key (None: the local CA's server files).
     postgres_server_cert_file: Path | None = None
     postgres_server_key_file: Path | None = None
@@ -237,6 +242,11 @@ class ServiceSettings(DatabaseSettings, TopicSettings):
             self.api_tls_cert_file or self.tls_dir / "server.pem",
             self.api_tls_key_file or self.tls_dir / "server.key",
         )
+
+    @property
+    def roles_file(self) -> Path:
+        """The services' database role passwords."""
+        return self.database_roles_file or self.data_dir / "keys" / "database-roles.json"
 
     @property
     def postgres_dir(self) -> Path:

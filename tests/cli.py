@@ -33,3 +33,11 @@ def backbone_on(
         "BACKBONE_WITNESS_DIR": str(store_settings.witness_dir),
     }
     return backbone(*args, env={**os.environ, **store, **env})
+
+
+def migrated(env: dict[str, str]) -> dict[str, str]:
+    """``env`` after ``backbone migrate`` ran with it, as ``backbone up`` does before the
+    services start: they connect as their own roles, which make no tables."""
+    done = backbone("migrate", env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return env

@@ -34,6 +34,7 @@ from psycopg import sql
 from psycopg_pool import ConnectionPool
 
 from events.domain.errors import PatientErasedError
+from events.store.migrating import create_if_allowed
 
 OPERATIONS_KEY_ID = UUID(int=0)
 KEY_BYTES = 32
@@ -165,7 +166,7 @@ class PostgresKeyStore:
         ).format(name)
         self._any = sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(name)
         with self.pool.connection() as conn:
-            conn.execute(self._create)
+            create_if_allowed(conn, self._create)
 
     def has_keys(self) -> bool:
         """Whether any key was ever created here (every stored event has one)."""

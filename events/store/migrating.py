@@ -48,3 +48,15 @@ def act_as_owner(conn: Connection[Any], schema: str) -> bool:
         return may_create(conn, schema)
     conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(owner)))
     return True
+
+
+def create_if_allowed(
+    conn: Connection[Any], *statements: str | sql.Composable, schema: str = "public"
+) -> bool:
+    """Run ``statements`` (idempotent DDL) when the role may create in ``schema``; True if
+    they ran. Services on their own roles skip them: ``backbone migrate`` ran them."""
+    if not may_create(conn, schema):
+        return False
+    for statement in statements:
+        conn.execute(statement)  # type: ignore[arg-type]
+    return True

@@ -33,6 +33,7 @@ from psycopg_pool import ConnectionPool
 from events.store import chain
 from events.store.chain_table import ChainExists
 from events.store.insert_only import protect_statement
+from events.store.migrating import create_if_allowed
 from events.store.recorders import ClinicalPostgresRecorder
 from events.store.witness import Witness, WitnessLine, WitnessUnreadable
 
@@ -109,8 +110,11 @@ class ChainVerifier:
         self.table = f"{recorder.events_table_name}_checkpoints"
         schema = recorder.datastore.schema
         with self.pool.connection() as conn:
-            conn.execute(CHECKPOINTS_DDL.format(table=self.table))
-            conn.execute(protect_statement(schema, recorder.events_table_name, self.table))
+            create_if_allowed(
+                conn,
+                CHECKPOINTS_DDL.format(table=self.table),
+                protect_statement(schema, recorder.events_table_name, self.table),
+            )
         events = sql.Identifier(recorder.events_table_name)
         links = sql.Identifier(f"{recorder.events_table_name}_chain")
         self._at = sql.SQL(

@@ -21,10 +21,17 @@ def build_container(
     settings: ServiceSettings | None = None,
     store_settings: StoreSettings | None = None,
     projection_settings: ProjectionSettings | None = None,
+    database_role: str | None = None,
 ) -> Backbone:
-    """Everything a request handler needs, built once when the app starts."""
+    """Everything a request handler needs, built once when the app starts (``database_role``:
+    ``api`` in ``backbone serve``; the owner's URL in tests that build the app in-process)."""
     backbone = Backbone(
-        settings, store_settings, projection_settings, reads_size=16, kafka_principal="api"
+        settings,
+        store_settings,
+        projection_settings,
+        reads_size=16,
+        kafka_principal="api",
+        database_role=database_role,
     )
     with backbone.reads.connection() as conn:
         create_tables(conn, backbone.projection_settings.read_schema, DEPARTMENT_TABLES)

@@ -35,6 +35,7 @@ from events.commands.users import (
 from events.domain.aggregates import users
 from events.domain.envelope import Actor
 from events.domain.errors import NotFound
+from events.store.migrating import create_if_allowed
 from services.auth import passwords, totp
 from services.auth.addresses import UNKNOWN
 from services.auth.errors import AuthenticationFailed, CredentialRefused, CurrentPasswordWrong
@@ -129,9 +130,7 @@ class AuthService:
         self.throttle = LoginThrottle(pool, store.name, policy)
         self._box: SecretBox | None = None
         with self.pool.connection() as conn:
-            conn.execute(DDL)
-            conn.execute(SESSIONS_DDL)
-            conn.execute(THROTTLE_DDL)
+            create_if_allowed(conn, DDL, SESSIONS_DDL, THROTTLE_DDL)
 
     def _now(self) -> datetime:
         return self.store.clock()

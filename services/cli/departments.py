@@ -21,13 +21,13 @@ def _run(projection: Projection, backbone: Backbone) -> None:
 
 def pharmacy() -> None:
     """The pharmacy's verification queue, fed by the medication and patient streams."""
-    _run(PHARMACY, Backbone(kafka_principal="pharmacy"))
+    _run(PHARMACY, Backbone(kafka_principal="pharmacy", database_role="departments"))
 
 
 def lab_routing_consumer() -> None:
     """Route critical (and, if configured, abnormal) results to the ordering physician, and
     escalate critical ones left unacknowledged to the rest of the care team."""
-    backbone = Backbone(kafka_principal="lab-routing")
+    backbone = Backbone(kafka_principal="lab-routing", database_role="departments")
     settings = backbone.settings
     stop = stop_on_signals()
     sweep = EscalationSweep(backbone.store, backbone.reads, settings.critical_escalation_after)

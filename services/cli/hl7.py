@@ -35,7 +35,7 @@ def listen(ctx: typer.Context) -> None:
     if ctx.invoked_subcommand is not None:
         return
     settings = get_hl7_settings()
-    backbone = Backbone(pool_size=settings.workers + 4)
+    backbone = Backbone(pool_size=settings.workers + 4, database_role="hl7")
     try:
         listener = Listener(build_intake(backbone, settings), settings)
         asyncio.run(_until_signalled(listener))

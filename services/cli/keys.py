@@ -83,7 +83,7 @@ def rotate(operator: OperatorOption) -> None:
 def serve() -> None:
     """Serve payload keys to Kafka subscribers (HTTPS, client certificates required, every
     fetch audited in ``<store>_key_fetches``); SIGTERM or Ctrl-C stops."""
-    backbone = Backbone()
+    backbone = Backbone(database_role="keys")
     stop = stop_on_signals()
     try:
         store = backbone.store

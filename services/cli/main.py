@@ -16,6 +16,7 @@ from services.cli import (
     infra,
     kafka,
     keys,
+    migrate,
     project,
     relay,
     retention,
@@ -38,6 +39,7 @@ app.add_typer(retention.app, name="retention")
 app.add_typer(schema.app, name="schema")
 app.add_typer(hl7.app, name="hl7")
 app.add_typer(fhir.app, name="fhir")
+app.command("migrate")(migrate.migrate)
 app.command("relay")(relay.relay)
 app.command("serve")(serve.serve)
 app.command("demo")(demo.demo)

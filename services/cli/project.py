@@ -40,7 +40,11 @@ def project(
 ) -> None:
     """Consume Kafka into the read tables (one consumer group per projection); Ctrl-C stops."""
     projections = _chosen(only)
-    backbone = Backbone(kafka_principal="api" if status else "projections")
+    backbone = (
+        Backbone(kafka_principal="api")
+        if status
+        else Backbone(kafka_principal="projections", database_role="projections")
+    )
     if status:
         head = backbone.status.head()
         report = [

@@ -23,7 +23,7 @@ def relay(
     status: bool = typer.Option(False, "--status", help="Print lag, rate and health, then exit."),
 ) -> None:
     """Follow the store's log and publish each event to its area topic (Ctrl-C stops)."""
-    backbone = Backbone(kafka_principal="relay")
+    backbone = Backbone(kafka_principal="relay", database_role="relay")
     if status:
         try:
             state, head = backbone.status.relay()

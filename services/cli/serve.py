@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import uvicorn
 
 from services.api.app import create_app
+from services.api.container import build_container
 from services.settings import ServiceSettings, get_settings
 from services.tls import server_context
 
@@ -25,7 +27,7 @@ def serve() -> None:
     """Serve the API (one process; the store is synchronous, handlers run in a thread pool)."""
     settings = get_settings()
     uvicorn.run(
-        create_app(),
+        create_app(partial(build_container, database_role="api")),
         host=settings.api_host,
         port=settings.api_port,
         log_config=None,

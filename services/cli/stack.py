@@ -11,6 +11,7 @@ from rich.table import Table
 
 from projections.registry import ALL
 from services.bootstrap import Backbone
+from services.cli.migrate import migrate
 from services.cli.relay import NOT_RELAYING
 from services.local_stack.errors import InfraError
 from services.local_stack.processes import port_in_use, wait_until
@@ -33,6 +34,7 @@ def up() -> None:
     except InfraError as exc:
         err.print(f"[red]up failed:[/red] {exc}")
         raise typer.Exit(1) from exc
+    migrate()  # the tables, made as the owner: the services' own roles may not make them
     started = Supervisor(settings).start_all()
     console.print(
         f"infrastructure up; started: {', '.join(started) or 'nothing (already running)'}"

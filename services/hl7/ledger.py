@@ -19,6 +19,7 @@ from psycopg_pool import ConnectionPool
 
 from events.application import ClinicalStore
 from events.domain.errors import PatientErasedError
+from events.store.migrating import create_if_allowed
 from services.auth.sealing import SecretBox, UnreadableSecret
 
 PURPOSE = b"clinical-backbone/hl7/rejected-messages/v1"
@@ -166,8 +167,7 @@ class Ledger:
     def create(self) -> None:
         """Create the tables unless they exist (call under the schema lock)."""
         with self.pool.connection() as conn:
-            for statement in self._create:
-                conn.execute(statement)
+            create_if_allowed(conn, *self._create)
 
     def answered(self, sender: str, control_id: str) -> bytes | None:
         """The ACK already answered to this message of this sender, if any."""

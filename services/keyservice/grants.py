@@ -26,6 +26,7 @@ from psycopg_pool import ConnectionPool
 from events.domain.topics import ALL_TOPICS, DEADLETTER, TopicNames
 from events.store.kafka_payloads import SERVICE_KEY
 from events.store.keys import OPERATIONS_KEY_ID
+from events.store.migrating import create_if_allowed
 from events.store.payload_keys import PayloadKeys
 from services.principals import may_read
 
@@ -91,13 +92,14 @@ class KeyGrants:
 
     def create_table(self) -> None:
         with self.pool.connection() as conn:
-            conn.execute(
+            create_if_allowed(
+                conn,
                 sql.SQL(
                     "CREATE TABLE IF NOT EXISTS {} (id bigserial PRIMARY KEY, "
                     "at timestamptz NOT NULL DEFAULT now(), principal text NOT NULL, "
                     "topic text NOT NULL, patient_id uuid, service_key boolean NOT NULL, "
                     "granted boolean NOT NULL, reason text)"
-                ).format(self.table)
+                ).format(self.table),
             )
 
     def answer(self, principal: str, topic: object, refs: object) -> Answer:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import psycopg
 
+from services.database_roles import ensure_passwords
 from services.local_stack import postgres_config
 from services.local_stack.certificates import Authority, ensure_certificates
 from services.local_stack.errors import InfraError
@@ -255,11 +256,15 @@ class LocalPostgres:
         return True
 
     def ensure_database(self) -> None:
-        """Create our role (its password set again, as SCRAM), the maintenance role and our
-        database (idempotent), as the postgres OS user over the local socket."""
+        """Create our role (its password set again, as SCRAM), the maintenance role, the
+        services' roles and our database (idempotent), as the postgres OS user over the
+        local socket."""
         s = self.settings
+        services = ensure_passwords(s.roles_file) if s.database_service_roles else None
         self.admin(
-            postgres_config.roles_script(s.postgres_user, s.postgres_password, s.postgres_db)
+            postgres_config.roles_script(
+                s.postgres_user, s.postgres_password, s.postgres_db, services
+            )
         )
 
     def health(self) -> Health:

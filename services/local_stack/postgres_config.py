@@ -16,6 +16,7 @@ from pathlib import Path
 from psycopg import sql
 
 from events.store.insert_only import MAINTENANCE_ROLE
+from services.database_roles import PROJECTIONS
 
 # Everything from this line to the end of postgresql.conf is ours (earlier versions
 # appended the same marker), cut and written again on every start.
@@ -81,10 +82,13 @@ def scram_verifier(password: str, salt: bytes | None = None) -> str | None:
     return f"SCRAM-SHA-256${SCRAM_ITERATIONS}:{b64(salt)}${b64(stored)}:{b64(server)}"
 
 
-def roles_script(user: str, password: str, database: str) -> str:
+def roles_script(
+    user: str, password: str, database: str, services: dict[str, str] | None = None
+) -> str:
     """psql input, run as the postgres OS user: our login role with a SCRAM password (set
     again each time, so an md5 password from an old cluster is replaced), the NOLOGIN
-    maintenance role granted to it, and our database. Idempotent."""
+    maintenance role granted to it, our database, and each service's login role with its
+    password (``services``: role → password). Idempotent."""
     role, maintenance = sql.Identifier(user), sql.Identifier(MAINTENANCE_ROLE)
     secret = sql.Literal(scram_verifier(password) or password)
 
@@ -108,6 +112,7 @@ def roles_script(user: str, password: str, database: str) -> str:
         # Membership lets our role SET ROLE to it deliberately; the triggers refuse
         # everyone whose current role is not it.
         sql.SQL("GRANT {} TO {}").format(maintenance, role),
+        *_service_roles(user, services or {}),
         sql.SQL("SELECT {} WHERE NOT EXISTS ({}) \\gexec").format(
             sql.Literal(
                 sql.SQL("CREATE DATABASE {} OWNER {}")
@@ -119,3 +124,23 @@ def roles_script(user: str, password: str, database: str) -> str:
     ]
     lines = [s.as_string() for s in statements]
     return "\n".join(line if line.endswith("\\gexec") else line + ";" for line in lines) + "\n"
+
+
+def _service_roles(owner: str, services: dict[str, str]) -> list[sql.Composed]:
+    """Each service's login role, its password set again; the owner may act as the
+    projections' role (it hands the read schema to it and creates the read tables as it)."""
+    statements: list[sql.Composed] = []
+    for name, password in sorted(services.items()):
+        role = sql.Identifier(name)
+        create = sql.Literal(sql.SQL("CREATE ROLE {} LOGIN").format(role).as_string())
+        exists = sql.SQL("SELECT 1 FROM pg_roles WHERE rolname = {}").format(sql.Literal(name))
+        secret = sql.Literal(scram_verifier(password) or password)
+        statements += [
+            sql.SQL("SELECT {} WHERE NOT EXISTS ({}) \\gexec").format(create, exists),
+            sql.SQL(
+                "ALTER ROLE {} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD {}"
+            ).format(role, secret),
+        ]
+        if name == PROJECTIONS.role:
+            statements.append(sql.SQL("GRANT {} TO {}").format(role, sql.Identifier(owner)))
+    return statements

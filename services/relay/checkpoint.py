@@ -11,6 +11,8 @@ from datetime import datetime
 
 from psycopg_pool import ConnectionPool
 
+from events.store.migrating import create_if_allowed
+
 CREATE = """
 CREATE TABLE IF NOT EXISTS relay_checkpoints (
     name text PRIMARY KEY,
@@ -45,7 +47,7 @@ class Checkpoint:
         self.pool = pool
         self.name = name
         with self.pool.connection() as conn:
-            conn.execute(CREATE)
+            create_if_allowed(conn, CREATE)
             conn.execute(
                 "INSERT INTO relay_checkpoints (name) VALUES (%s) ON CONFLICT DO NOTHING",
                 (name,),

@@ -31,6 +31,7 @@ from services.api.container import DEPARTMENT_TABLES, build_container
 from services.local_stack.processes import api_healthy, free_port, port_in_use, wait_until
 from services.settings import ServiceSettings, get_settings
 from services.tls import api_client_context
+from tests.cli import migrated
 from tests.integration.projection_harness import isolated_settings
 
 ROLES = (
@@ -194,6 +195,8 @@ def running_backbone(
                 backbone.totp_secrets[name] = created.totp_secret
     finally:
         container.close()
+    # As `backbone up` does: the services connect as their own roles, which make no tables.
+    migrated(env)
     logs = tmp / "logs"
     logs.mkdir()
     backbone.logs = logs

@@ -30,6 +30,7 @@ from services.local_stack.processes import wait_until
 from services.local_stack.stack import LocalStack
 from services.relay.relay import Relay
 from services.settings import ServiceSettings
+from tests.cli import migrated
 from tests.integration.contract_reader import ContractReader
 from tests.integration.relaying import build_relay, relay_status
 from tests.unit.conftest import NURSE, ctx
@@ -145,7 +146,7 @@ def _relay_process(store_settings: StoreSettings, batch_size: int) -> subprocess
     }
     return subprocess.Popen(
         [sys.executable, "-m", "services.cli", "relay"],
-        env=env,
+        env=migrated(env),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
