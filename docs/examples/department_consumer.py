@@ -13,9 +13,11 @@ Copy this file and replace ``handle`` with your own durable write. It shows the 
   with the project's key client (``projections.engine.keyclient``, the one import from the
   project), which fetches the keys of a batch from the backbone's key service with the same
   client certificate; a key answered ``null`` is an erased patient's: purge, as above;
+- an envelope of another store (``store`` is not our backbone's ``--store``; one without
+  ``store`` is ours only below envelope version 3) is refused before any key is asked for;
 - a message we cannot read (not JSON, not an envelope, a schema version we do not know,
-  a sealed payload that fails authentication)
-  goes to ``clinical.deadletter`` with the reason; it is never skipped silently.
+  a sealed payload that fails authentication, another store's) goes to
+  ``clinical.deadletter`` with the reason; it is never skipped silently.
 
 Each handled event is printed as one JSON line on stdout::
 
@@ -27,7 +29,9 @@ department's principal with ``--client-config FILE`` (the JSON that ``backbone k
 client-config NAME --json`` prints) or with ``--ca-file``, ``--cert-file`` and ``--key-file``.
 Your principal may read only the topics and use only the consumer groups it is granted
 (``department-example``: ``clinical.patients`` and ``clinical.medications``, groups
-``department.*`` and ``pharmacy.*``, writes to ``clinical.deadletter``).
+``department.*`` and ``pharmacy.*``, writes to ``clinical.deadletter``). Topics are the
+contract's names; a deployment with a ``BACKBONE_TOPIC_PREFIX`` has them behind it: give
+the same ``--topic-prefix``.
 
 Example::
 
@@ -53,6 +57,7 @@ from kafka.structs import OffsetAndMetadata
 from projections.engine.keyclient import KeyClient, PayloadUnreadable
 
 DEADLETTER_TOPIC = "clinical.deadletter"
+STORE_NAMED_SINCE = 3  # the envelope version from which every envelope names its store
 
 # The event types this department handles and the payload schema versions it understands
 # (docs/events/README.md). Other event types on our topics are skipped by their header,
@@ -81,45 +86,31 @@ class Rejected(Exception):
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Consume clinical-backbone events.")
-    parser.add_argument(
-        "--client-config",
-        default=None,
-        help="JSON of `backbone kafka client-config NAME --json` (bootstrap, TLS files)",
-    )
-    parser.add_argument("--bootstrap", default=None, help="Kafka bootstrap servers")
-    parser.add_argument("--security-protocol", default=None, choices=("SSL", "PLAINTEXT"))
-    parser.add_argument("--ca-file", default=None, help="the CA the broker's certificate is from")
-    parser.add_argument("--cert-file", default=None, help="your principal's client certificate")
-    parser.add_argument("--key-file", default=None, help="its private key")
-    parser.add_argument(
-        "--key-service",
-        default="https://127.0.0.1:8444",
-        help="the backbone's key service (payload keys, by your client certificate)",
-    )
-    parser.add_argument("--group", required=True, help="consumer group, <department>.<purpose>")
-    parser.add_argument(
+    add = parser.add_argument
+    add("--client-config", help="JSON of `backbone kafka client-config NAME --json`")
+    add("--bootstrap", help="Kafka bootstrap servers")
+    add("--security-protocol", choices=("SSL", "PLAINTEXT"))
+    add("--ca-file", help="the CA the broker's certificate is from")
+    add("--cert-file", help="your principal's client certificate")
+    add("--key-file", help="its private key")
+    add("--key-service", default="https://127.0.0.1:8444", help="the backbone's key service")
+    add("--group", required=True, help="consumer group, <department>.<purpose>")
+    add("--store", default="clinical", help="the backbone's BACKBONE_STORE_NAME")
+    add("--topic-prefix", default="", help="its BACKBONE_TOPIC_PREFIX, if any")
+    add(
         "--topics",
         default="clinical.medications,clinical.patients",
-        help="comma-separated topics (those your department is granted)",
+        help="comma-separated contract topics (those your department is granted)",
     )
-    parser.add_argument(
-        "--max-messages", type=int, default=None, help="stop after handling N events"
-    )
-    parser.add_argument(
-        "--idle-timeout-s",
-        type=float,
-        default=None,
-        help="stop after N seconds without any message",
-    )
-    parser.add_argument(
+    add("--max-messages", type=int, help="stop after handling N events")
+    add("--idle-timeout-s", type=float, help="stop after N seconds without any message")
+    add(
         "--from-beginning",
         action="store_true",
         help="a group without committed offsets starts at the oldest retained message "
         "(default: only new messages); committed offsets always win",
     )
-    parser.add_argument(
-        "--patients", default=None, help="comma-separated patient ids to keep (default: all)"
-    )
+    add("--patients", help="comma-separated patient ids to keep (default: all)")
     return parser.parse_args(argv)
 
 
@@ -169,8 +160,8 @@ def emit(line: dict[str, Any]) -> None:
     print(json.dumps(line), flush=True)  # noqa: T201
 
 
-def decode(raw: bytes | None, event_type: str) -> dict[str, Any]:
-    """The envelope as a dict, checked just enough to handle it (or ``Rejected``)."""
+def decode(raw: bytes | None, event_type: str, store: str) -> dict[str, Any]:
+    """Our store's envelope as a dict, checked just enough to handle it (or ``Rejected``)."""
     try:
         envelope = json.loads(raw or b"")
     except (UnicodeDecodeError, json.JSONDecodeError):
@@ -182,7 +173,19 @@ def decode(raw: bytes | None, event_type: str) -> dict[str, Any]:
         raise Rejected(f"missing fields: {', '.join(missing)}")
     if envelope["event_type"] != event_type:
         raise Rejected("event_type header and envelope disagree")
+    if (refused := foreign(envelope, store)) is not None:
+        raise Rejected(refused)
     return envelope
+
+
+def foreign(envelope: dict[str, Any], store: str) -> str | None:
+    """Why an envelope is not our store's, or None when it is."""
+    origin, version = envelope.get("store"), envelope.get("envelope_version", 1)
+    if origin is None and not (isinstance(version, int) and version < STORE_NAMED_SINCE):
+        return f"envelope version {str(version)[:8]} names no store"
+    if origin is not None and origin != store:
+        return f"from store {str(origin)[:64]}, this deployment is store {store}"
+    return None
 
 
 def opened(keys: KeyClient, topic: str, envelope: dict[str, Any]) -> dict[str, Any]:
@@ -222,9 +225,12 @@ class DepartmentConsumer:
         self.max_messages: int | None = args.max_messages
         self.idle_timeout_s: float | None = args.idle_timeout_s
         self.patients: set[str] | None = set(split(args.patients)) or None
+        self.store: str = args.store
+        self.prefix: str = args.topic_prefix  # before every contract topic's name
+        topics = [self.prefix + topic for topic in split(args.topics)]
         kafka = connection(args)
         self.consumer = KafkaConsumer(
-            *split(args.topics),
+            *topics,
             **kafka,
             group_id=args.group,
             client_id=args.group,
@@ -234,7 +240,7 @@ class DepartmentConsumer:
         self.deadletters = KafkaProducer(**kafka, client_id=f"{args.group}.deadletter", acks="all")
         # A topic our principal is not granted looks empty to kafka-python (it only logs the
         # authorization error): refuse to start rather than wait for messages that never come.
-        for topic in split(args.topics):
+        for topic in topics:
             if not self.consumer.partitions_for_topic(topic):
                 self.consumer.close()
                 self.deadletters.close(timeout=5)
@@ -283,7 +289,9 @@ class DepartmentConsumer:
             (record.topic, envelope)
             for records in batch.values()
             for record in records
-            if self._wanted(record) and (envelope := parsed(record.value)) is not None
+            if self._wanted(record)
+            and (envelope := parsed(record.value)) is not None
+            and foreign(envelope, self.store) is None
         )
         for partition, records in batch.items():
             for record in records:
@@ -322,7 +330,7 @@ class DepartmentConsumer:
                 raise Rejected("no schema_version header")
             if int(version) not in HANDLED[event_type]:
                 raise Rejected(f"unknown schema_version {version} of {event_type}")
-            envelope = opened(self.keys, record.topic, decode(record.value, event_type))
+            envelope = opened(self.keys, record.topic, decode(record.value, event_type, self.store))
         except Rejected as rejected:
             self._deadletter(record, str(rejected))
             return
@@ -342,7 +350,7 @@ class DepartmentConsumer:
                     "event_type": event_type,
                     "patient_id": patient_id,
                     "position": envelope["position"],
-                    "topic": record.topic,
+                    "topic": record.topic.removeprefix(self.prefix),
                 }
             )
         self.seen_event_ids.add(event_id)
@@ -371,7 +379,7 @@ class DepartmentConsumer:
             "original_base64": base64.b64encode(record.value or b"").decode(),
         }
         future = self.deadletters.send(
-            DEADLETTER_TOPIC,
+            self.prefix + DEADLETTER_TOPIC,
             key=record.key,
             value=json.dumps(body).encode(),
             headers=[

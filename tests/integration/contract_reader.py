@@ -21,24 +21,25 @@ class ContractReader:
     def __init__(self, settings: KafkaClientSettings, keys: KeyClient | None = None) -> None:
         # Given a key client, payloads are opened (else envelopes are kept as sealed on Kafka).
         self.key_client = keys
+        connection = kafka_connection(settings)
+        self.names = connection.topics  # this test session's topics
         self.consumer = KafkaConsumer(
-            **kafka_connection(settings).client_kwargs(),  # the operator: it reads every topic
+            **connection.client_kwargs(),  # the operator: it reads every topic
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             consumer_timeout_ms=500,
         )
         partitions = [
-            TopicPartition(spec.name, p)
-            for spec in ALL_TOPICS
-            if spec is not DEADLETTER
-            for p in sorted(self.consumer.partitions_for_topic(spec.name) or ())
+            TopicPartition(name, p)
+            for name in self.names.names(t.name for t in ALL_TOPICS if t is not DEADLETTER)
+            for p in sorted(self.consumer.partitions_for_topic(name) or ())
         ]
         self.consumer.assign(partitions)
         self.consumer.seek_to_end(*partitions)
         for partition in partitions:  # resolve the end offsets now, before any test event
             self.consumer.position(partition)
         self.envelopes: list[dict[str, Any]] = []
-        self.topics: list[str] = []
+        self.topics: list[str] = []  # the contract's names
         self.headers: list[dict[str, bytes]] = []
         self.keys: list[bytes] = []
 
@@ -57,7 +58,7 @@ class ContractReader:
                         envelope = self.key_client.open(message.topic, envelope)
                     if accept(envelope):
                         self.envelopes.append(envelope)
-                        self.topics.append(message.topic)
+                        self.topics.append(self.names.logical(message.topic) or "")
                         self.headers.append(dict(message.headers))
                         self.keys.append(message.key)
             if done(self):

@@ -58,7 +58,7 @@ def caught_up(
     """True once every projection's stored offsets reached the ends of its partitions, and
     (given ``published``) once the relay has published everything the store held: without
     it, offsets already at the topics' ends before the relay's first batch look caught up."""
-    deadline = time.monotonic() + timeout_s
+    deadline, kafka = time.monotonic() + timeout_s, kafka_connection(settings)
     while time.monotonic() < deadline:
         if published is not None and not published():
             time.sleep(0.1)
@@ -66,7 +66,7 @@ def caught_up(
         with pool.connection() as conn:
             done = all(
                 stored_offsets(conn.cursor(), p.name).items()
-                >= end_offsets(kafka_connection(settings), set(p.topics)).items()
+                >= end_offsets(kafka, set(kafka.topics.names(p.topics))).items()
                 for p in ALL
             )
         if done:

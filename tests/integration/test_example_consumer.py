@@ -44,14 +44,17 @@ def register(store: ClinicalStore, mrn: str) -> tuple[UUID, int]:
     return result.id, result.position
 
 
-def run_example(settings: ServiceSettings, tmp: Path, *args: str) -> list[dict[str, Any]]:
+def run_example(
+    settings: ServiceSettings, store: StoreSettings, tmp: Path, *args: str
+) -> list[dict[str, Any]]:
     """Run the example as a department would, as principal ``department-example`` with the
-    file ``backbone kafka client-config department-example --json`` prints; its stdout
-    lines, parsed."""
+    file ``backbone kafka client-config department-example --json`` prints, for the store
+    and topic prefix of this test's deployment; its stdout lines, parsed."""
     config = tmp / "department-example.json"
     config.write_text(json.dumps(kafka_connection(settings, "department-example").as_json()))
+    deployment = ["--store", store.store_name, "--topic-prefix", settings.topic_prefix]
     completed = subprocess.run(
-        [sys.executable, str(EXAMPLE), "--client-config", str(config), *args],
+        [sys.executable, str(EXAMPLE), "--client-config", str(config), *deployment, *args],
         capture_output=True,
         text=True,
         timeout=50,
@@ -88,6 +91,7 @@ def test_a_department_consumer_sees_its_patients_events_and_purges_an_erased_pat
     with serving_keys(pg_store, store_settings, settings) as keys:
         lines = run_example(
             settings,
+            store_settings,
             tmp_path,
             "--key-service",
             f"https://127.0.0.1:{keys.port}",

@@ -46,6 +46,9 @@ def test_a_message_goes_round_trip_through_the_real_broker_with_acks_all(
         if len(received) == len(sent):
             break
     consumer.close()
+    admin = KafkaAdminClient(**kafka)
+    admin.delete_topics([topic])  # the shared cluster keeps no topic of a test
+    admin.close()
     assert received == sent
 
 
@@ -64,12 +67,15 @@ def test_postgresql_answers_queries_and_keeps_what_it_was_given(
 def test_every_contract_topic_exists_with_its_partitions(
     stack: LocalStack, settings: ServiceSettings
 ) -> None:
+    # (under this session's prefix: its own deployment on the shared cluster)
+    assert settings.topic_prefix.startswith("test-")
     consumer = KafkaConsumer(**kafka_connection(settings).client_kwargs())
     try:
-        for spec in ALL_TOPICS:
+        for contract, spec in zip(ALL_TOPICS, settings.topic_names.all(), strict=True):
+            assert spec.name == settings.topic_prefix + contract.name
             partitions = consumer.partitions_for_topic(spec.name)
             assert partitions is not None, spec.name
-            assert len(partitions) == spec.partitions
+            assert len(partitions) == contract.partitions
     finally:
         consumer.close()
 

@@ -24,11 +24,13 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import (
     ACL,
+    ACLFilter,
     ACLOperation,
     ACLPermissionType,
     ACLResourcePatternType,
     NewTopic,
     ResourcePattern,
+    ResourcePatternFilter,
     ResourceType,
 )
 from kafka.errors import (
@@ -66,6 +68,8 @@ def _isolated(root: Path) -> dict[str, Any]:
         "kafka_controller_port": controller,
         "kafka_bootstrap": f"127.0.0.1:{port}",
         "kafka_heap": "256m",
+        # A broker of its own: the documented topic names, not the test session's prefix.
+        "topic_prefix": "",
     }
 
 
@@ -242,6 +246,54 @@ def test_granting_again_changes_nothing_and_a_stale_grant_is_revoked(
     # when infra up grants again / then it is gone
     changes = kafka.ensure_acls()
     assert (changes.created, changes.deleted) == (0, 1)
+
+
+def test_a_second_prefixed_deployment_gets_its_own_topics_and_grants_and_goes_alone(
+    secure: ServiceSettings,
+) -> None:
+    # given the documented deployment's grants on this broker
+    default = LocalKafka(secure)
+    assert default.ensure_acls().changed is False
+    # when a second deployment comes up beside it under a prefix
+    site_b = LocalKafka(secure.model_copy(update={"topic_prefix": "site-b."}))
+    created = site_b.ensure_topics()
+    assert sorted(created) == sorted(t.name for t in site_b.connection.topics.all())
+    assert site_b.ensure_acls().created > 0
+    # then its principals are granted its topics, and the first deployment's grants stay
+    relay = KafkaProducer(**_clients(secure, "relay"), max_block_ms=10_000)
+    relay.send("site-b.clinical.medications", key=b"p4", value=b'{"site": "b"}').get(timeout=15)
+    relay.close()
+    department = _clients(secure, "department-example")
+    group = f"department.site-b.{uuid.uuid4()}"
+    assert b'{"site": "b"}' in _consume(department, "site-b.clinical.medications", group)
+    assert b'{"site": "b"}' not in _consume(department, MEDICATIONS.name, f"{group}.default", 5)
+    assert default.ensure_acls().changed is False
+
+    # when it is removed / then its topics and grants are gone and the first's remain
+    assert sorted(site_b.remove_deployment()) == sorted(created)
+    admin = KafkaAdminClient(**_clients(secure, "operator"))
+    try:
+        assert not {t for t in admin.list_topics() if t.startswith("site-b.")}
+        assert not [
+            a
+            for a in admin.describe_acls(_every_acl())[0]
+            if a.resource_pattern.resource_name.startswith("site-b.")
+        ]
+    finally:
+        admin.close()
+    assert default.ensure_acls().changed is False
+    with pytest.raises(InfraError, match="never the default"):
+        default.remove_deployment()
+
+
+def _every_acl() -> ACLFilter:
+    return ACLFilter(
+        principal=None,
+        host=None,
+        operation=ACLOperation.ANY,
+        permission_type=ACLPermissionType.ANY,
+        resource_pattern=ResourcePatternFilter(ResourceType.ANY, None, ACLResourcePatternType.ANY),
+    )
 
 
 def test_infra_up_on_a_broker_running_an_older_config_says_to_restart_it(

@@ -30,6 +30,7 @@ from projections.registry import ALL, named
 from projections.settings import ProjectionSettings
 from services.local_stack.processes import wait_until
 from services.settings import ServiceSettings, get_settings
+from tests.cli import migrated
 from tests.integration.key_service import serving_keys
 from tests.integration.projection_harness import (
     caught_up,
@@ -180,7 +181,7 @@ def _runner_process(side: ReadSide) -> subprocess.Popen[bytes]:
     }
     return subprocess.Popen(
         [sys.executable, "-m", "services.cli", "project"],
-        env=env,
+        env=migrated(env),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -223,7 +224,9 @@ def test_a_message_delivered_twice_applies_once_and_a_poison_message_is_dead_let
     patients = run_workload(read_side.store, 8, "P")
     patient = patients[5]
     kafka = kafka_connection(settings)
-    deadletter_start = end_offsets(kafka, {DEADLETTER.name})
+    # this session's topics
+    patients_topic, deadletter_topic = kafka.topics.names((PATIENTS.name, DEADLETTER.name))
+    deadletter_start = end_offsets(kafka, {deadletter_topic})
     with (
         RelayThread(build_relay(settings, read_side.store_settings)),
         running_projections(read_side.pool, read_side.settings),
@@ -234,10 +237,10 @@ def test_a_message_delivered_twice_applies_once_and_a_poison_message_is_dead_let
         # the same message again, as a redelivery would bring it
         copy = _first_message_of(kafka, patient)
         producer = KafkaProducer(**kafka.client_kwargs(), acks="all")
-        producer.send(PATIENTS.name, key=str(patient).encode(), value=copy)
+        producer.send(patients_topic, key=str(patient).encode(), value=copy)
         # then a poison message on the same patient's partition, then a real event after it
         producer.send(
-            PATIENTS.name,
+            patients_topic,
             key=str(patient).encode(),
             value=b'{"event_type": "patient.registered", "garbage": true}',
         )
@@ -257,21 +260,20 @@ def test_a_message_delivered_twice_applies_once_and_a_poison_message_is_dead_let
 
     letters = [
         json.loads(value)
-        for key, value in _messages_since(kafka, DEADLETTER.name, deadletter_start)
+        for key, value in _messages_since(kafka, deadletter_topic, deadletter_start)
         if key == str(patient).encode()
     ]
     assert sorted(letter["projection"] for letter in letters) == sorted(p.name for p in ALL)
     assert all(letter["reason"].startswith("invalid envelope") for letter in letters)
-    assert all(letter["source"]["topic"] == PATIENTS.name for letter in letters)
+    assert all(letter["source"]["topic"] == patients_topic for letter in letters)
 
 
 def _first_message_of(kafka: KafkaConnection, patient: UUID) -> bytes:
     consumer = KafkaConsumer(
         **kafka.client_kwargs(), consumer_timeout_ms=3000, auto_offset_reset="earliest"
     )
-    partitions = [
-        TopicPartition(PATIENTS.name, p) for p in consumer.partitions_for_topic(PATIENTS.name) or ()
-    ]
+    topic = kafka.topics.of(PATIENTS.name)
+    partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
     consumer.assign(partitions)
     consumer.seek_to_beginning(*partitions)
     try:

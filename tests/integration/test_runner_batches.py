@@ -83,9 +83,10 @@ def test_one_message_failing_to_apply_is_dead_lettered_and_the_rest_of_the_batch
     for heart_rate in (60, 13, 80):
         pg_store.record_vitals(ctx(NURSE), RecordVitals(patient, heart_rate=heart_rate))
     stored = pg_store.event_log.after(0, 10).events
+    topic = settings.topic_names.of(OBSERVATIONS.name)  # this session's topic
     records = [
         Record(
-            OBSERVATIONS.name,
+            topic,
             0,
             offset,
             str(patient).encode(),
@@ -97,7 +98,7 @@ def test_one_message_failing_to_apply_is_dead_lettered_and_the_rest_of_the_batch
     deadletter = DeadLetter(kafka_connection(settings), "test-runner-batches")
     runner = ProjectionRunner(PICKY, pool, settings, deadletter)
     try:
-        applied, deadlettered = runner.process({TopicPartition(OBSERVATIONS.name, 0): records})
+        applied, deadlettered = runner.process({TopicPartition(topic, 0): records})
     finally:
         deadletter.close()
 
@@ -141,7 +142,9 @@ def test_a_handler_bug_halts_the_projection_instead_of_dead_lettering_clinical_d
     for logged in pg_store.event_log.after(0, 10).events:
         if logged.event_type == "vitals.recorded":
             value = json.dumps(published_envelope(logged)).encode()
-            producer.send(OBSERVATIONS.name, key=str(patient).encode(), value=value)
+            producer.send(
+                settings.topic_names.of(OBSERVATIONS.name), key=str(patient).encode(), value=value
+            )
     producer.flush()
     producer.close()
     deadletter = DeadLetter(kafka_connection(settings), "test-runner-halts")

@@ -122,8 +122,9 @@ def test_kafka_carries_no_phi_the_projections_still_chart_and_erasure_shreds_eve
     assert family not in raw and mrn not in raw and "Ottilie" not in raw
     assert all(e["payload"] is None and e["payload_encrypted"] for e in reader.envelopes)
     assert chart is not None and chart.body["patient"]["family_name"] == family
+    names = settings.topic_names  # this test session's topics
     registration = next(
-        (t, e)
+        (names.of(t), e)
         for t, e in zip(reader.topics, reader.envelopes, strict=True)
         if e["event_type"] == "patient.registered"
     )
@@ -132,7 +133,7 @@ def test_kafka_carries_no_phi_the_projections_still_chart_and_erasure_shreds_eve
 
     # and every key handed out was recorded: who, which topic, which patient, granted
     rows = key_fetches(store_settings, patient, "principal, topic, granted")
-    assert ("projections", PATIENTS.name, True) in rows
+    assert ("projections", names.of(PATIENTS.name), True) in rows
     assert any(principal == "operator" and granted for principal, _, granted in rows)
 
     # When the patient is erased
@@ -164,10 +165,11 @@ def test_a_principal_gets_no_keys_for_a_topic_it_may_not_read(
     events = pg_store.event_log.of_patient(patient)
     (envelope,) = pg_store.payload_keys.published(events)
     pharmacy = client(keys, settings, "pharmacy")
-    assert pharmacy.open(PATIENTS.name, envelope)["payload"]["family_name"] == "Refused"
+    patients, access = settings.topic_names.names((PATIENTS.name, ACCESS.name))
+    assert pharmacy.open(patients, envelope)["payload"]["family_name"] == "Refused"
     moved = {**envelope}  # the pharmacy is not granted clinical.access
     with pytest.raises(KeysRefused):
-        pharmacy.open(ACCESS.name, moved)
+        pharmacy.open(access, moved)
     pool = service_pool(store_settings, max_size=2)
     try:
         with pool.connection() as conn:
@@ -176,7 +178,7 @@ def test_a_principal_gets_no_keys_for_a_topic_it_may_not_read(
                     "SELECT count(*) FROM {} WHERE principal = 'pharmacy' AND topic = %s "
                     "AND NOT granted AND reason = 'topic not granted'"
                 ).format(sql.Identifier(f"{store_settings.store_name}_key_fetches")),
-                (ACCESS.name,),
+                (access,),
             ).fetchone()
     finally:
         pool.close()
@@ -203,10 +205,11 @@ def test_a_message_whose_key_this_store_never_had_is_not_taken_for_an_erasure(
 
     # When a consumer opens the foreign copy, then it stops with why, instead of getting the
     # erased form that would make it purge the patient
+    topic = settings.topic_names.of(PATIENTS.name)
     with pytest.raises(KeyUnknown, match="not an erasure"):
-        projections.open(PATIENTS.name, foreign)
+        projections.open(topic, foreign)
     assert pg_store.payload_keys.for_subscribers(PATIENTS.name, {stranger}) == {}
 
     # and the store's own message still opens, and the fetch is on record as an unknown key
-    assert projections.open(PATIENTS.name, sealed)["payload"]["mrn"] == mrn
+    assert projections.open(topic, sealed)["payload"]["mrn"] == mrn
     assert key_fetches(store_settings, stranger, "reason") == [("unknown key",)]
