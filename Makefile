@@ -13,9 +13,11 @@ infra-up: setup
 	$(BIN)/backbone infra up
 
 DEMO_PATIENTS ?= 200
+# `make run PROJECTION_INSTANCES=2`: projection processes sharing each consumer group.
+PROJECTION_INSTANCES ?= 1
 
 run: setup
-	$(BIN)/backbone up
+	BACKBONE_PROJECTION_INSTANCES=$(PROJECTION_INSTANCES) $(BIN)/backbone up
 	$(BIN)/backbone demo --patients $(DEMO_PATIENTS)
 	$(BIN)/backbone status
 	@echo ""

@@ -23,7 +23,7 @@ from bench.sizes import FULL, QUICK
 from bench.stack import bench_stack
 from events.settings import StoreSettings
 from services.settings import get_settings
-from services.supervisor import PROCESSES, Supervisor
+from services.supervisor import Supervisor
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results.json"
 
@@ -52,7 +52,8 @@ def main(argv: list[str] | None = None) -> None:
     if unknown:
         parser.error(f"unknown scenario {', '.join(unknown)}; choose from {','.join(SCENARIOS)}")
     console = Console(stderr=True, width=120)
-    running = [p.name for p in PROCESSES if Supervisor(get_settings()).pid(p) is not None]
+    supervisor = Supervisor(get_settings())
+    running = [p.name for p in supervisor.processes if supervisor.pid(p) is not None]
     if running:
         # The bench has topics of its own, but the running processes would share the cores
         # it measures.

@@ -150,6 +150,9 @@ class ServiceSettings(DatabaseSettings, TopicSettings):
     critical_escalation_sweep_s: float = Field(default=15.0, gt=0)
 
     relay_name: str = "relay"
+    # How many `backbone project` processes `backbone up` runs (one consumer group per
+    # projection: the instances split its partitions; `make run PROJECTION_INSTANCES=2`).
+    projection_instances: int = Field(default=1, ge=1, le=16)
     relay_batch_size: int = 500
     relay_poll_interval_s: float = 0.1
     relay_flush_timeout_s: float = Field(default=8.0, ge=2.0)

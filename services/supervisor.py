@@ -25,13 +25,14 @@ class ManagedProcess:
     argv: tuple[str, ...]
 
 
+PROJECTIONS = ManagedProcess("projections", ("project",))
 # Started last, stopped first: it never restarts what ``backbone down`` is stopping.
 SUPERVISOR = ManagedProcess("supervisor", ("supervise",))
 PROCESSES: tuple[ManagedProcess, ...] = (
     # Payload keys for the consumers below (they wait for it if it starts after them).
     ManagedProcess("keys", ("keys", "serve")),
     ManagedProcess("relay", ("relay",)),
-    ManagedProcess("projections", ("project",)),
+    PROJECTIONS,
     ManagedProcess("pharmacy", ("pharmacy",)),
     ManagedProcess("lab-routing", ("lab-routing",)),
     ManagedProcess("hl7", ("hl7",)),
@@ -47,6 +48,21 @@ class Supervisor:
         self.settings = settings
         self.run_dir = settings.data_dir / "run"
         self.log_dir = settings.data_dir / "logs"
+
+    @property
+    def processes(self) -> tuple[ManagedProcess, ...]:
+        """The managed processes, the projections as ``BACKBONE_PROJECTION_INSTANCES``
+        instances (``projections``, ``projections-2``, …) sharing one consumer group per
+        projection; instances started by an earlier ``up`` with more are still listed, so
+        that ``down`` and ``status`` see every one."""
+        numbers = (f.stem.rsplit("-", 1)[1] for f in self.run_dir.glob(f"{PROJECTIONS.name}-*.pid"))
+        running = max((int(n) for n in numbers if n.isdigit()), default=1)
+        count = max(self.settings.projection_instances, running)
+        return tuple(
+            instance
+            for process in PROCESSES
+            for instance in (instances(process, count) if process is PROJECTIONS else (process,))
+        )
 
     def _pid_file(self, process: ManagedProcess) -> Path:
         return self.run_dir / f"{process.name}.pid"
@@ -85,7 +101,19 @@ class Supervisor:
         return True
 
     def start_all(self) -> list[str]:
-        return [p.name for p in PROCESSES if self.start(p)]
+        """Start what is not running; instances beyond the wanted count (an earlier ``up``
+        asked for more) are stopped."""
+        wanted = instances(PROJECTIONS, self.settings.projection_instances)
+        extra = [p for p in self.processes if p.argv == PROJECTIONS.argv and p not in wanted]
+        for process in extra:
+            self.stop(process)
+        return [p.name for p in self.processes if p not in extra and self.start(p)]
 
     def stop_all(self) -> list[str]:
-        return [p.name for p in reversed(PROCESSES) if self.stop(p)]
+        return [p.name for p in reversed(self.processes) if self.stop(p)]
+
+
+def instances(process: ManagedProcess, count: int) -> tuple[ManagedProcess, ...]:
+    """``count`` instances of ``process``: the first keeps its name, the others ``-2``, …"""
+    more = (ManagedProcess(f"{process.name}-{n}", process.argv) for n in range(2, count + 1))
+    return (process, *more)

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from services.settings import ServiceSettings
-from services.supervisor import PROCESSES, SUPERVISOR, ManagedProcess, Supervisor
+from services.supervisor import SUPERVISOR, ManagedProcess, Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -89,9 +89,10 @@ class Watchdog:
 
     @classmethod
     def of(cls, settings: ServiceSettings) -> Watchdog:
+        supervisor = Supervisor(settings)
         return cls(
-            Supervisor(settings),
-            PROCESSES,
+            supervisor,
+            supervisor.processes,
             RestartPolicy.of(settings),
             state_file=state_path(settings),
         )

@@ -18,7 +18,7 @@ from services.local_stack.processes import port_in_use, wait_until
 from services.local_stack.stack import LocalStack
 from services.settings import get_settings
 from services.status import api_status
-from services.supervisor import PROCESSES, SUPERVISOR, Supervisor
+from services.supervisor import SUPERVISOR, Supervisor
 from services.watchdog import read_state
 
 console = Console()
@@ -82,7 +82,7 @@ def _components() -> list[dict[str, Any]]:
 def _add_processes(
     components: list[dict[str, Any]], supervisor: Supervisor, backbone: Backbone, database_up: bool
 ) -> None:
-    for process in PROCESSES:
+    for process in supervisor.processes:
         pid = supervisor.pid(process)
         entry: dict[str, Any] = {
             "name": process.name,

@@ -19,7 +19,7 @@ from services.bootstrap import build_store
 from services.local_stack.processes import wait_until
 from services.local_stack.stack import LocalStack
 from services.settings import ServiceSettings
-from services.supervisor import PROCESSES, Supervisor
+from services.supervisor import Supervisor
 from tests.cli import backbone
 from tests.integration.contract_reader import ContractReader
 from tests.unit.conftest import ctx
@@ -44,7 +44,7 @@ def test_backbone_up_starts_the_relay_which_publishes_what_the_store_records(
     status = backbone("status", "--json")
     assert status.returncode == 0, status.stdout + status.stderr
     components = {c["name"]: c for c in json.loads(status.stdout)}
-    assert set(components) >= {"postgresql", "kafka", *(p.name for p in PROCESSES)}
+    assert set(components) >= {"postgresql", "kafka", *(p.name for p in running.processes)}
     assert components["relay"]["up"] and "lag" in components["relay"]
 
     store = build_store()

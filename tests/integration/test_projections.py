@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from uuid import UUID
 
 import pytest
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from psycopg_pool import ConnectionPool
 
 from events.application import ClinicalStore
@@ -215,6 +215,71 @@ def test_a_runner_killed_mid_batch_resumes_and_still_equals_the_rebuild(
         finally:
             second.send_signal(signal.SIGTERM)
             second.wait(timeout=30)
+    assert_live_equals_rebuild(read_side)
+
+
+def _group_members(settings: ServiceSettings, group: str) -> list[set[tuple[str, int]]]:
+    """Each member of the consumer group with the partitions it is assigned."""
+    admin = KafkaAdminClient(**kafka_connection(settings).client_kwargs())
+    try:
+        described = admin.describe_groups([group]).get(group, {})
+    finally:
+        admin.close()
+    return [
+        {
+            (str(assigned["topic"]), int(partition))
+            for assigned in (member.get("member_assignment") or {}).get("assigned_partitions", ())
+            for partition in assigned["partitions"]
+        }
+        for member in described.get("members", ())
+    ]
+
+
+def test_two_instances_split_the_partitions_and_one_killed_mid_batch_leaves_a_rebuilds_tables(
+    read_side: ReadSide, settings: ServiceSettings
+) -> None:
+    """Two ``backbone project`` processes share each projection's consumer group; one is
+    SIGKILLed mid-stream, the other takes its partitions over from the offsets stored in
+    PostgreSQL with the writes: nothing applied twice, nothing skipped."""
+    run_workload(read_side.store, 60, "S")
+    group = (
+        f"{read_side.settings.consumer_group_prefix}.{read_side.settings.read_schema}.patient_chart"
+    )
+    with RelayThread(build_relay(settings, read_side.store_settings)):
+        instances = [_runner_process(read_side), _runner_process(read_side)]
+        try:
+            split = wait_until(
+                lambda: (
+                    len(members := _group_members(settings, group)) == 2
+                    and all(members)
+                    and not members[0] & members[1]
+                ),
+                60,
+                0.2,
+            )
+            assert split, (
+                f"the instances did not split the partitions: {_group_members(settings, group)}"
+            )
+            progressed = wait_until(
+                lambda: (
+                    sum(s.applied_total for s in projection_statuses(read_side.pool, ALL)) >= 300
+                ),
+                120,
+                0.05,
+            )
+        finally:
+            instances[0].send_signal(signal.SIGKILL)
+            instances[0].wait(timeout=10)
+        assert progressed
+        assert not caught_up(read_side.pool, read_side.settings, timeout_s=0), (
+            "finished before the kill"
+        )
+        try:
+            assert caught_up(read_side.pool, read_side.settings, published=read_side.published)
+            assert wait_until(lambda: len(_group_members(settings, group)) == 1, 60, 0.5)
+        finally:
+            instances[1].send_signal(signal.SIGTERM)
+            instances[1].wait(timeout=30)
     assert_live_equals_rebuild(read_side)
 
 
