@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Self
 
+from pydantic import model_validator
 from pydantic_settings import SettingsConfigDict
 
-from events.settings import DatabaseSettings, TopicSettings
+from events.settings import DatabaseSettings, TopicSettings, verified_database_url
 from projections.engine.kafka_clients import SecurityProtocol
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -35,10 +37,25 @@ class ProjectionSettings(DatabaseSettings, TopicSettings):
     key_service_port: int = 8444
     key_client_cache_ttl_s: float = 60.0
     read_schema: str = "read"
+    # A read replica (hot standby) of the read schema's database: the API's reads of projected
+    # views (charts, lists, FHIR reads and searches) go there, writes and read-your-writes
+    # paths stay on database_url (docs/scaling.md). None: everything on database_url.
+    # Verified like database_url; a service's role rewrite applies to it too.
+    read_replica_url: str | None = None
     store_name: str = "clinical"
     consumer_group_prefix: str = "projection"
     projection_max_poll_records: int = 500
     projection_wait_timeout_s: float = 2.0
+
+    @model_validator(mode="after")
+    def _verify_the_replica(self) -> Self:
+        if not self.read_replica_url:  # unset, or set empty: the primary
+            self.read_replica_url = None
+        else:
+            self.read_replica_url = verified_database_url(
+                self.read_replica_url, self.database_ca_path
+            )
+        return self
 
     @property
     def key_service_url(self) -> str:

@@ -14,7 +14,9 @@ Pools per process (each opened only when first used):
 - ``pool``: autocommit, on the store's database, for data keys, sessions, checkpoints,
   legal holds and status;
 - ``reads``: the read side, whose connections resolve names in the read schema (the
-  projections' tables would otherwise be created and looked up in ``public``).
+  projections' tables would otherwise be created and looked up in ``public``);
+- ``replica_reads``: the same on ``BACKBONE_READ_REPLICA_URL`` when one is set (else
+  ``reads`` itself), for the API's reads of projected views that may lag the primary.
 """
 
 from __future__ import annotations
@@ -142,8 +144,12 @@ class Backbone:
             self.store_settings = self.store_settings.model_copy(
                 update={"database_url": url(self.store_settings.database_url)}
             )
+            replica = reads.read_replica_url
             self.projection_settings = reads.model_copy(
-                update={"database_url": url(reads.database_url)}
+                update={
+                    "database_url": url(reads.database_url),
+                    "read_replica_url": None if replica is None else url(replica),
+                }
             )
         self._pool_size = pool_size
         self._reads_size = reads_size
@@ -155,6 +161,16 @@ class Backbone:
     @cached_property
     def reads(self) -> ConnectionPool:
         return read_pool(self.projection_settings, max_size=self._reads_size)
+
+    @cached_property
+    def replica_reads(self) -> ConnectionPool:
+        """Reads that may lag the primary (docs/scaling.md): a pool on the read replica when
+        ``BACKBONE_READ_REPLICA_URL`` is set, else ``reads``. Nothing writes through it."""
+        replica = self.projection_settings.read_replica_url
+        if replica is None:
+            return self.reads
+        on_replica = self.projection_settings.model_copy(update={"database_url": replica})
+        return read_pool(on_replica, max_size=self._reads_size)
 
     @cached_property
     def store(self) -> ClinicalStore:
@@ -246,6 +262,8 @@ class Backbone:
             self.topic_ends.close()
         if "store" in built:
             self.store.close()
+        if "replica_reads" in built and built["replica_reads"] is not built.get("reads"):
+            self.replica_reads.close()
         if "reads" in built:
             self.reads.close()
         if "pool" in built:

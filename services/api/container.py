@@ -1,4 +1,13 @@
-"""The API's parts: the process's ``Backbone``, with the read tables it serves ready."""
+"""The API's parts: the process's ``Backbone``, with the read tables it serves ready.
+
+Two read pools (docs/scaling.md): ``replica_reads`` (the read replica, or the primary
+without one) serves the views that may lag and waits there for ``min_position``: the chart,
+patient search, inbox, pharmacy queue, care team, FHIR read, search and ``$everything``.
+``reads`` (the primary) serves what must see the latest write or writes itself: compliance's
+audit and alerts (a break-glass answer waits until its alert is visible there), readiness,
+the reads that decide a write (acknowledging, verifying), as-of charts and FHIR history
+(they replay into temporary tables, which a hot standby cannot create) and Bulk Data export
+(its jobs table)."""
 
 from __future__ import annotations
 

@@ -74,12 +74,14 @@ def await_position(
 ) -> None:
     """Wait, bounded, until the projections have applied ``min_position``: 503 with
     Retry-After and their current position when they have not, 422 when no write can have
-    answered that position; no pooled connection is held between polls."""
+    answered that position; no pooled connection is held between polls. The wait is on the
+    pool the read that follows uses (``replica_reads``): with a read replica, it lasts until
+    the replica's marks reach the position, within the same bound, so the read sees it."""
     if not min_position:
         return
-    with guards.waits.slot(lambda: projection_position(container.reads, projections)):
+    with guards.waits.slot(lambda: projection_position(container.replica_reads, projections)):
         waited = wait_applied(
-            container.reads,
+            container.replica_reads,
             container.store.event_log,
             min_position,
             guards.waits.timeout_s,

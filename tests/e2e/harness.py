@@ -149,8 +149,13 @@ def current_code(secret: str) -> str:
 
 @contextmanager
 def running_backbone(
-    tmp: Path, settings: ServiceSettings, idle_timeout_s: int
+    tmp: Path,
+    settings: ServiceSettings,
+    idle_timeout_s: int,
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[Backbone]:
+    """Every process on a store and read schema of their own (``extra_env``: settings of
+    the processes beside those)."""
     key_file = tmp / "master.key"
     create_master_key(key_file)
     store_settings = StoreSettings(
@@ -177,6 +182,7 @@ def running_backbone(
         "BACKBONE_API_SHUTDOWN_GRACE_S": "2",
         "BACKBONE_HL7_PORT": str(hl7_port),
         "BACKBONE_KEY_SERVICE_PORT": str(free_port()),  # payload keys of this store
+        **(extra_env or {}),
     }
     backbone = Backbone(f"https://127.0.0.1:{port}", env, uuid.uuid4().hex[:6], hl7_port=hl7_port)
     container = build_container(settings, store_settings, projection_settings)

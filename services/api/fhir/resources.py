@@ -69,7 +69,7 @@ def _search_patients(
     if not request.conditions:
         raise FhirError(400, "a Patient search needs a parameter", code="required")
     guards.rates.hit("search", str(user.user_id))
-    with container.reads.connection() as conn:
+    with container.replica_reads.connection() as conn:
         found, cursor = search.run(conn, request, None)
     for patient in found:
         container.store.record_chart_view(
@@ -89,7 +89,7 @@ def _search_within(
             expression=["patient"],
         )
     allowed = _open(container, user, request.patients, purpose)
-    with container.reads.connection() as conn:
+    with container.replica_reads.connection() as conn:
         return search.run(conn, request, allowed)
 
 
@@ -135,12 +135,12 @@ def read(
     kind = kind_named(resource_type)
     wanted = resource_uuid(resource_id)
     id_is = search.parse(kind, [("_id", str(wanted))]).conditions
-    with container.reads.connection() as conn:
+    with container.replica_reads.connection() as conn:
         found = search.owner(conn, kind, wanted)
     if found is None:
         raise FhirError(404, f"{kind.name}/{resource_id} is not known", code="not-found")
     allowed = _open(container, user, frozenset({found}), purpose)
-    with container.reads.connection() as conn:
+    with container.replica_reads.connection() as conn:
         resources = search.fetch(conn, kind, id_is, allowed, limit=1)
     if not resources:  # erased between the two reads
         raise FhirError(404, f"{kind.name}/{resource_id} is not known", code="not-found")
@@ -167,7 +167,7 @@ def everything(
         kinds = [kind_named(t.strip()) for t in query["_type"].split(",") if t.strip()]
     since = search.since_of(query.get("_since"))
     allowed = _open(container, user, frozenset({resource_uuid(patient_id)}), purpose)
-    with container.reads.connection() as conn:
+    with container.replica_reads.connection() as conn:
         found = [
             r for kind in kinds for r in search.scan(conn, kind, since=since, patients=allowed)
         ]

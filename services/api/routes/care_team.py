@@ -54,7 +54,7 @@ def care_team(
     """The patient's care team (its members, or an administrator or compliance, may look)."""
     if user.role in CLINICIANS:
         patient_access(container, user, patient_id)
-    with container.reads.connection() as conn:
+    with container.replica_reads.connection() as conn:
         rows = team_members(conn, patient_id)
     return [
         CareTeamMemberPublic(

@@ -94,7 +94,7 @@ def _items(
     after = cursors.decode(cursor, bool, datetime, UUID) if cursor else None
     routing = lab_routing(routed_flags(container.settings.route_abnormal_results))
     await_position(container, guards, min_position, (routing,))
-    with container.reads.connection() as conn:
+    with container.replica_reads.connection() as conn:
         rows = conn.execute(
             ITEMS_SQL,
             {

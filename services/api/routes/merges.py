@@ -74,7 +74,7 @@ def require_agreement(
     if chart.survivor_id != survivor or not set(chart.merged_ids) <= set(merged):
         raise ProjectionBehind(
             "a merge or unmerge of this record is not projected yet",
-            projection_position(container.reads),
+            projection_position(container.replica_reads),
             guards.waits.retry_after_s,
         )
 

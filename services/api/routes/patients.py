@@ -103,7 +103,7 @@ def search_patients(
     """Find patients by MRN or family name (demographics only); each hit is an audited read."""
     if (mrn is None) == (name is None):
         raise HTTPException(status_code=400, detail="give exactly one of mrn or name")
-    with container.reads.connection() as conn:
+    with container.replica_reads.connection() as conn:
         if mrn is not None:
             rows = conn.execute(
                 "SELECT patient_id, mrn, family_name, given_names, birth_date, sex FROM patients "
@@ -139,7 +139,7 @@ def _public(row: tuple[Any, ...], merged_into: UUID | None = None) -> PatientPub
 
 def _with_survivors(container: Container, found: list[PatientPublic]) -> list[PatientPublic]:
     """Each merged hit says which record it is merged into, and that record follows it."""
-    with container.reads.connection() as conn:
+    with container.replica_reads.connection() as conn:
         survivors = survivors_of(conn, [hit.patient_id for hit in found])
         missing = [s for s in survivors.values() if s not in {h.patient_id for h in found}]
         rows = (
@@ -186,13 +186,13 @@ def read_chart(
     survivor, merged = container.store.merge_group(patient_id)
     break_glass = patient_access(container, user, survivor)
     await_position(container, guards, min_position)
-    with container.reads.connection() as conn:
+    with container.replica_reads.connection() as conn:
         chart = fetch_chart(conn, patient_id)
     if chart is None:
         _require_known(container, patient_id)
         raise ProjectionBehind(
             "this patient's chart is not projected yet",
-            projection_position(container.reads),
+            projection_position(container.replica_reads),
             guards.waits.retry_after_s,
         )
     merges.require_agreement(container, guards, chart, survivor, merged)

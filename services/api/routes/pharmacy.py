@@ -79,7 +79,7 @@ def queue(
     A full page names the next in ``Link`` (rel="next") and ``X-Next-Cursor``."""
     after = cursors.decode(cursor, bool, datetime, UUID) if cursor else None
     await_position(container, guards, min_position, (PHARMACY,))
-    with container.reads.connection() as conn:
+    with container.replica_reads.connection() as conn:
         rows = conn.execute(
             "SELECT item_id, medication_id, patient_id, kind, drug_code, drug_name, dose, "
             "dose_unit, route, frequency, prescriber, alerts, created_at, prescriber_override "
